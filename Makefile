@@ -1,0 +1,64 @@
+# Real-Time Bidding Service: developer commands. `make help` lists them.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+
+MODULES := shared api-gateway broadcast-service archival-worker load-tests
+SERVICES := api-gateway broadcast-service archival-worker
+COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml
+# Static, reproducible binaries; the Dockerfiles use the same flags.
+GO_BUILD_FLAGS := -trimpath -ldflags='-s -w'
+
+.PHONY: help deps test build dev dev-deps dev-api dev-broadcast dev-archival run stop logs fmt lint vet clean
+
+help: ## List the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+deps: ## Install missing system packages (Redis, NATS, PostgreSQL, Chromium, Locust)
+	@scripts/install-deps.sh
+
+test: deps ## Run every module's tests with the race detector against real servers
+	@scripts/test.sh
+
+build: ## Build the three services into each service's bin/
+	@for s in $(SERVICES); do \
+		echo "build $$s"; \
+		(cd $$s && CGO_ENABLED=0 go build $(GO_BUILD_FLAGS) -o bin/$$s ./cmd) || exit 1; \
+	done
+
+dev: ## Run Redis, NATS, PostgreSQL and all services locally (no Docker); Ctrl-C stops all
+	@scripts/dev.sh all
+
+dev-deps: ## Run only Redis, NATS and PostgreSQL locally
+	@scripts/dev.sh deps
+
+dev-api: ## Run the API gateway alone (dependencies from make dev-deps)
+	@scripts/dev.sh api
+
+dev-broadcast: ## Run the broadcast service alone
+	@scripts/dev.sh broadcast
+
+dev-archival: ## Run the archival worker alone
+	@scripts/dev.sh archival
+
+run: ## Start everything with Docker Compose
+	$(COMPOSE) up --build -d
+
+stop: ## Stop the Docker Compose stack
+	$(COMPOSE) down
+
+logs: ## Follow the Docker Compose logs
+	$(COMPOSE) logs -f
+
+fmt: ## Format all Go code
+	@gofmt -w $(MODULES)
+
+vet: ## go vet every module
+	@for m in $(MODULES); do \
+		(cd $$m && if [ -n "$$(go list ./... 2>/dev/null)" ]; then go vet ./...; fi) || exit 1; \
+	done
+
+lint: vet ## gofmt check and go vet
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## Remove built binaries (keeps .dev data)
+	@rm -rf $(addsuffix /bin,$(SERVICES))

@@ -1,0 +1,57 @@
+package models
+
+import "time"
+
+// Event types carried on an item's subject, in seq order.
+const (
+	EventBid           = "bid"
+	EventAuctionClosed = "auction_closed"
+)
+
+// Bid is one accepted bid as it is archived.
+type Bid struct {
+	BidID       string    `json:"bid_id"`
+	EventID     string    `json:"event_id"`
+	ItemID      string    `json:"item_id"`
+	UserID      string    `json:"user_id"`
+	Amount      Money     `json:"amount"`
+	PreviousBid Money     `json:"previous_bid"`
+	Seq         uint64    `json:"seq"`
+	Timestamp   time.Time `json:"timestamp"`
+}
+
+// Event is what the gateway publishes on an item's subject and what viewers
+// receive. A bid event has the documented WebSocket message fields plus type
+// and seq; an auction_closed event names the winner (empty when the reserve
+// was not met or nobody bid).
+type Event struct {
+	Type        string    `json:"type"`
+	EventID     string    `json:"event_id"`
+	ItemID      string    `json:"item_id"`
+	BidID       string    `json:"bid_id,omitempty"`
+	UserID      string    `json:"user_id,omitempty"`
+	Amount      Money     `json:"amount"`
+	PreviousBid Money     `json:"previous_bid"`
+	Timestamp   time.Time `json:"timestamp"`
+	Seq         uint64    `json:"seq"`
+	// EndsAt is the auction's end after this event, which soft close may have
+	// moved; countdowns follow it.
+	EndsAt   *time.Time `json:"ends_at,omitempty"`
+	WinnerID string     `json:"winner_id,omitempty"`
+	// BidCount is the item's number of accepted bids after this event.
+	BidCount int64 `json:"bid_count,omitempty"`
+}
+
+// Bid returns the archived form of a bid event.
+func (e Event) Bid() Bid {
+	return Bid{
+		BidID:       e.BidID,
+		EventID:     e.EventID,
+		ItemID:      e.ItemID,
+		UserID:      e.UserID,
+		Amount:      e.Amount,
+		PreviousBid: e.PreviousBid,
+		Seq:         e.Seq,
+		Timestamp:   e.Timestamp,
+	}
+}

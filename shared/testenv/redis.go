@@ -1,0 +1,133 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// RedisServer is a redis-server child process with no persistence.
+type RedisServer struct {
+	Port int
+	p    *process
+	tb   testing.TB
+}
+
+// Redis starts a fresh Redis for this test and stops it when the test ends.
+func Redis(tb testing.TB) *RedisServer {
+	tb.Helper()
+	return startRedis(tb, tb.TempDir(), nil)
+}
+
+func startRedis(tb testing.TB, dir string, extraConf []string) *RedisServer {
+	tb.Helper()
+	bin, err := findBinary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	port, err := freePort()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	conf := []string{
+		"bind 127.0.0.1",
+		"port " + strconv.Itoa(port),
+		"protected-mode no",
+		"daemonize no",
+		"save \"\"",
+		"appendonly no",
+		"dir " + dir,
+		"loglevel warning",
+		"maxclients 10000",
+	}
+	conf = append(conf, extraConf...)
+	confPath := filepath.Join(dir, "redis.conf")
+	if err := os.WriteFile(confPath, []byte(joinLines(conf)), 0o644); err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	r := &RedisServer{
+		Port: port,
+		tb:   tb,
+		p:    &process{name: "redis-" + strconv.Itoa(port), bin: bin, args: []string{confPath}, dir: dir, stopSignal: syscall.SIGTERM},
+	}
+	if err := r.start(); err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(r.p.kill)
+	return r
+}
+
+// Addr is host:port for clients.
+func (r *RedisServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", r.Port) }
+
+func (r *RedisServer) start() error {
+	if err := r.p.start(); err != nil {
+		return err
+	}
+	if err := waitFor(10*time.Second, r.ping); err != nil {
+		r.p.kill()
+		return fmt.Errorf("redis on %d: %w\n%s", r.Port, err, r.p.logTail())
+	}
+	return nil
+}
+
+func (r *RedisServer) ping() error {
+	if !r.p.running() {
+		return errNotRunning
+	}
+	c := goredis.NewClient(&goredis.Options{Addr: r.Addr(), DialTimeout: time.Second, MaxRetries: -1})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	return c.Ping(ctx).Err()
+}
+
+// Kill ends the server with SIGKILL, as a crash would. Its data is gone.
+func (r *RedisServer) Kill() { r.p.kill() }
+
+// Stop shuts the server down cleanly.
+func (r *RedisServer) Stop() { r.p.stop() }
+
+// Pause freezes the server (SIGSTOP): connections stay open but nothing
+// answers, which is how a hung or partitioned server looks to clients.
+func (r *RedisServer) Pause() { r.p.signal(syscall.SIGSTOP, 0) }
+
+// Resume undoes Pause.
+func (r *RedisServer) Resume() { r.p.signal(syscall.SIGCONT, 0) }
+
+// Start starts a stopped or killed server again on the same port.
+func (r *RedisServer) Start() {
+	r.tb.Helper()
+	if err := r.start(); err != nil {
+		r.tb.Fatalf("testenv: %v", err)
+	}
+}
+
+// Restart kills the server and starts it again on the same port.
+func (r *RedisServer) Restart() {
+	r.tb.Helper()
+	r.Kill()
+	r.Start()
+}
+
+// Client returns a go-redis client for the server, closed at test end.
+func (r *RedisServer) Client() *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
+	r.tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+func joinLines(lines []string) string {
+	out := ""
+	for _, l := range lines {
+		out += l + "\n"
+	}
+	return out
+}
