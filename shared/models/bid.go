@@ -1,6 +1,9 @@
 package models
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // Event types carried on an item's subject, in seq order.
 const (
@@ -55,3 +58,15 @@ func (e Event) Bid() Bid {
 		Timestamp:   e.Timestamp,
 	}
 }
+
+// BidPage is one page of an item's archived bid history, newest first.
+// NextCursor is empty on the last page; passing it back continues after the
+// page's oldest bid, so bids archived meanwhile never shift the pages.
+type BidPage struct {
+	ItemID     string `json:"item_id"`
+	Bids       []Bid  `json:"bids"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// ErrBadCursor is returned for a history cursor that was not issued by us.
+var ErrBadCursor = errors.New("cursor is not valid for this item's history")
