@@ -1,0 +1,109 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Outcome is what the atomic compare-and-set in Redis decided for one bid.
+type Outcome int
+
+const (
+	// OutcomeAccepted: the bid is the new highest; an event was appended to the outbox.
+	OutcomeAccepted Outcome = iota + 1
+	// OutcomeTooLow: the amount is below the minimum next bid (a tie with the
+	// current bid is too low: the earlier bid wins).
+	OutcomeTooLow
+	// OutcomeNotFound: no such item.
+	OutcomeNotFound
+	// OutcomeNotActive: the auction is scheduled, closed, or past its end time.
+	OutcomeNotActive
+	// OutcomeIdempotencyConflict: the idempotency key was used before with a
+	// different request.
+	OutcomeIdempotencyConflict
+)
+
+// BidRequest is one validated bid, ready for the store.
+type BidRequest struct {
+	ItemID string
+	UserID string
+	Amount models.Money
+	// IdempotencyKey is optional; the store scopes it per user and keeps it
+	// at least IdempotencyTTL.
+	IdempotencyKey string
+	// RequestHash fingerprints (item, user, amount) so that a key reused with
+	// another body is detected.
+	RequestHash string
+	// BidID and EventID are generated before the call and used if accepted.
+	BidID   string
+	EventID string
+	// SoftClose: a bid accepted this close to the end moves the end to
+	// now+SoftClose. Zero disables.
+	SoftClose time.Duration
+}
+
+// BidResult is the store's answer to one BidRequest.
+type BidResult struct {
+	Outcome Outcome
+	// Item is the item's state right after the decision.
+	Item models.Item
+	// Event is the accepted bid's event, nil unless OutcomeAccepted.
+	Event *models.Event
+	// OutboxID identifies Event in the outbox, for OutboxStore.Ack.
+	OutboxID string
+	// Replayed marks the stored answer of an earlier request with the same
+	// idempotency key: nothing was applied this time.
+	Replayed bool
+}
+
+// OutboxEntry is an accepted event waiting for JetStream's acknowledgement.
+type OutboxEntry struct {
+	ID    string
+	Event models.Event
+}
+
+// IdempotencyTTL is how long an idempotency key's first answer is kept.
+const IdempotencyTTL = 24 * time.Hour
+
+// Errors the store returns; handlers map them to status codes.
+var (
+	ErrItemNotFound = errors.New("item not found")
+	ErrItemExists   = errors.New("item already exists")
+	// ErrUnavailable wraps any failure to reach Redis (connection refused,
+	// timeout, cluster down): the answer is 503, quickly.
+	ErrUnavailable = errors.New("bid store unavailable")
+)
+
+// BidStore is the atomic auction state, implemented by internal/redis for
+// both strategies (lua and optimistic).
+type BidStore interface {
+	// PlaceBids decides bids for ONE item in order, atomically as a group
+	// (each decision sees the ones before it). Coalescing concurrent bids
+	// into one call is how the gateway keeps up under contention; a single
+	// bid is a group of one. len(results) == len(reqs).
+	PlaceBids(ctx context.Context, reqs []BidRequest) ([]BidResult, error)
+	// CreateItem stores a new item; ErrItemExists if the id is taken.
+	CreateItem(ctx context.Context, it models.Item) (models.Item, error)
+	// Item returns the current state; ErrItemNotFound if unknown.
+	Item(ctx context.Context, id string) (models.Item, error)
+	// CloseDue closes, exactly once, every active auction whose end time
+	// (by Redis TIME) has passed, appending an auction_closed event to the
+	// outbox for each, and returns those entries.
+	CloseDue(ctx context.Context) ([]OutboxEntry, error)
+	// Ping checks that Redis answers.
+	Ping(ctx context.Context) error
+}
+
+// OutboxStore is the Redis-side outbox that the relay drains to JetStream.
+type OutboxStore interface {
+	// Pending returns up to max entries appended more than olderThan ago,
+	// oldest first, across all items.
+	Pending(ctx context.Context, olderThan time.Duration, max int) ([]OutboxEntry, error)
+	// Ack removes entries that JetStream has acknowledged.
+	Ack(ctx context.Context, entries ...OutboxEntry) error
+	// Backlog counts entries not yet acknowledged, for metrics.
+	Backlog(ctx context.Context) (int64, error)
+}
