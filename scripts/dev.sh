@@ -82,7 +82,7 @@ start_deps() {
     -c listen_addresses=127.0.0.1 -c unix_socket_directories="$pgdata"
 
   for _ in $(seq 1 150); do
-    "$(pg_bin pg_isready)" -q -h 127.0.0.1 -p "$PG_PORT" && break
+    "$(pg_bin pg_isready)" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres && break
     sleep 0.2
   done
   # The README's database, user and password.
