@@ -1,0 +1,3 @@
+module github.com/bidding-platform/infrastructure
+
+go 1.26.0
