@@ -1,0 +1,360 @@
+// Package database writes archived events to PostgreSQL: bids, the latest
+// state of each item, and dead letters, one batch per transaction, with
+// inserts keyed by event id so that a redelivered batch changes nothing.
+package database
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/schema"
+)
+
+// Strategy is how a batch of bids reaches the bids table. All of them are
+// idempotent; they differ only in speed (see archival-worker/README.md).
+type Strategy string
+
+const (
+	// Copy streams the batch into a per-connection temporary staging table
+	// with COPY, then moves it with one INSERT ... SELECT ... ON CONFLICT DO
+	// NOTHING. The fastest measured, hence the default.
+	Copy Strategy = "copy"
+	// Unnest sends the batch as one INSERT over column arrays.
+	Unnest Strategy = "unnest"
+	// Batch queues one INSERT per bid in a pipelined pgx.Batch.
+	Batch Strategy = "batch"
+	// Single runs one INSERT per bid, one round trip each: the baseline.
+	Single Strategy = "single"
+)
+
+// Strategies lists every strategy, for benchmarks and validation.
+var Strategies = []Strategy{Copy, Unnest, Batch, Single}
+
+// stageTable is a temporary table each connection creates once; ON COMMIT
+// DELETE ROWS empties it at the end of every transaction, including one that
+// rolls back, so a retried batch never sees leftovers.
+const stageTable = "bids_stage"
+
+const createStage = `CREATE TEMP TABLE IF NOT EXISTS ` + stageTable + ` (
+	event_id text, bid_id text, item_id text, user_id text,
+	amount_cents bigint, previous_cents bigint, seq bigint, bid_time timestamptz
+) ON COMMIT DELETE ROWS`
+
+var bidColumns = []string{"event_id", "bid_id", "item_id", "user_id", "amount_cents", "previous_cents", "seq", "bid_time"}
+
+// Config says where and how to write.
+type Config struct {
+	URL      string
+	Strategy Strategy
+	// MaxConns bounds the pool. One writer uses one connection at a time;
+	// the rest serve readiness checks and migrations.
+	MaxConns int32
+}
+
+// Store is the worker's PostgreSQL adapter.
+type Store struct {
+	pool     *pgxpool.Pool
+	strategy Strategy
+}
+
+// Open prepares a connection pool without connecting: the worker must start
+// (and report not-ready) while PostgreSQL is down.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Strategy == "" {
+		cfg.Strategy = Copy
+	}
+	if !slices.Contains(Strategies, cfg.Strategy) {
+		return nil, fmt.Errorf("unknown write strategy %q", cfg.Strategy)
+	}
+	pc, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parse postgres url: %w", err)
+	}
+	if cfg.MaxConns > 0 {
+		pc.MaxConns = cfg.MaxConns
+	}
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		// A hung server must fail the attempt so the writer can back off and
+		// readiness can say so, rather than block until the OS gives up.
+		pc.ConnConfig.ConnectTimeout = 5 * time.Second
+	}
+	if cfg.Strategy == Copy {
+		pc.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+			_, err := c.Exec(ctx, createStage)
+			return err
+		}
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres pool: %w", err)
+	}
+	return &Store{pool: pool, strategy: cfg.Strategy}, nil
+}
+
+// Close closes the pool. Safe to call more than once.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that PostgreSQL answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping postgres: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies the shared schema's migrations.
+func (s *Store) Migrate(ctx context.Context) error { return schema.Migrate(ctx, s.pool) }
+
+// DeadLetter is a message that could not be decoded into an event.
+type DeadLetter struct {
+	StreamSeq uint64
+	Subject   string
+	Reason    string
+	Payload   []byte
+}
+
+// Result counts what one batch did.
+type Result struct {
+	// Inserted is the number of new bid rows.
+	Inserted int
+	// Duplicates is the number of bid events already archived, or repeated
+	// within the batch, and therefore skipped.
+	Duplicates int
+	// DeadLetters is the number of dead letters in the batch.
+	DeadLetters int
+}
+
+// Write stores one batch in one transaction: dead letters, bids, then item
+// state. Either all of it commits or none of it does, so the caller may
+// acknowledge the messages exactly when Write returns nil, and simply retry
+// the same batch otherwise.
+func (s *Store) Write(ctx context.Context, events []models.Event, dead []DeadLetter) (Result, error) {
+	bids, dups := uniqueBids(events)
+	res := Result{Duplicates: dups, DeadLetters: len(dead)}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return Result{}, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := insertDeadLetters(ctx, tx, dead); err != nil {
+		return Result{}, err
+	}
+	inserted, err := s.insertBids(ctx, tx, bids)
+	if err != nil {
+		return Result{}, err
+	}
+	res.Inserted = inserted
+	res.Duplicates += len(bids) - inserted
+	if err := upsertItems(ctx, tx, events); err != nil {
+		return Result{}, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return Result{}, fmt.Errorf("commit: %w", err)
+	}
+	return res, nil
+}
+
+// uniqueBids returns the batch's bid events once per event id, sorted by it:
+// concurrent workers then lock index entries in the same order and cannot
+// deadlock on each other.
+func uniqueBids(events []models.Event) ([]models.Event, int) {
+	bids := make([]models.Event, 0, len(events))
+	for _, e := range events {
+		if e.Type == models.EventBid {
+			bids = append(bids, e)
+		}
+	}
+	slices.SortFunc(bids, func(a, b models.Event) int { return cmp.Compare(a.EventID, b.EventID) })
+	n := len(bids)
+	bids = slices.CompactFunc(bids, func(a, b models.Event) bool { return a.EventID == b.EventID })
+	return bids, n - len(bids)
+}
+
+const insertBidSQL = `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`
+
+func bidArgs(e models.Event) []any {
+	return []any{e.EventID, e.BidID, e.ItemID, e.UserID, int64(e.Amount), int64(e.PreviousBid), int64(e.Seq), e.Timestamp}
+}
+
+func (s *Store) insertBids(ctx context.Context, tx pgx.Tx, bids []models.Event) (int, error) {
+	if len(bids) == 0 {
+		return 0, nil
+	}
+	var n int64
+	switch s.strategy {
+	case Single:
+		for _, b := range bids {
+			tag, err := tx.Exec(ctx, insertBidSQL, bidArgs(b)...)
+			if err != nil {
+				return 0, fmt.Errorf("insert bid %s: %w", b.EventID, err)
+			}
+			n += tag.RowsAffected()
+		}
+	case Batch:
+		var batch pgx.Batch
+		for _, b := range bids {
+			batch.Queue(insertBidSQL, bidArgs(b)...)
+		}
+		br := tx.SendBatch(ctx, &batch)
+		for range bids {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return 0, fmt.Errorf("insert bids (batch): %w", err)
+			}
+			n += tag.RowsAffected()
+		}
+		if err := br.Close(); err != nil {
+			return 0, fmt.Errorf("insert bids (batch): %w", err)
+		}
+	case Unnest:
+		cols := bidArrays(bids)
+		tag, err := tx.Exec(ctx, `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
+			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::timestamptz[])
+			ON CONFLICT (event_id) DO NOTHING`, cols...)
+		if err != nil {
+			return 0, fmt.Errorf("insert bids (unnest): %w", err)
+		}
+		n = tag.RowsAffected()
+	default: // Copy
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{stageTable}, bidColumns,
+			pgx.CopyFromSlice(len(bids), func(i int) ([]any, error) { return bidArgs(bids[i]), nil })); err != nil {
+			return 0, fmt.Errorf("copy bids to staging: %w", err)
+		}
+		// ORDER BY keeps the lock order of concurrent workers identical.
+		tag, err := tx.Exec(ctx, `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
+			SELECT event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time
+			FROM `+stageTable+` ORDER BY event_id ON CONFLICT (event_id) DO NOTHING`)
+		if err != nil {
+			return 0, fmt.Errorf("insert bids from staging: %w", err)
+		}
+		n = tag.RowsAffected()
+	}
+	return int(n), nil
+}
+
+func bidArrays(bids []models.Event) []any {
+	var (
+		ids, bidIDs, items, users = make([]string, len(bids)), make([]string, len(bids)), make([]string, len(bids)), make([]string, len(bids))
+		amounts, prevs, seqs      = make([]int64, len(bids)), make([]int64, len(bids)), make([]int64, len(bids))
+		times                     = make([]time.Time, len(bids))
+	)
+	for i, b := range bids {
+		ids[i], bidIDs[i], items[i], users[i] = b.EventID, b.BidID, b.ItemID, b.UserID
+		amounts[i], prevs[i], seqs[i], times[i] = int64(b.Amount), int64(b.PreviousBid), int64(b.Seq), b.Timestamp
+	}
+	return []any{ids, bidIDs, items, users, amounts, prevs, seqs, times}
+}
+
+func insertDeadLetters(ctx context.Context, tx pgx.Tx, dead []DeadLetter) error {
+	if len(dead) == 0 {
+		return nil
+	}
+	var batch pgx.Batch
+	for _, d := range dead {
+		sum := sha256.Sum256(d.Payload)
+		batch.Queue(`INSERT INTO dead_letters (stream_seq, subject, reason, payload, payload_sha256)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (stream_seq, payload_sha256) DO NOTHING`,
+			int64(d.StreamSeq), d.Subject, d.Reason, d.Payload, sum[:])
+	}
+	if err := tx.SendBatch(ctx, &batch).Close(); err != nil {
+		return fmt.Errorf("insert dead letters: %w", err)
+	}
+	return nil
+}
+
+// upsertItems moves each item's row to the newest event of the batch, and
+// only forward: the WHERE clauses compare seq, so an event older than what
+// is stored (out of order, redelivered, or from a batch that lost a race
+// with another worker) changes nothing. A close is sticky.
+func upsertItems(ctx context.Context, tx pgx.Tx, events []models.Event) error {
+	latest := map[string]models.Event{}
+	closes := map[string]models.Event{}
+	for _, e := range events {
+		m := latest
+		if e.Type == models.EventAuctionClosed {
+			m = closes
+		}
+		if cur, ok := m[e.ItemID]; !ok || e.Seq > cur.Seq {
+			m[e.ItemID] = e
+		}
+	}
+	if len(latest) > 0 {
+		rows := sortedByItem(latest)
+		var (
+			items, bidders     = make([]string, len(rows)), make([]string, len(rows))
+			seqs, amts, counts = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+			ends, times        = make([]*time.Time, len(rows)), make([]time.Time, len(rows))
+		)
+		for i, e := range rows {
+			items[i], bidders[i], seqs[i], amts[i], counts[i], ends[i], times[i] =
+				e.ItemID, e.UserID, int64(e.Seq), int64(e.Amount), e.BidCount, e.EndsAt, e.Timestamp
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO items AS i (item_id, seq, current_cents, highest_bidder_id, bid_count, ends_at, last_bid_at)
+			SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
+			ON CONFLICT (item_id) DO UPDATE SET
+				seq = EXCLUDED.seq,
+				current_cents = EXCLUDED.current_cents,
+				highest_bidder_id = EXCLUDED.highest_bidder_id,
+				bid_count = GREATEST(i.bid_count, EXCLUDED.bid_count),
+				ends_at = coalesce(EXCLUDED.ends_at, i.ends_at),
+				last_bid_at = EXCLUDED.last_bid_at,
+				updated_at = now()
+			WHERE i.seq < EXCLUDED.seq`,
+			items, seqs, amts, bidders, counts, ends, times); err != nil {
+			return fmt.Errorf("upsert items from bids: %w", err)
+		}
+	}
+	if len(closes) > 0 {
+		rows := sortedByItem(closes)
+		var (
+			items, winners     = make([]string, len(rows)), make([]string, len(rows))
+			seqs, amts, counts = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+			ends, times        = make([]*time.Time, len(rows)), make([]time.Time, len(rows))
+		)
+		for i, e := range rows {
+			items[i], winners[i], seqs[i], amts[i], counts[i], ends[i], times[i] =
+				e.ItemID, e.WinnerID, int64(e.Seq), int64(e.Amount), e.BidCount, e.EndsAt, e.Timestamp
+		}
+		// The close names the final price and winner. Its price only
+		// replaces the stored one when the close is at least as new, since
+		// a close cannot be followed by bids.
+		if _, err := tx.Exec(ctx, `INSERT INTO items AS i (item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at)
+			SELECT u.item_id, u.seq, 'closed', u.amount, coalesce(u.winner, ''), u.bid_count, u.ends_at, nullif(u.winner, ''), u.closed_at
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
+				AS u(item_id, seq, amount, winner, bid_count, ends_at, closed_at)
+			ON CONFLICT (item_id) DO UPDATE SET
+				status = 'closed',
+				seq = GREATEST(i.seq, EXCLUDED.seq),
+				current_cents = CASE WHEN EXCLUDED.seq >= i.seq AND EXCLUDED.current_cents > 0
+					THEN EXCLUDED.current_cents ELSE i.current_cents END,
+				bid_count = GREATEST(i.bid_count, EXCLUDED.bid_count),
+				ends_at = coalesce(EXCLUDED.ends_at, i.ends_at),
+				winner_id = EXCLUDED.winner_id,
+				closed_at = EXCLUDED.closed_at,
+				updated_at = now()
+			WHERE i.status <> 'closed' OR i.seq < EXCLUDED.seq`,
+			items, seqs, amts, winners, counts, ends, times); err != nil {
+			return fmt.Errorf("upsert items from closes: %w", err)
+		}
+	}
+	return nil
+}
+
+func sortedByItem(m map[string]models.Event) []models.Event {
+	out := make([]models.Event, 0, len(m))
+	for _, e := range m {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b models.Event) int { return cmp.Compare(a.ItemID, b.ItemID) })
+	return out
+}

@@ -1,0 +1,151 @@
+package database_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bidding-platform/archival-worker/internal/database"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func open(t *testing.T, strategy database.Strategy) (*database.Store, string) {
+	t.Helper()
+	url := testenv.PostgresDB(t)
+	ctx := context.Background()
+	s, err := database.Open(ctx, database.Config{URL: url, Strategy: strategy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s, url
+}
+
+func bid(item string, seq int, cents int64) models.Event {
+	ends := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	return models.Event{
+		Type: models.EventBid, EventID: fmt.Sprintf("evt_%s_%05d", item, seq), ItemID: item,
+		BidID: fmt.Sprintf("bid_%s_%05d", item, seq), UserID: fmt.Sprintf("user_%d", seq%7),
+		Amount: models.Money(cents), PreviousBid: models.Money(cents - 100), Seq: uint64(seq),
+		Timestamp: time.Now().UTC(), EndsAt: &ends, BidCount: int64(seq),
+	}
+}
+
+// Every strategy must insert each event once, count repeats as duplicates,
+// and move item state only forward.
+func TestWriteIsIdempotentAndMonotonic(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range database.Strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s, _ := open(t, strategy)
+			ctx := context.Background()
+			var first []models.Event
+			for i := 1; i <= 20; i++ {
+				first = append(first, bid("a", i, int64(1000+i*100)))
+			}
+			first = append(first, first[3], first[4]) // repeated inside the batch
+			res, err := s.Write(ctx, first, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Inserted != 20 || res.Duplicates != 2 {
+				t.Errorf("first batch: inserted %d dup %d, want 20 and 2", res.Inserted, res.Duplicates)
+			}
+			// Older events arrive late, with one new one.
+			late := []models.Event{bid("a", 5, 1500), bid("a", 2, 1200), bid("a", 21, 3100)}
+			res, err = s.Write(ctx, late, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Inserted != 1 || res.Duplicates != 2 {
+				t.Errorf("late batch: inserted %d dup %d, want 1 and 2", res.Inserted, res.Duplicates)
+			}
+			old := []models.Event{bid("a", 10, 2000)}
+			old[0].EventID = "evt_other_10" // a new row, but older than the item's state
+			if _, err := s.Write(ctx, old, nil); err != nil {
+				t.Fatal(err)
+			}
+			st := itemState(t, s, "a")
+			if st.seq != 21 || st.cents != 3100 || st.status != "active" {
+				t.Errorf("item a = %+v, want seq 21, 3100 cents, active", st)
+			}
+		})
+	}
+}
+
+func TestCloseIsStickyAndNamesWinner(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t, database.Copy)
+	ctx := context.Background()
+	closed := models.Event{Type: models.EventAuctionClosed, EventID: "evt_close_b", ItemID: "b",
+		Amount: 1300, Seq: 4, WinnerID: "user_3", Timestamp: time.Now().UTC(), BidCount: 3}
+	// The close overtakes the bids it follows.
+	if _, err := s.Write(ctx, []models.Event{bid("b", 1, 1100), closed}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(ctx, []models.Event{bid("b", 3, 1300), bid("b", 2, 1200)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := itemState(t, s, "b")
+	if st.status != "closed" || st.winner != "user_3" || st.seq != 4 || st.cents != 1300 {
+		t.Errorf("item b = %+v, want closed, winner user_3, seq 4, 1300 cents", st)
+	}
+	if n := count(t, s, "SELECT count(*) FROM bids WHERE item_id = 'b'"); n != 3 {
+		t.Errorf("bids of b = %d, want 3", n)
+	}
+}
+
+func TestDeadLettersAreStoredOnce(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t, database.Copy)
+	ctx := context.Background()
+	dl := []database.DeadLetter{{StreamSeq: 7, Subject: "bids.x", Reason: "bad json", Payload: []byte("{oops")}}
+	for range 2 {
+		if _, err := s.Write(ctx, []models.Event{bid("c", 1, 100)}, dl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, s, "SELECT count(*) FROM dead_letters WHERE reason = 'bad json'"); n != 1 {
+		t.Errorf("dead letters = %d, want 1", n)
+	}
+}
+
+type state struct {
+	seq    int64
+	cents  int64
+	status string
+	winner string
+}
+
+func itemState(t *testing.T, s *database.Store, item string) state {
+	t.Helper()
+	var st state
+	var winner *string
+	err := database.QueryRow(context.Background(), s,
+		"SELECT seq, current_cents, status, winner_id FROM items WHERE item_id = $1", item).
+		Scan(&st.seq, &st.cents, &st.status, &winner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if winner != nil {
+		st.winner = *winner
+	}
+	return st
+}
+
+func count(t *testing.T, s *database.Store, sql string) int {
+	t.Helper()
+	var n int
+	if err := database.QueryRow(context.Background(), s, sql).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
