@@ -8,6 +8,10 @@ modules=(shared api-gateway broadcast-service archival-worker load-tests)
 failed=()
 for m in "${modules[@]}"; do
   echo "=== go test $m"
+  if [ -z "$(cd "$m" && go list ./... 2>/dev/null)" ]; then
+    echo "(no packages yet)"
+    continue
+  fi
   if ! (cd "$m" && go test -race -count=1 -timeout 20m "$@" ./...); then
     failed+=("$m")
   fi
