@@ -1,0 +1,206 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
+)
+
+// PlaceBids decides bids for one item, in order. With the lua strategy the
+// whole group is one script call; with optimistic each bid is its own
+// WATCH/MULTI/EXEC transaction, in order.
+func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]service.BidResult, error) {
+	if len(reqs) == 0 {
+		return nil, nil
+	}
+	id := reqs[0].ItemID
+	for _, r := range reqs {
+		if r.ItemID != id {
+			return nil, fmt.Errorf("place bids: one group holds items %s and %s", id, r.ItemID)
+		}
+		if err := models.ValidateID(r.UserID); err != nil {
+			return nil, fmt.Errorf("place bids on %s: user %q: %w", id, r.UserID, err)
+		}
+	}
+	if err := models.ValidateID(id); err != nil {
+		return notFound(reqs), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	var (
+		results []service.BidResult
+		err     error
+	)
+	if s.cfg.Strategy == StrategyOptimistic {
+		results, err = s.placeOptimistic(ctx, reqs)
+	} else {
+		results, err = s.placeLua(ctx, reqs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("place bids on %s: %w", id, err)
+	}
+	if accepted(results) {
+		// The hint comes after the outbox append, never before: Ack removes
+		// a hint only after seeing the stream empty and checks again after
+		// removing it, so an append that precedes this SADD is never missed.
+		if err := s.rdb.SAdd(ctx, s.outboxesKey(), id).Err(); err != nil {
+			// The bids are decided and their events are in the outbox; the
+			// relay's periodic scan finds them without the hint.
+			return results, nil
+		}
+	}
+	return results, nil
+}
+
+func accepted(results []service.BidResult) bool {
+	for _, r := range results {
+		if r.Outcome == service.OutcomeAccepted && !r.Replayed {
+			return true
+		}
+	}
+	return false
+}
+
+func notFound(reqs []service.BidRequest) []service.BidResult {
+	out := make([]service.BidResult, len(reqs))
+	for i := range out {
+		out[i] = service.BidResult{Outcome: service.OutcomeNotFound}
+	}
+	return out
+}
+
+func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]service.BidResult, error) {
+	id := reqs[0].ItemID
+	keys := make([]string, 2, 2+len(reqs))
+	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
+	args := make([]any, 0, 2+7*len(reqs))
+	args = append(args, id, service.IdempotencyTTL.Milliseconds())
+	for _, r := range reqs {
+		ki := 0
+		if r.IdempotencyKey != "" {
+			keys = append(keys, s.idemKey(id, r.UserID, r.IdempotencyKey))
+			ki = len(keys)
+		}
+		args = append(args, ki, r.RequestHash, r.UserID, int64(r.Amount), r.BidID, r.EventID, r.SoftClose.Milliseconds())
+	}
+	res, err := placeScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, classify(err)
+	}
+	if toInt(res[0]) == 0 {
+		return notFound(reqs), nil
+	}
+	if len(res) != 6+len(reqs) {
+		return nil, fmt.Errorf("script answered %d values for %d bids", len(res)-6, len(reqs))
+	}
+	base := models.Item{
+		ID:            id,
+		Name:          toString(res[1]),
+		StartingPrice: models.Money(toInt(res[2])),
+		MinIncrement:  models.Money(toInt(res[3])),
+		ReservePrice:  models.Money(toInt(res[4])),
+		StartsAt:      fromMilli(toInt(res[5])),
+	}
+	out := make([]service.BidResult, len(reqs))
+	for i := range reqs {
+		v, ok := res[6+i].([]any)
+		if !ok || len(v) != 10 {
+			return nil, fmt.Errorf("script answer %d is malformed: %v", i, res[6+i])
+		}
+		d := decision{
+			outcome:  service.Outcome(toInt(v[0])),
+			replayed: toInt(v[1]) == 1,
+			cur:      toInt(v[2]),
+			bidder:   toString(v[3]),
+			count:    toInt(v[4]),
+			seq:      toInt(v[5]),
+			ends:     toInt(v[6]),
+			status:   toString(v[7]),
+			oid:      toString(v[8]),
+			event:    toString(v[9]),
+		}
+		if out[i], err = d.result(base); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// decision is one bid's answer as both strategies store it in an
+// idempotency record and return it: the item's dynamic state right after the
+// decision, and the event if the bid was accepted.
+type decision struct {
+	outcome  service.Outcome
+	replayed bool
+	cur      int64
+	bidder   string
+	count    int64
+	seq      int64
+	ends     int64
+	status   string
+	oid      string
+	event    string
+}
+
+// result fills base, which holds the item's static fields.
+func (d decision) result(base models.Item) (service.BidResult, error) {
+	it := base
+	it.CurrentBid = models.Money(d.cur)
+	it.HighestBidderID = d.bidder
+	it.BidCount = d.count
+	it.Seq = uint64(d.seq)
+	it.EndsAt = fromMilli(d.ends)
+	it.Status = models.Status(d.status)
+	r := service.BidResult{Outcome: d.outcome, Item: it, Replayed: d.replayed}
+	if d.outcome == service.OutcomeAccepted {
+		var ev models.Event
+		if err := json.Unmarshal([]byte(d.event), &ev); err != nil {
+			return service.BidResult{}, fmt.Errorf("decode event %q: %w", d.event, err)
+		}
+		r.Event, r.OutboxID = &ev, d.oid
+	}
+	return r, nil
+}
+
+// record is the idempotency record's hash fields, the same for both
+// strategies so that a retry is answered whichever gateway decided first.
+func (d decision) record(hash string) []any {
+	return []any{
+		"h", hash, "o", int(d.outcome),
+		"cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq,
+		"ea", d.ends, "st", d.status, "oid", d.oid, "ev", d.event,
+	}
+}
+
+var recordFields = []string{"h", "o", "cur", "bdr", "cnt", "seq", "ea", "st", "oid", "ev"}
+
+// parseRecord reads an HMGET of recordFields; ok is false if there is none.
+func parseRecord(v []any) (hash string, d decision, ok bool) {
+	if len(v) != len(recordFields) || v[0] == nil {
+		return "", decision{}, false
+	}
+	str := func(i int) string {
+		s, _ := v[i].(string)
+		return s
+	}
+	num := func(i int) int64 {
+		n, _ := strconv.ParseInt(str(i), 10, 64)
+		return n
+	}
+	return str(0), decision{
+		outcome:  service.Outcome(num(1)),
+		replayed: true,
+		cur:      num(2),
+		bidder:   str(3),
+		count:    num(4),
+		seq:      num(5),
+		ends:     num(6),
+		status:   str(7),
+		oid:      str(8),
+		event:    str(9),
+	}, true
+}

@@ -1,0 +1,403 @@
+// Package redis is the gateway's atomic auction state in Redis: items, bids
+// decided by a Lua script or by WATCH/MULTI/EXEC, idempotency records, and the
+// per-item outbox streams that the relay drains to JetStream. It wraps
+// go-redis so that main never imports it, and runs unchanged on a single
+// Redis and on a Redis Cluster: every key of one item shares the hash tag
+// {<item_id>}.
+package redis
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/models"
+)
+
+// Strategies for the compare-and-set, selected by REDIS_STRATEGY.
+const (
+	StrategyLua        = "lua"
+	StrategyOptimistic = "optimistic"
+)
+
+// Config says how to reach Redis and how to decide bids.
+type Config struct {
+	// Addrs is one host:port, or the seed nodes of a cluster.
+	Addrs    []string
+	Password config.Secret
+	// DB is ignored by a cluster, which only has database 0.
+	DB       int
+	Cluster  bool
+	Strategy string
+	// PoolSize is the connection pool per node; zero lets go-redis choose
+	// (10 per CPU).
+	PoolSize int
+	// DialTimeout, ReadTimeout and WriteTimeout bound each network step, and
+	// OpTimeout bounds a whole call including retries: a dead Redis must
+	// turn into service.ErrUnavailable (a 503) within about a second, not a
+	// hang.
+	DialTimeout  time.Duration
+	ReadTimeout  time.Duration
+	WriteTimeout time.Duration
+	OpTimeout    time.Duration
+	// MaxRetries is how often go-redis retries a command after a network
+	// error; few, so that failing fast wins over hoping.
+	MaxRetries int
+	// OptimisticRetries bounds the WATCH/MULTI/EXEC attempts for one bid.
+	OptimisticRetries int
+	// KeyPrefix namespaces every key, so several deployments (or tests) can
+	// share one Redis. It must not contain braces, which would break the
+	// hash tags.
+	KeyPrefix string
+	// OutboxScanInterval is how often Pending also scans every master for
+	// outbox streams missing from the hint set (a gateway that died between
+	// its script and the hint update). The first Pending call always scans.
+	OutboxScanInterval time.Duration
+}
+
+// DefaultConfig is a local single Redis with the lua strategy.
+func DefaultConfig() Config {
+	return Config{
+		Addrs:              []string{config.DefaultRedisAddr},
+		Strategy:           StrategyLua,
+		DialTimeout:        500 * time.Millisecond,
+		ReadTimeout:        500 * time.Millisecond,
+		WriteTimeout:       500 * time.Millisecond,
+		OpTimeout:          1500 * time.Millisecond,
+		MaxRetries:         1,
+		OptimisticRetries:  50,
+		OutboxScanInterval: 30 * time.Second,
+	}
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if len(c.Addrs) == 0 {
+		errs = append(errs, errors.New("no redis address"))
+	}
+	if !c.Cluster && len(c.Addrs) > 1 {
+		errs = append(errs, fmt.Errorf("%d redis addresses given without cluster mode", len(c.Addrs)))
+	}
+	if c.Strategy != StrategyLua && c.Strategy != StrategyOptimistic {
+		errs = append(errs, fmt.Errorf("redis strategy %q: want %s or %s", c.Strategy, StrategyLua, StrategyOptimistic))
+	}
+	if strings.ContainsAny(c.KeyPrefix, "{}") {
+		errs = append(errs, fmt.Errorf("redis key prefix %q must not contain braces", c.KeyPrefix))
+	}
+	return errors.Join(errs...)
+}
+
+// Store implements service.BidStore and service.OutboxStore on Redis.
+type Store struct {
+	rdb     goredis.UniversalClient
+	cluster *goredis.ClusterClient // nil on a single Redis
+	cfg     Config
+
+	// lastScan is when Pending last scanned for orphaned outboxes.
+	scanMu   sync.Mutex
+	lastScan time.Time
+}
+
+var (
+	_ service.BidStore    = (*Store)(nil)
+	_ service.OutboxStore = (*Store)(nil)
+)
+
+// New builds a Store. It does not dial: the gateway starts while Redis is
+// down, answers 503 meanwhile, and the same Store works once Redis is back.
+func New(cfg Config) (*Store, error) {
+	def := DefaultConfig()
+	if cfg.Strategy == "" {
+		cfg.Strategy = def.Strategy
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = def.DialTimeout
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = def.ReadTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = def.WriteTimeout
+	}
+	if cfg.OpTimeout <= 0 {
+		cfg.OpTimeout = def.OpTimeout
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = def.MaxRetries
+	}
+	if cfg.OptimisticRetries <= 0 {
+		cfg.OptimisticRetries = def.OptimisticRetries
+	}
+	if cfg.OutboxScanInterval <= 0 {
+		cfg.OutboxScanInterval = def.OutboxScanInterval
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("redis config: %w", err)
+	}
+	s := &Store{cfg: cfg}
+	if cfg.Cluster {
+		s.cluster = goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs:                 cfg.Addrs,
+			Password:              cfg.Password.Reveal(),
+			PoolSize:              cfg.PoolSize,
+			DialTimeout:           cfg.DialTimeout,
+			DialerRetries:         1,
+			ReadTimeout:           cfg.ReadTimeout,
+			WriteTimeout:          cfg.WriteTimeout,
+			PoolTimeout:           cfg.OpTimeout,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            cfg.MaxRetries,
+			MinRetryBackoff:       8 * time.Millisecond,
+			MaxRetryBackoff:       64 * time.Millisecond,
+			MaxRedirects:          3,
+		})
+		s.rdb = s.cluster
+	} else {
+		s.rdb = goredis.NewClient(&goredis.Options{
+			Addr:                  cfg.Addrs[0],
+			Password:              cfg.Password.Reveal(),
+			DB:                    cfg.DB,
+			PoolSize:              cfg.PoolSize,
+			DialTimeout:           cfg.DialTimeout,
+			DialerRetries:         1,
+			ReadTimeout:           cfg.ReadTimeout,
+			WriteTimeout:          cfg.WriteTimeout,
+			PoolTimeout:           cfg.OpTimeout,
+			ContextTimeoutEnabled: true,
+			MaxRetries:            cfg.MaxRetries,
+			MinRetryBackoff:       8 * time.Millisecond,
+			MaxRetryBackoff:       64 * time.Millisecond,
+		})
+	}
+	return s, nil
+}
+
+// Close releases the connections. It is safe to call more than once.
+func (s *Store) Close() error {
+	if err := s.rdb.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
+		return fmt.Errorf("close redis: %w", err)
+	}
+	return nil
+}
+
+// Strategy reports which compare-and-set the store uses.
+func (s *Store) Strategy() string { return s.cfg.Strategy }
+
+// Ping checks that Redis answers (every master, on a cluster).
+func (s *Store) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	var err error
+	if s.cluster != nil {
+		err = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return c.Ping(ctx).Err()
+		})
+	} else {
+		err = s.rdb.Ping(ctx).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("ping redis: %w", classify(err))
+	}
+	return nil
+}
+
+// Keys. Everything of one item carries the hash tag {id} so that each
+// script's keys live in one cluster slot. The two global hint keys have no
+// item tag and are only ever touched by commands of their own.
+func (s *Store) itemKey(id string) string   { return s.cfg.KeyPrefix + "item:{" + id + "}" }
+func (s *Store) outboxKey(id string) string { return s.cfg.KeyPrefix + "item:{" + id + "}:outbox" }
+func (s *Store) idemKey(id, user, key string) string {
+	return s.cfg.KeyPrefix + "idem:{" + id + "}:" + user + ":" + key
+}
+
+// endsKey is a sorted set of open auctions scored by end time (ms): a hint
+// for CloseDue, which re-checks every candidate against the item hash.
+func (s *Store) endsKey() string { return s.cfg.KeyPrefix + "auctions:ends" }
+
+// outboxesKey is a set of item ids whose outbox may hold entries: a hint for
+// Pending and Backlog.
+func (s *Store) outboxesKey() string { return s.cfg.KeyPrefix + "outbox:items" }
+
+// itemFromOutbox recovers the item id from an outbox key found by SCAN.
+func (s *Store) itemFromOutbox(key string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, s.cfg.KeyPrefix+"item:{")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "}:outbox")
+	return id, ok && models.ValidateID(id) == nil
+}
+
+//go:embed lua/common.lua
+var commonLua string
+
+//go:embed lua/place.lua
+var placeLua string
+
+//go:embed lua/close.lua
+var closeLua string
+
+//go:embed lua/create.lua
+var createLua string
+
+//go:embed lua/read.lua
+var readLua string
+
+// Scripts are immutable after construction and safe for concurrent use;
+// Script.Run sends EVALSHA and falls back to EVAL after a restart or a
+// failover has flushed the script cache.
+var (
+	placeScript  = goredis.NewScript(commonLua + placeLua)
+	closeScript  = goredis.NewScript(commonLua + closeLua)
+	createScript = goredis.NewScript(commonLua + createLua)
+	readScript   = goredis.NewScript(commonLua + readLua)
+)
+
+// CreateItem stores a new item with no bids. Its status follows starts_at
+// and ends_at compared with Redis TIME; a zero StartsAt means now and a zero
+// EndsAt means the auction has no end.
+func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, error) {
+	if err := models.ValidateID(it.ID); err != nil {
+		return models.Item{}, fmt.Errorf("create item %q: %w", it.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	ends := unixMilli(it.EndsAt)
+	// The end-time hint goes in first: if this gateway dies before the item
+	// exists, CloseDue meets an unknown item and drops the hint, whereas the
+	// other order could leave an item that never closes.
+	if ends > 0 {
+		if err := s.rdb.ZAddNX(ctx, s.endsKey(), goredis.Z{Score: float64(ends), Member: it.ID}).Err(); err != nil {
+			return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, classify(err))
+		}
+	}
+	res, err := createScript.Run(ctx, s.rdb, []string{s.itemKey(it.ID)},
+		it.ID, it.Name, int64(it.StartingPrice), int64(it.MinIncrement), int64(it.ReservePrice),
+		unixMilli(it.StartsAt), ends).Slice()
+	if err != nil {
+		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, classify(err))
+	}
+	if toInt(res[0]) == 0 {
+		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, service.ErrItemExists)
+	}
+	return models.Item{
+		ID:            it.ID,
+		Name:          it.Name,
+		Status:        models.Status(toString(res[2])),
+		StartingPrice: it.StartingPrice,
+		MinIncrement:  it.MinIncrement,
+		ReservePrice:  it.ReservePrice,
+		StartsAt:      fromMilli(toInt(res[1])),
+		EndsAt:        fromMilli(ends),
+	}, nil
+}
+
+// Item returns the item's current state, its status computed with Redis TIME.
+func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
+	if err := models.ValidateID(id); err != nil {
+		return models.Item{}, fmt.Errorf("read item %q: %w", id, service.ErrItemNotFound)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	res, err := readScript.Run(ctx, s.rdb, []string{s.itemKey(id)}).StringSlice()
+	if err != nil {
+		return models.Item{}, fmt.Errorf("read item %s: %w", id, classify(err))
+	}
+	if len(res) == 0 {
+		return models.Item{}, fmt.Errorf("read item %s: %w", id, service.ErrItemNotFound)
+	}
+	h := make(map[string]string, len(res)/2)
+	for i := 0; i+1 < len(res); i += 2 {
+		h[res[i]] = res[i+1]
+	}
+	return models.Item{
+		ID:              id,
+		Name:            h["name"],
+		CurrentBid:      models.Money(atoi(h["cur"])),
+		HighestBidderID: h["bdr"],
+		Status:          models.Status(h["status"]),
+		StartingPrice:   models.Money(atoi(h["sp"])),
+		MinIncrement:    models.Money(atoi(h["inc"])),
+		ReservePrice:    models.Money(atoi(h["res"])),
+		StartsAt:        fromMilli(atoi(h["sa"])),
+		EndsAt:          fromMilli(atoi(h["ea"])),
+		BidCount:        atoi(h["cnt"]),
+		Seq:             uint64(atoi(h["seq"])),
+	}, nil
+}
+
+// classify marks failures to reach Redis as service.ErrUnavailable. Error
+// replies from a healthy server (a script bug, a wrong type) stay internal
+// errors, except the ones a cluster gives while it cannot serve a slot.
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	if errors.Is(err, goredis.ErrClosed) {
+		return err
+	}
+	var rerr goredis.Error
+	if errors.As(err, &rerr) {
+		msg := rerr.Error()
+		for _, p := range []string{"CLUSTERDOWN", "LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY "} {
+			if strings.HasPrefix(msg, p) {
+				return fmt.Errorf("%w: %w", service.ErrUnavailable, err)
+			}
+		}
+		return err
+	}
+	return fmt.Errorf("%w: %w", service.ErrUnavailable, err)
+}
+
+func unixMilli(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMilli(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func atoi(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64) // written by our own scripts; "" reads as 0
+	return n
+}
+
+// toInt and toString read values from a script's reply, where Lua numbers
+// arrive as int64 and strings as string.
+func toInt(v any) int64 {
+	switch x := v.(type) {
+	case int64:
+		return x
+	case string:
+		return atoi(x)
+	}
+	return 0
+}
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	}
+	return ""
+}

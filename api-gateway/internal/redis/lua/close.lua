@@ -1,0 +1,22 @@
+-- Closes one auction if its end (by this server's clock) has passed.
+-- KEYS[1] item hash, KEYS[2] outbox stream; ARGV[1] item id, ARGV[2] event id.
+-- Returns {0} unknown item, {1} already closed, {2, ends} not due yet (soft
+-- close may have moved the end), {3, outbox id, event json} closed now.
+local item, outbox = KEYS[1], KEYS[2]
+if redis.call('EXISTS', item) == 0 then return {0} end
+local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq')
+local res, ea, st = tonumber(f[1]), tonumber(f[2]), f[3]
+local cur, bdr, cnt, seq = tonumber(f[4]), f[5], tonumber(f[6]), tonumber(f[7])
+if st == 'closed' then return {1} end
+local now, ts = clock()
+if ea == 0 or now < ea then return {2, ea} end
+local winner = ''
+if cnt > 0 and bdr ~= '' and cur >= res then winner = ',"winner_id":' .. str(bdr) end
+seq = seq + 1
+redis.call('HSET', item, 'st', 'closed', 'seq', int(seq))
+local ev = '{"type":"auction_closed","event_id":' .. str(ARGV[2]) .. ',"item_id":' .. str(ARGV[1]) ..
+  ',"amount":' .. money(cur) .. ',"previous_bid":0.00,"timestamp":"' .. ts ..
+  '","seq":' .. int(seq) .. ',"ends_at":"' .. rfc3339ms(ea) .. '"' .. winner ..
+  ',"bid_count":' .. int(cnt) .. '}'
+local oid = redis.call('XADD', outbox, '*', 'e', ev)
+return {3, oid, ev}

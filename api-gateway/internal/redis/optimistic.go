@@ -1,0 +1,221 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
+)
+
+// itemFields are the item hash fields a bid reads, in the order of
+// place.lua's HMGET.
+var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq"}
+
+// itemState is the item hash as the optimistic strategy reads it.
+type itemState struct {
+	name                 string
+	sp, inc, res, sa, ea int64
+	st, bdr              string
+	cur, cnt, seq        int64
+}
+
+func parseItemState(v []any) (itemState, bool) {
+	if len(v) != len(itemFields) || v[0] == nil {
+		return itemState{}, false
+	}
+	str := func(i int) string { s, _ := v[i].(string); return s }
+	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
+	return itemState{
+		name: str(0), sp: num(1), inc: num(2), res: num(3), sa: num(4), ea: num(5),
+		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10),
+	}, true
+}
+
+// status mirrors common.lua's status.
+func status(st string, sa, ea, now int64) string {
+	switch {
+	case st == string(models.StatusClosed):
+		return string(models.StatusClosed)
+	case ea > 0 && now >= ea:
+		return string(models.StatusClosed)
+	case sa > 0 && now < sa:
+		return string(models.StatusScheduled)
+	}
+	return string(models.StatusActive)
+}
+
+func (s *Store) placeOptimistic(ctx context.Context, reqs []service.BidRequest) ([]service.BidResult, error) {
+	out := make([]service.BidResult, len(reqs))
+	for i, r := range reqs {
+		res, err := s.placeOne(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+// errRetriesExhausted says that other writers won every attempt.
+var errRetriesExhausted = errors.New("optimistic transaction lost every retry to concurrent writers")
+
+// placeOne decides one bid with WATCH on the item (and its idempotency
+// record), reads, then MULTI/EXEC of the same writes place.lua makes. A
+// concurrent write to a watched key aborts EXEC, and the bid is decided
+// again after a jittered, exponentially growing pause.
+func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.BidResult, error) {
+	itemKey, outbox := s.itemKey(r.ItemID), s.outboxKey(r.ItemID)
+	keys := []string{itemKey}
+	idem := ""
+	if r.IdempotencyKey != "" {
+		idem = s.idemKey(r.ItemID, r.UserID, r.IdempotencyKey)
+		keys = append(keys, idem)
+	}
+	var (
+		res   service.BidResult
+		oid   string
+		fixup bool
+	)
+	txf := func(tx *goredis.Tx) error {
+		var itemCmd, recCmd *goredis.SliceCmd
+		var timeCmd *goredis.TimeCmd
+		if _, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			itemCmd = p.HMGet(ctx, itemKey, itemFields...)
+			if idem != "" {
+				recCmd = p.HMGet(ctx, idem, recordFields...)
+			}
+			timeCmd = p.Time(ctx)
+			return nil
+		}); err != nil {
+			return err
+		}
+		it, ok := parseItemState(itemCmd.Val())
+		if !ok {
+			res = service.BidResult{Outcome: service.OutcomeNotFound}
+			return nil
+		}
+		t := timeCmd.Val()
+		now := t.UnixMilli()
+		base := models.Item{
+			ID: r.ItemID, Name: it.name, StartingPrice: models.Money(it.sp),
+			MinIncrement: models.Money(it.inc), ReservePrice: models.Money(it.res), StartsAt: fromMilli(it.sa),
+		}
+		if recCmd != nil {
+			if hash, d, ok := parseRecord(recCmd.Val()); ok {
+				if hash != r.RequestHash {
+					d = decision{outcome: service.OutcomeIdempotencyConflict, cur: it.cur, bidder: it.bdr,
+						count: it.cnt, seq: it.seq, ends: it.ea, status: status(it.st, it.sa, it.ea, now)}
+				}
+				var err error
+				res, err = d.result(base)
+				return err
+			}
+		}
+		d := decide(it, r, now, t)
+		if d.outcome != service.OutcomeAccepted && idem == "" {
+			// Nothing to write: the answer is as of the read, which is a
+			// moment inside this call.
+			var err error
+			res, err = d.result(base)
+			return err
+		}
+		var xadd *goredis.StringCmd
+		if _, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			if d.outcome == service.OutcomeAccepted {
+				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends)
+				xadd = p.XAdd(ctx, &goredis.XAddArgs{Stream: outbox, Values: []any{"e", d.event}})
+			}
+			if idem != "" {
+				p.HSet(ctx, idem, d.record(r.RequestHash)...)
+				p.PExpire(ctx, idem, service.IdempotencyTTL)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if xadd != nil {
+			d.oid = xadd.Val()
+			oid, fixup = d.oid, idem != ""
+		}
+		d.replayed = false
+		var err error
+		res, err = d.result(base)
+		return err
+	}
+
+	backoff := time.Millisecond
+	for attempt := 0; attempt < s.cfg.OptimisticRetries; attempt++ {
+		err := s.rdb.Watch(ctx, txf, keys...)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, goredis.TxFailedErr) {
+			return service.BidResult{}, classify(err)
+		}
+		if attempt == s.cfg.OptimisticRetries-1 {
+			return service.BidResult{}, fmt.Errorf("%w: %w after %d attempts", service.ErrUnavailable, errRetriesExhausted, s.cfg.OptimisticRetries)
+		}
+		// Full jitter: a random pause up to the current bound spreads the
+		// losers out so that they do not collide again in lockstep.
+		pause := time.Duration(rand.Int64N(int64(backoff))) + 50*time.Microsecond
+		select {
+		case <-ctx.Done():
+			return service.BidResult{}, classify(ctx.Err())
+		case <-time.After(pause):
+		}
+		backoff = min(2*backoff, 32*time.Millisecond)
+	}
+	if fixup {
+		// MULTI cannot feed XADD's id into the record written with it, so the
+		// record gets it now. If this write is lost, a replay answers
+		// without an outbox id, which only the first answer needs for Ack.
+		if err := s.rdb.HSet(ctx, idem, "oid", oid).Err(); err != nil {
+			return res, nil
+		}
+	}
+	return res, nil
+}
+
+// decide mirrors place.lua for one bid that has no idempotency record.
+func decide(it itemState, r service.BidRequest, now int64, t time.Time) decision {
+	st := status(it.st, it.sa, it.ea, now)
+	d := decision{outcome: service.OutcomeNotActive, cur: it.cur, bidder: it.bdr, count: it.cnt,
+		seq: it.seq, ends: it.ea, status: st}
+	if st != string(models.StatusActive) {
+		return d
+	}
+	d.outcome = service.OutcomeTooLow
+	amt := int64(r.Amount)
+	minimum := it.sp
+	if it.cnt > 0 && it.bdr != "" {
+		minimum = it.cur + it.inc
+	}
+	if amt < minimum || (it.cnt > 0 && amt <= it.cur) {
+		return d
+	}
+	d.outcome = service.OutcomeAccepted
+	d.cur, d.bidder, d.count, d.seq = amt, r.UserID, it.cnt+1, it.seq+1
+	if soft := r.SoftClose.Milliseconds(); soft > 0 && d.ends > 0 && d.ends-now < soft {
+		d.ends = now + soft
+	}
+	ev := models.Event{
+		Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, BidID: r.BidID, UserID: r.UserID,
+		Amount: r.Amount, PreviousBid: models.Money(it.cur), Timestamp: t.UTC().Truncate(time.Microsecond),
+		Seq: uint64(d.seq), BidCount: d.count,
+	}
+	if d.ends > 0 {
+		e := fromMilli(d.ends)
+		ev.EndsAt = &e
+	}
+	b, _ := json.Marshal(ev) // an Event always marshals: plain fields and Money
+	d.event = string(b)
+	return d
+}

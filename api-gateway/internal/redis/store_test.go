@@ -1,0 +1,455 @@
+package redis
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
+)
+
+// TestStore runs every behaviour for both strategies on a single Redis and
+// on a three-master cluster.
+func TestStore(t *testing.T) {
+	tops := topologies(t)
+	for _, tc := range []struct {
+		name string
+		f    func(t *testing.T, s *Store, top topology)
+	}{
+		{"CreateAndRead", testCreateAndRead},
+		{"AcceptTooLowTie", testAcceptTooLowTie},
+		{"ZeroIncrementTie", testZeroIncrementTie},
+		{"Group", testGroup},
+		{"NotFound", testNotFound},
+		{"NotActive", testNotActive},
+		{"SoftClose", testSoftClose},
+		{"Idempotency", testIdempotency},
+		{"Outbox", testOutbox},
+		{"OrphanedOutbox", testOrphanedOutbox},
+		{"CloseDue", testCloseDue},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			forEach(t, tops, tc.f)
+		})
+	}
+}
+
+func testCreateAndRead(t *testing.T, s *Store, _ topology) {
+	ends := time.Now().Add(time.Hour).Truncate(time.Millisecond).UTC()
+	created := newItem(t, s, models.Item{Name: "Lamp", StartingPrice: 2550, MinIncrement: 50, ReservePrice: 9000, EndsAt: ends})
+	if created.Status != models.StatusActive {
+		t.Errorf("created status = %q, want active", created.Status)
+	}
+	if created.StartsAt.IsZero() || created.StartsAt.After(time.Now().Add(time.Minute)) {
+		t.Errorf("created StartsAt = %v, want about now", created.StartsAt)
+	}
+	got := item(t, s, created.ID)
+	want := models.Item{ID: created.ID, Name: "Lamp", Status: models.StatusActive, StartingPrice: 2550,
+		MinIncrement: 50, ReservePrice: 9000, StartsAt: created.StartsAt, EndsAt: ends}
+	if got != want {
+		t.Errorf("Item = %+v\nwant %+v", got, want)
+	}
+	if _, err := s.CreateItem(ctxT(t), models.Item{ID: created.ID, Name: "again", StartingPrice: 1}); !errors.Is(err, service.ErrItemExists) {
+		t.Errorf("second CreateItem(%s) error = %v, want ErrItemExists", created.ID, err)
+	}
+	if _, err := s.Item(ctxT(t), "missing_item"); !errors.Is(err, service.ErrItemNotFound) {
+		t.Errorf("Item(missing) error = %v, want ErrItemNotFound", err)
+	}
+	sched := newItem(t, s, models.Item{StartsAt: time.Now().Add(time.Hour), EndsAt: time.Now().Add(2 * time.Hour)})
+	if sched.Status != models.StatusScheduled {
+		t.Errorf("future starts_at: status %q, want scheduled", sched.Status)
+	}
+	if got := item(t, s, sched.ID).Status; got != models.StatusScheduled {
+		t.Errorf("read scheduled item: status %q, want scheduled", got)
+	}
+}
+
+func testAcceptTooLowTie(t *testing.T, s *Store, _ topology) {
+	it := newItem(t, s, models.Item{StartingPrice: 1000, MinIncrement: 100})
+	wantOutcome(t, "below starting price", placeOne(t, s, bid(it.ID, "u1", 999)), service.OutcomeTooLow)
+
+	first := bid(it.ID, "u1", 1000)
+	r := placeOne(t, s, first)
+	wantOutcome(t, "at starting price", r, service.OutcomeAccepted)
+	if r.Item.CurrentBid != 1000 || r.Item.HighestBidderID != "u1" || r.Item.BidCount != 1 || r.Item.Seq != 1 {
+		t.Errorf("after first bid: item %+v, want current 1000 by u1, count 1, seq 1", r.Item)
+	}
+	if r.Event == nil || r.OutboxID == "" {
+		t.Fatalf("accepted without event or outbox id: %+v", r)
+	}
+	ev := *r.Event
+	if ev.Type != models.EventBid || ev.EventID != first.EventID || ev.BidID != first.BidID || ev.ItemID != it.ID ||
+		ev.UserID != "u1" || ev.Amount != 1000 || ev.PreviousBid != 0 || ev.Seq != 1 || ev.BidCount != 1 ||
+		ev.EndsAt == nil || !ev.EndsAt.Equal(it.EndsAt) {
+		t.Errorf("event = %+v, want the first bid of u1 at 10.00, seq 1, ends %v", ev, it.EndsAt)
+	}
+	if d := time.Since(ev.Timestamp); d < -time.Minute || d > time.Minute {
+		t.Errorf("event timestamp %v is not about now", ev.Timestamp)
+	}
+
+	wantOutcome(t, "below increment", placeOne(t, s, bid(it.ID, "u2", 1099)), service.OutcomeTooLow)
+	wantOutcome(t, "tie", placeOne(t, s, bid(it.ID, "u2", 1000)), service.OutcomeTooLow)
+	r = placeOne(t, s, bid(it.ID, "u2", 1100))
+	wantOutcome(t, "exactly the increment", r, service.OutcomeAccepted)
+	if r.Event.PreviousBid != 1000 || r.Event.Seq != 2 {
+		t.Errorf("second event = %+v, want previous 10.00, seq 2", *r.Event)
+	}
+	r = placeOne(t, s, bid(it.ID, "u3", 1100))
+	wantOutcome(t, "tie with the second bid", r, service.OutcomeTooLow)
+	if r.Item.CurrentBid != 1100 || r.Item.HighestBidderID != "u2" || r.Item.MinNextBid() != 1200 {
+		t.Errorf("too low answer names item %+v, want current 11.00 by u2, min next 12.00", r.Item)
+	}
+	if r.Event != nil {
+		t.Errorf("too low answer carries event %+v", r.Event)
+	}
+	got := item(t, s, it.ID)
+	if got.CurrentBid != 1100 || got.HighestBidderID != "u2" || got.BidCount != 2 || got.Seq != 2 {
+		t.Errorf("stored item %+v, want 11.00 by u2, 2 bids, seq 2", got)
+	}
+}
+
+func testZeroIncrementTie(t *testing.T, s *Store, _ topology) {
+	it := newItem(t, s, models.Item{StartingPrice: 500})
+	if _, err := s.rdbHSetForTest(t, it.ID, "inc", "0"); err != nil {
+		t.Fatal(err)
+	}
+	wantOutcome(t, "first", placeOne(t, s, bid(it.ID, "u1", 500)), service.OutcomeAccepted)
+	wantOutcome(t, "tie with no increment", placeOne(t, s, bid(it.ID, "u2", 500)), service.OutcomeTooLow)
+	wantOutcome(t, "one cent more", placeOne(t, s, bid(it.ID, "u2", 501)), service.OutcomeAccepted)
+}
+
+func testGroup(t *testing.T, s *Store, _ topology) {
+	it := newItem(t, s, models.Item{StartingPrice: 1000, MinIncrement: 100})
+	res := place(t, s, bid(it.ID, "u1", 1000), bid(it.ID, "u2", 1000), bid(it.ID, "u3", 1200), bid(it.ID, "u4", 1250))
+	want := []service.Outcome{service.OutcomeAccepted, service.OutcomeTooLow, service.OutcomeAccepted, service.OutcomeTooLow}
+	for i, r := range res {
+		wantOutcome(t, fmt.Sprintf("bid %d of the group", i), r, want[i])
+	}
+	if res[2].Event.Seq != 2 || res[2].Event.PreviousBid != 1000 {
+		t.Errorf("third bid's event %+v, want seq 2 after 10.00", *res[2].Event)
+	}
+	if res[3].Item.CurrentBid != 1200 || res[3].Item.HighestBidderID != "u3" {
+		t.Errorf("last answer sees %+v, want 12.00 by u3", res[3].Item)
+	}
+}
+
+func testNotFound(t *testing.T, s *Store, _ topology) {
+	res := place(t, s, bid("no_such_item", "u1", 1000), bid("no_such_item", "u2", 2000))
+	for i, r := range res {
+		wantOutcome(t, fmt.Sprintf("bid %d on unknown item", i), r, service.OutcomeNotFound)
+	}
+}
+
+func testNotActive(t *testing.T, s *Store, _ topology) {
+	sched := newItem(t, s, models.Item{StartsAt: time.Now().Add(time.Hour), EndsAt: time.Now().Add(2 * time.Hour)})
+	r := placeOne(t, s, bid(sched.ID, "u1", 5000))
+	wantOutcome(t, "scheduled", r, service.OutcomeNotActive)
+	if r.Item.Status != models.StatusScheduled {
+		t.Errorf("scheduled item answered with status %q", r.Item.Status)
+	}
+
+	short := newItem(t, s, models.Item{EndsAt: time.Now().Add(300 * time.Millisecond)})
+	waitUntil(t, 5*time.Second, func() error {
+		if st := item(t, s, short.ID).Status; st != models.StatusClosed {
+			return fmt.Errorf("status %q", st)
+		}
+		return nil
+	})
+	r = placeOne(t, s, bid(short.ID, "u1", 5000))
+	wantOutcome(t, "past end", r, service.OutcomeNotActive)
+	if r.Item.Status != models.StatusClosed {
+		t.Errorf("past-end item answered with status %q, want closed", r.Item.Status)
+	}
+
+	// Closed by CloseDue: the stored status, not just the clock.
+	waitUntil(t, 5*time.Second, func() error {
+		if _, err := s.CloseDue(ctxT(t)); err != nil {
+			return err
+		}
+		if seq := item(t, s, short.ID).Seq; seq != 1 {
+			return fmt.Errorf("seq %d, want 1 after the close event", seq)
+		}
+		return nil
+	})
+	wantOutcome(t, "closed", placeOne(t, s, bid(short.ID, "u1", 6000)), service.OutcomeNotActive)
+}
+
+func testSoftClose(t *testing.T, s *Store, _ topology) {
+	ends := time.Now().Add(5 * time.Second)
+	it := newItem(t, s, models.Item{EndsAt: ends})
+	req := bid(it.ID, "u1", 1000)
+	req.SoftClose = time.Minute
+	r := placeOne(t, s, req)
+	wantOutcome(t, "bid in the soft close window", r, service.OutcomeAccepted)
+	if !r.Item.EndsAt.After(ends.Add(50 * time.Second)) {
+		t.Errorf("end %v not moved to about a minute from now (was %v)", r.Item.EndsAt, ends)
+	}
+	if r.Event.EndsAt == nil || !r.Event.EndsAt.Equal(r.Item.EndsAt) {
+		t.Errorf("event ends_at %v, want the item's %v", r.Event.EndsAt, r.Item.EndsAt)
+	}
+	if got := item(t, s, it.ID).EndsAt; !got.Equal(r.Item.EndsAt) {
+		t.Errorf("stored end %v, want %v", got, r.Item.EndsAt)
+	}
+	// Outside the window the end stays.
+	far := newItem(t, s, models.Item{EndsAt: time.Now().Add(time.Hour)})
+	req = bid(far.ID, "u1", 1000)
+	req.SoftClose = time.Minute
+	if r := placeOne(t, s, req); !r.Item.EndsAt.Equal(far.EndsAt) {
+		t.Errorf("bid an hour before the end moved it from %v to %v", far.EndsAt, r.Item.EndsAt)
+	}
+	// CloseDue must not close an auction whose end soft close moved.
+	if got, err := s.CloseDue(ctxT(t)); err != nil || len(got) != 0 {
+		t.Errorf("CloseDue = %v, %v; want nothing to close", got, err)
+	}
+}
+
+func testIdempotency(t *testing.T, s *Store, _ topology) {
+	it := newItem(t, s, models.Item{StartingPrice: 1000, MinIncrement: 100})
+	req := bid(it.ID, "u1", 1500)
+	req.IdempotencyKey = "key-1"
+	first := placeOne(t, s, req)
+	wantOutcome(t, "first", first, service.OutcomeAccepted)
+	if first.Replayed {
+		t.Error("first answer marked replayed")
+	}
+	// Another bid moves the price; the retry must still get the first answer.
+	wantOutcome(t, "other bidder", placeOne(t, s, bid(it.ID, "u2", 1600)), service.OutcomeAccepted)
+
+	retry := req
+	retry.BidID, retry.EventID = models.NewBidID(), models.NewEventID()
+	again := placeOne(t, s, retry)
+	wantOutcome(t, "retry", again, service.OutcomeAccepted)
+	if !again.Replayed {
+		t.Error("retry not marked replayed")
+	}
+	if again.Item != first.Item || again.OutboxID != first.OutboxID || again.Event == nil || !sameJSON(t, *again.Event, *first.Event) {
+		t.Errorf("retry answered %+v\nwant the first answer %+v", again, first)
+	}
+	if got := item(t, s, it.ID); got.BidCount != 2 || got.Seq != 2 || got.CurrentBid != 1600 {
+		t.Errorf("after retry item %+v, want 2 bids, seq 2, 16.00", got)
+	}
+
+	conflict := bid(it.ID, "u1", 9000)
+	conflict.IdempotencyKey = "key-1"
+	r := placeOne(t, s, conflict)
+	wantOutcome(t, "same key, other body", r, service.OutcomeIdempotencyConflict)
+	if r.Replayed || r.Event != nil {
+		t.Errorf("conflict answer %+v, want no replay and no event", r)
+	}
+	// The key is scoped per user.
+	other := bid(it.ID, "u3", 1700)
+	other.IdempotencyKey = "key-1"
+	wantOutcome(t, "same key, other user", placeOne(t, s, other), service.OutcomeAccepted)
+
+	// A rejection is remembered too, and a retry within one group replays.
+	low := bid(it.ID, "u4", 1000)
+	low.IdempotencyKey = "key-2"
+	res := place(t, s, low, low)
+	wantOutcome(t, "too low", res[0], service.OutcomeTooLow)
+	wantOutcome(t, "too low, retried in the same group", res[1], service.OutcomeTooLow)
+	if res[0].Replayed || !res[1].Replayed || res[1].Item != res[0].Item {
+		t.Errorf("group answers %+v and %+v, want the second to replay the first", res[0], res[1])
+	}
+	if ttl := s.rdbTTLForTest(t, s.idemKey(it.ID, "u1", "key-1")); ttl < 23*time.Hour {
+		t.Errorf("idempotency record kept %v, want at least a day", ttl)
+	}
+}
+
+func testOutbox(t *testing.T, s *Store, _ topology) {
+	ctx := ctxT(t)
+	a := newItem(t, s, models.Item{})
+	b := newItem(t, s, models.Item{})
+	var want []string
+	for i := 0; i < 5; i++ {
+		for _, id := range []string{a.ID, b.ID} {
+			r := placeOne(t, s, bid(id, "u1", models.Money(1000+100*i)))
+			wantOutcome(t, "bid", r, service.OutcomeAccepted)
+			want = append(want, r.Event.EventID)
+		}
+	}
+	if n, err := s.Backlog(ctx); err != nil || n != 10 {
+		t.Fatalf("Backlog = %d, %v; want 10", n, err)
+	}
+	if got, err := s.Pending(ctx, time.Hour, 100); err != nil || len(got) != 0 {
+		t.Errorf("Pending(older than an hour) = %d entries, %v; want none", len(got), err)
+	}
+	got, err := s.Pending(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10 {
+		t.Fatalf("Pending = %d entries, want 10", len(got))
+	}
+	seqs := map[string]uint64{}
+	ids := map[string]bool{}
+	for i, e := range got {
+		ids[e.Event.EventID] = true
+		if i > 0 && compareStreamIDs(got[i-1].ID, e.ID) > 0 {
+			t.Errorf("entries not oldest first: %s then %s", got[i-1].ID, e.ID)
+		}
+		if e.Event.Seq != seqs[e.Event.ItemID]+1 {
+			t.Errorf("item %s: seq %d after %d", e.Event.ItemID, e.Event.Seq, seqs[e.Event.ItemID])
+		}
+		seqs[e.Event.ItemID] = e.Event.Seq
+	}
+	for _, id := range want {
+		if !ids[id] {
+			t.Errorf("event %s missing from Pending", id)
+		}
+	}
+	if limited, err := s.Pending(ctx, 0, 3); err != nil || len(limited) != 3 || limited[0].ID != got[0].ID {
+		t.Errorf("Pending(max 3) = %v, %v; want the 3 oldest", limited, err)
+	}
+
+	if err := s.Ack(ctx, got[:4]...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Backlog(ctx); err != nil || n != 6 {
+		t.Errorf("Backlog after acking 4 = %d, %v; want 6", n, err)
+	}
+	rest, err := s.Pending(ctx, 0, 100)
+	if err != nil || len(rest) != 6 || rest[0].ID != got[4].ID {
+		t.Fatalf("Pending after ack = %d entries, %v; want the 6 newest", len(rest), err)
+	}
+	if err := s.Ack(ctx, rest...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Backlog(ctx); err != nil || n != 0 {
+		t.Errorf("Backlog after acking all = %d, %v; want 0", n, err)
+	}
+	if hints := s.rdbMembersForTest(t); len(hints) != 0 {
+		t.Errorf("hint set still holds %v with every outbox empty", hints)
+	}
+	// A new bid brings its item back.
+	r := placeOne(t, s, bid(a.ID, "u2", 5000))
+	if got, err := s.Pending(ctx, 0, 100); err != nil || len(got) != 1 || got[0].Event.EventID != r.Event.EventID {
+		t.Errorf("Pending after a new bid = %v, %v; want its event", got, err)
+	}
+}
+
+func testOrphanedOutbox(t *testing.T, s *Store, top topology) {
+	ctx := ctxT(t)
+	it := newItem(t, s, models.Item{})
+	r := placeOne(t, s, bid(it.ID, "u1", 1000))
+	// As if the gateway died between the script and the hint update.
+	if err := top.raw.Del(ctx, s.outboxesKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := New(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	got, err := fresh.Pending(ctx, 0, 10)
+	if err != nil || len(got) != 1 || got[0].Event.EventID != r.Event.EventID {
+		t.Errorf("Pending on a new store = %v, %v; want the orphaned event %s", got, err, r.Event.EventID)
+	}
+}
+
+func testCloseDue(t *testing.T, s *Store, _ topology) {
+	ends := time.Now().Add(500 * time.Millisecond)
+	sold := newItem(t, s, models.Item{ReservePrice: 1500, EndsAt: ends})
+	unsold := newItem(t, s, models.Item{ReservePrice: 5000, EndsAt: ends})
+	empty := newItem(t, s, models.Item{EndsAt: ends})
+	open := newItem(t, s, models.Item{EndsAt: time.Now().Add(time.Hour)})
+	placeOne(t, s, bid(sold.ID, "u1", 1000))
+	placeOne(t, s, bid(sold.ID, "u2", 2000))
+	placeOne(t, s, bid(unsold.ID, "u3", 1000))
+
+	// Several gateways closing at once: each auction closes exactly once.
+	var (
+		mu     sync.Mutex
+		closed []service.OutboxEntry
+		wg     sync.WaitGroup
+		errs   = make(chan error, 4)
+	)
+	deadline := time.Now().Add(10 * time.Second)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				got, err := s.CloseDue(ctxT(t))
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				closed = append(closed, got...)
+				n := len(closed)
+				mu.Unlock()
+				if n >= 3 && time.Now().After(ends.Add(time.Second)) {
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("CloseDue: %v", err)
+	}
+	byItem := map[string]service.OutboxEntry{}
+	for _, e := range closed {
+		if _, dup := byItem[e.Event.ItemID]; dup {
+			t.Errorf("item %s closed twice", e.Event.ItemID)
+		}
+		byItem[e.Event.ItemID] = e
+	}
+	if len(byItem) != 3 {
+		t.Fatalf("closed %d auctions, want 3: %+v", len(byItem), closed)
+	}
+	for _, tc := range []struct {
+		id     string
+		winner string
+		amount models.Money
+		seq    uint64
+	}{
+		{sold.ID, "u2", 2000, 3},
+		{unsold.ID, "", 1000, 2},
+		{empty.ID, "", 0, 1},
+	} {
+		ev := byItem[tc.id].Event
+		if ev.Type != models.EventAuctionClosed || ev.WinnerID != tc.winner || ev.Amount != tc.amount || ev.Seq != tc.seq || ev.EventID == "" {
+			t.Errorf("close event of %s = %+v, want winner %q at %v, seq %d", tc.id, ev, tc.winner, tc.amount, tc.seq)
+		}
+		if st := item(t, s, tc.id).Status; st != models.StatusClosed {
+			t.Errorf("item %s status %q after close, want closed", tc.id, st)
+		}
+	}
+	if st := item(t, s, open.ID).Status; st != models.StatusActive {
+		t.Errorf("open item status %q, want active", st)
+	}
+	pending, err := s.Pending(ctxT(t), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var closeEvents int
+	for _, e := range pending {
+		if e.Event.Type == models.EventAuctionClosed {
+			closeEvents++
+		}
+	}
+	if closeEvents != 3 {
+		t.Errorf("outbox holds %d auction_closed events, want 3", closeEvents)
+	}
+}
+
+func sameJSON(t testing.TB, a, b any) bool {
+	t.Helper()
+	ja, err := json.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jb, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(ja) == string(jb)
+}
