@@ -1,0 +1,227 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/bidding-platform/api-gateway/internal/handlers"
+	gwnats "github.com/bidding-platform/api-gateway/internal/nats"
+	"github.com/bidding-platform/api-gateway/internal/redis"
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/health"
+	"github.com/bidding-platform/shared/models"
+)
+
+// App is a wired gateway: listener bound, clients created, nothing running
+// until Run.
+type App struct {
+	cfg     Config
+	log     *slog.Logger
+	ln      net.Listener
+	srv     *http.Server
+	store   *redis.Store
+	nats    *gwnats.Client
+	svc     *service.Service
+	history *lazyHistory
+}
+
+// New wires a gateway. It binds the listener now, so a taken port fails
+// here and Addr reports the real port of ":0". It needs neither Redis nor
+// NATS nor PostgreSQL to be up: each is reached when used, and the gateway
+// answers 503 for what depends on a missing one.
+func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
+	store, err := redis.New(redis.Config{
+		Addrs:     cfg.RedisAddrs,
+		Password:  cfg.RedisPassword,
+		DB:        cfg.RedisDB,
+		Cluster:   cfg.RedisCluster,
+		Strategy:  cfg.RedisStrategy,
+		KeyPrefix: cfg.RedisKeyPrefix,
+	})
+	if err != nil {
+		return nil, err
+	}
+	metrics := handlers.NewMetrics(reg)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	nc, err := gwnats.Connect(gwnats.Config{URL: cfg.NATSURL, Metrics: metrics}, store, log.With("component", "nats"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	svc := service.New(store, nc, service.Config{
+		Prefilter:       cfg.Prefilter,
+		Coalesce:        cfg.Coalesce,
+		SoftClose:       cfg.SoftClose,
+		AutoCreate:      cfg.AutoCreate,
+		DefaultDuration: cfg.AuctionLength,
+		Metrics:         metrics,
+	}, log.With("component", "service"))
+	if err := nc.Subscribe(svc.Observe); err != nil {
+		nc.Close()
+		store.Close()
+		return nil, err
+	}
+	hist := newLazyHistory(cfg.PostgresURL.Reveal())
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		nc.Close()
+		store.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if cfg.JWTSecret == "" {
+		log.Warn("AUTH_JWT_SECRET is not set: bids are NOT authenticated, anyone may bid as any user_id")
+	}
+	h := handlers.New(handlers.Config{
+		JWTSecret:      cfg.JWTSecret.Reveal(),
+		RatePerUser:    cfg.RatePerUser,
+		RatePerIP:      cfg.RatePerIP,
+		AllowedOrigins: cfg.CORSOrigins,
+		TrustProxy:     cfg.TrustProxy,
+	}, handlers.Deps{
+		Bids:     svc,
+		History:  hist,
+		Ready:    map[string]health.Check{"redis": store.Ping},
+		Degraded: map[string]health.Check{"nats": nc.Ping, "postgres": hist.Ping},
+		Metrics:  metrics,
+		Gatherer: reg,
+		Log:      log.With("component", "http"),
+	})
+	return &App{
+		cfg:   cfg,
+		log:   log,
+		ln:    ln,
+		store: store,
+		nats:  nc,
+		svc:   svc,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+		history: hist,
+	}, nil
+}
+
+// Addr is the address the HTTP server listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Run serves until ctx is done, then shuts down in order: stop accepting
+// and finish in-flight requests, let the last coalesced batches return,
+// publish what they accepted, drain NATS, close Redis and PostgreSQL.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("api gateway listening", "addr", a.Addr(), "redis_strategy", a.cfg.RedisStrategy,
+		"redis_cluster", a.cfg.RedisCluster, "prefilter", a.cfg.Prefilter, "coalesce", a.cfg.Coalesce)
+	// Publishing outlives the HTTP server so that bids accepted during
+	// shutdown are still published.
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	defer stopPub()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		err := a.srv.Shutdown(sctx)
+		a.svc.Wait()
+		stopPub()
+		if err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return a.nats.Run(pubCtx) })
+	g.Go(func() error { return a.svc.RunCloser(gctx, a.cfg.CloseEvery) })
+	err := g.Wait()
+	a.history.Close()
+	if cerr := a.store.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	a.log.Info("api gateway stopped")
+	return err
+}
+
+// lazyHistory opens PostgreSQL on first use and again after a failure, at
+// most once a second, so the gateway starts and bids without it.
+type lazyHistory struct {
+	url string
+
+	mu      sync.Mutex
+	db      historyDB
+	lastTry time.Time
+	lastErr error
+}
+
+type historyDB interface {
+	BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error)
+	Ping(ctx context.Context) error
+	Close()
+}
+
+func newLazyHistory(url string) *lazyHistory { return &lazyHistory{url: url} }
+
+func (h *lazyHistory) get(ctx context.Context) (historyDB, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.db != nil {
+		return h.db, nil
+	}
+	if time.Since(h.lastTry) < time.Second && h.lastErr != nil {
+		return nil, h.lastErr
+	}
+	h.lastTry = time.Now()
+	octx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	db, err := openHistory(octx, h.url)
+	if err != nil {
+		h.lastErr = fmt.Errorf("open postgres: %w", err)
+		return nil, h.lastErr
+	}
+	h.db, h.lastErr = db, nil
+	return db, nil
+}
+
+func (h *lazyHistory) BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error) {
+	db, err := h.get(ctx)
+	if err != nil {
+		return models.BidPage{}, err
+	}
+	return db.BidHistory(ctx, itemID, limit, cursor)
+}
+
+// Ping is for /ready, where PostgreSQL is only ever "degraded".
+func (h *lazyHistory) Ping(ctx context.Context) error {
+	db, err := h.get(ctx)
+	if err != nil {
+		return err
+	}
+	return db.Ping(ctx)
+}
+
+func (h *lazyHistory) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.db != nil {
+		h.db.Close()
+		h.db = nil
+	}
+}

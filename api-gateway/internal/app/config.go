@@ -1,0 +1,98 @@
+// Package app is the gateway's composition root: it turns a Config into
+// running parts (HTTP server, outbox relay, price feed, auction closer) and
+// stops them in order. cmd/main.go and the tests both start it.
+package app
+
+import (
+	"strings"
+	"time"
+
+	"github.com/bidding-platform/shared/config"
+)
+
+// Config is everything the gateway reads from the environment; the README
+// lists the variables and their defaults.
+type Config struct {
+	Addr           string
+	RedisAddrs     []string
+	RedisPassword  config.Secret
+	RedisDB        int
+	RedisCluster   bool
+	RedisStrategy  string
+	RedisKeyPrefix string // not from the environment: tests isolate by it
+	NATSURL        string
+	PostgresURL    config.Secret
+	AutoCreate     bool
+	JWTSecret      config.Secret
+	RatePerUser    float64
+	RatePerIP      float64
+	CORSOrigins    []string
+	TrustProxy     bool
+	SoftClose      time.Duration
+	AuctionLength  time.Duration
+	Prefilter      bool
+	Coalesce       bool
+	CloseEvery     time.Duration
+	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM.
+	ShutdownTimeout time.Duration
+	Log             config.Log
+}
+
+// DefaultConfig is what the gateway runs with when nothing is set: the
+// local stack of `make dev`.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8080",
+		RedisAddrs:      []string{config.DefaultRedisAddr},
+		RedisStrategy:   "lua",
+		NATSURL:         config.DefaultNATSURL,
+		PostgresURL:     config.Secret(config.DefaultPostgresURL),
+		RatePerUser:     20,
+		RatePerIP:       200,
+		CORSOrigins:     []string{"http://localhost:8081"},
+		SoftClose:       30 * time.Second,
+		AuctionLength:   24 * time.Hour,
+		Prefilter:       true,
+		Coalesce:        true,
+		CloseEvery:      500 * time.Millisecond,
+		ShutdownTimeout: 15 * time.Second,
+		Log:             config.DefaultLog(),
+	}
+}
+
+// Load reads the environment over the defaults and validates the result,
+// reporting every bad variable at once.
+func Load(e *config.Env) (Config, error) {
+	c := DefaultConfig()
+	e.String("SERVER_ADDR", &c.Addr)
+	e.Strings("REDIS_ADDR", &c.RedisAddrs)
+	e.Secret("REDIS_PASSWORD", &c.RedisPassword)
+	e.Int("REDIS_DB", &c.RedisDB)
+	e.Bool("REDIS_CLUSTER", &c.RedisCluster)
+	e.String("REDIS_STRATEGY", &c.RedisStrategy)
+	e.String("NATS_URL", &c.NATSURL)
+	e.Secret("POSTGRES_URL", &c.PostgresURL)
+	e.Bool("AUTO_CREATE_ITEMS", &c.AutoCreate)
+	e.Secret("AUTH_JWT_SECRET", &c.JWTSecret)
+	e.Float("RATE_LIMIT_PER_USER", &c.RatePerUser)
+	e.Float("RATE_LIMIT_PER_IP", &c.RatePerIP)
+	e.Strings("CORS_ALLOWED_ORIGINS", &c.CORSOrigins)
+	e.Bool("TRUST_PROXY_HEADERS", &c.TrustProxy)
+	e.Duration("SOFT_CLOSE", &c.SoftClose)
+	e.Duration("DEFAULT_AUCTION_DURATION", &c.AuctionLength)
+	e.Bool("PREFILTER", &c.Prefilter)
+	e.Bool("COALESCE", &c.Coalesce)
+	c.Log.Read(e)
+
+	e.Check(c.Addr != "", "SERVER_ADDR must not be empty")
+	e.Check(len(c.RedisAddrs) > 0, "REDIS_ADDR must not be empty")
+	e.Check(c.RedisCluster || len(c.RedisAddrs) <= 1, "REDIS_ADDR=%q: several addresses need REDIS_CLUSTER=true", strings.Join(c.RedisAddrs, ","))
+	e.Check(c.RedisDB >= 0 && c.RedisDB <= 15, "REDIS_DB=%d: want 0-15", c.RedisDB)
+	e.Check(c.RedisStrategy == "lua" || c.RedisStrategy == "optimistic", "REDIS_STRATEGY=%q: want lua or optimistic", c.RedisStrategy)
+	e.Check(strings.HasPrefix(c.NATSURL, "nats://") || strings.HasPrefix(c.NATSURL, "tls://"), "NATS_URL=%q: want nats://host:port", c.NATSURL)
+	e.Check(c.RatePerUser >= 0, "RATE_LIMIT_PER_USER=%v: must not be negative", c.RatePerUser)
+	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)
+	e.Check(c.SoftClose >= 0, "SOFT_CLOSE=%v: must not be negative", c.SoftClose)
+	e.Check(c.AuctionLength > 0, "DEFAULT_AUCTION_DURATION=%v: must be positive", c.AuctionLength)
+	return c, e.Err()
+}

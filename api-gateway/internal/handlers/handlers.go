@@ -1,0 +1,360 @@
+// Package handlers is the gateway's HTTP transport: routing, request
+// validation, authentication, rate limits, CORS and the JSON answers.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/health"
+	"github.com/bidding-platform/shared/models"
+)
+
+// ServiceName is how the gateway names itself in /health and /ready.
+const ServiceName = "api-gateway"
+
+// Bidder is the bidding logic the handlers call.
+type Bidder interface {
+	PlaceBid(ctx context.Context, b service.Bid) (service.BidResult, error)
+	Item(ctx context.Context, id string) (models.Item, error)
+	CreateItem(ctx context.Context, n service.NewItem) (models.Item, error)
+}
+
+// History reads archived bids, newest first. It returns models.ErrBadCursor
+// for a cursor it did not issue.
+type History interface {
+	BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error)
+}
+
+// Config is the transport's part of the gateway configuration.
+type Config struct {
+	// JWTSecret, when set, requires an HS256 bearer token on bids whose
+	// subject is the bid's user_id.
+	JWTSecret string
+	// RatePerUser limits bids per second per user; zero disables.
+	RatePerUser float64
+	// RatePerIP limits API requests per second per client IP; zero disables.
+	RatePerIP float64
+	// AllowedOrigins may call the API from a browser; "*" allows any.
+	AllowedOrigins []string
+	// TrustProxy takes the client IP from the last X-Forwarded-For entry,
+	// which the load balancer appends; only safe behind one.
+	TrustProxy bool
+	// MaxBody caps request bodies (default 4 KiB).
+	MaxBody int64
+}
+
+// Deps are what the handlers talk to.
+type Deps struct {
+	Bids    Bidder
+	History History
+	// Ready are the checks /ready requires; Degraded are reported but do
+	// not fail it, because bidding works without them.
+	Ready    map[string]health.Check
+	Degraded map[string]health.Check
+	Metrics  *Metrics
+	Gatherer prometheus.Gatherer
+	Log      *slog.Logger
+}
+
+type server struct {
+	cfg     Config
+	d       Deps
+	jwt     *jwt.Parser
+	perUser *limiter
+	perIP   *limiter
+	origins map[string]bool
+	anyOrig bool
+	bufs    sync.Pool
+}
+
+// New returns the gateway's HTTP handler.
+func New(cfg Config, d Deps) http.Handler {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 4 << 10
+	}
+	s := &server{
+		cfg:     cfg,
+		d:       d,
+		jwt:     jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()})),
+		perUser: newLimiter(cfg.RatePerUser, 100_000),
+		perIP:   newLimiter(cfg.RatePerIP, 100_000),
+		origins: make(map[string]bool),
+		bufs:    sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }},
+	}
+	for _, o := range cfg.AllowedOrigins {
+		if o == "*" {
+			s.anyOrig = true
+		}
+		s.origins[o] = true
+	}
+	r := chi.NewRouter()
+	r.Use(s.observe, s.recover, s.cors)
+	r.Get("/health", health.Liveness(ServiceName))
+	r.Get("/ready", s.ready)
+	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(s.limitIP)
+		r.Post("/items", s.createItem)
+		r.Get("/items/{id}", s.getItem)
+		r.Post("/items/{id}/bid", s.placeBid)
+		r.Get("/items/{id}/bids", s.bidHistory)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint")
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+	})
+	return r
+}
+
+// statusWriter remembers the status code for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (s *server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.d.Metrics.request(route, r.Method, sw.status, time.Since(start))
+	})
+}
+
+func (s *server) recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.d.Log.Error("handler panic", "panic", fmt.Sprint(v), "path", r.URL.Path)
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cors lets the listed origins (the broadcast service's live page) call the
+// API from a browser, including the preflight for JSON POSTs.
+func (s *server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Add("Vary", "Origin")
+		allowed := s.anyOrig || s.origins[origin]
+		if allowed {
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Set("Access-Control-Expose-Headers", "Retry-After")
+		}
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+			if !allowed {
+				writeError(w, http.StatusForbidden, "origin not allowed")
+				return
+			}
+			h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Idempotency-Key")
+			h.Set("Access-Control-Max-Age", "600")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *server) clientIP(r *http.Request) string {
+	if s.cfg.TrustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			if i := strings.LastIndexByte(xff, ','); i >= 0 {
+				xff = xff[i+1:]
+			}
+			if ip := strings.TrimSpace(xff); ip != "" {
+				return ip
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (s *server) limitIP(next http.Handler) http.Handler {
+	if s.perIP == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ok, wait := s.perIP.allow(s.clientIP(r), time.Now()); !ok {
+			s.d.Metrics.bid("rate_limited")
+			tooMany(w, wait, "rate limit exceeded for this client address")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", fmt.Sprint(max(1, secs)))
+	writeError(w, http.StatusTooManyRequests, msg)
+}
+
+// ready answers 503 only when Redis is unreachable: without NATS or
+// PostgreSQL bids are still taken (the outbox holds events), so a load
+// balancer must keep sending them; those appear as "degraded".
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	type result struct {
+		name     string
+		err      error
+		required bool
+	}
+	results := make(chan result, len(s.d.Ready)+len(s.d.Degraded))
+	for name, c := range s.d.Ready {
+		go func() { results <- result{name, c(ctx), true} }()
+	}
+	for name, c := range s.d.Degraded {
+		go func() { results <- result{name, c(ctx), false} }()
+	}
+	checks := make(map[string]string)
+	status, state := http.StatusOK, "ready"
+	for range len(s.d.Ready) + len(s.d.Degraded) {
+		res := <-results
+		switch {
+		case res.err == nil:
+			checks[res.name] = "ok"
+		case res.required:
+			checks[res.name] = res.err.Error()
+			status, state = http.StatusServiceUnavailable, "not_ready"
+		default:
+			checks[res.name] = "degraded: " + res.err.Error()
+			if state == "ready" {
+				state = "degraded"
+			}
+		}
+	}
+	writeJSON(w, status, map[string]any{"status": state, "service": ServiceName, "checks": checks})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"success":false,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n')) // the client went away; nothing to do
+}
+
+type errorBody struct {
+	Success bool   `json:"success"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Message: msg})
+}
+
+// decodeJSON reads one JSON object of at most max bytes into dst, rejecting
+// unknown fields and trailing data, and says which rule a bad body broke.
+func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, dst any, fields string) error {
+	body := http.MaxBytesReader(w, r.Body, max)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return bodyError(err, max, fields)
+	}
+	if dec.More() {
+		return errors.New("request body must contain exactly one JSON object")
+	}
+	var extra json.RawMessage
+	if err := dec.Decode(&extra); err == nil {
+		return errors.New("request body must contain exactly one JSON object")
+	} else if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
+		return fmt.Errorf("request body must not exceed %d bytes", max)
+	} else if err.Error() != "EOF" {
+		return errors.New("request body must contain exactly one JSON object")
+	}
+	return nil
+}
+
+func bodyError(err error, max int64, fields string) error {
+	var (
+		mbe *http.MaxBytesError
+		se  *json.SyntaxError
+		te  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return fmt.Errorf("request body must not exceed %d bytes", max)
+	case err.Error() == "EOF":
+		return fmt.Errorf("request body is empty: want a JSON object with %s", fields)
+	case errors.As(err, &se), err.Error() == "unexpected EOF":
+		return errors.New("request body is not valid JSON")
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return fmt.Errorf("request body must be a JSON object with %s", fields)
+		}
+		return fmt.Errorf("field %q must be a %s", te.Field, jsonKind(te.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return fmt.Errorf("unknown field %s: allowed fields are %s", strings.TrimPrefix(err.Error(), "json: unknown field "), fields)
+	}
+	return fmt.Errorf("request body is not valid JSON: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "ptr", "string":
+		return "string"
+	case "slice":
+		return "number"
+	}
+	return k
+}

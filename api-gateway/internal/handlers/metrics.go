@@ -1,0 +1,113 @@
+package handlers
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+)
+
+// Metrics are the gateway's Prometheus collectors. They are registered on
+// an injected registry, so tests and several gateways in one process do
+// not collide. Besides HTTP, they implement service.Metrics and
+// nats.Metrics.
+type Metrics struct {
+	requests     *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	bids         *prometheus.CounterVec
+	prefiltered  *prometheus.CounterVec
+	storeSeconds prometheus.Histogram
+	storeBatch   prometheus.Histogram
+	storeErrors  prometheus.Counter
+	published    prometheus.Counter
+	pubFailures  prometheus.Counter
+	backlog      prometheus.Gauge
+}
+
+// NewMetrics creates and registers the collectors.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_http_requests_total", Help: "HTTP requests by route, method and status.",
+		}, []string{"route", "method", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "gateway_http_request_duration_seconds", Help: "HTTP request latency by route.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"route"}),
+		bids: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_bids_total", Help: "Bid answers by outcome.",
+		}, []string{"outcome"}),
+		prefiltered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_prefilter_hits_total", Help: "Bids answered from the local price cache, without Redis.",
+		}, []string{"outcome"}),
+		storeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gateway_redis_seconds", Help: "Latency of one bid store call (one or more coalesced bids).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
+		storeBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gateway_redis_batch_bids", Help: "Bids carried by one coalesced store call.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}),
+		storeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_redis_errors_total", Help: "Bid store calls that failed (Redis unavailable).",
+		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_events_published_total", Help: "Events acknowledged by JetStream and removed from the outbox.",
+		}),
+		pubFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gateway_publish_failures_total", Help: "JetStream publishes that failed; the relay retries them.",
+		}),
+		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_outbox_backlog", Help: "Outbox entries not yet acknowledged by JetStream.",
+		}),
+	}
+	reg.MustRegister(m.requests, m.duration, m.bids, m.prefiltered, m.storeSeconds, m.storeBatch,
+		m.storeErrors, m.published, m.pubFailures, m.backlog)
+	return m
+}
+
+func (m *Metrics) request(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+func (m *Metrics) bid(outcome string) { m.bids.WithLabelValues(outcome).Inc() }
+
+// Prefiltered implements service.Metrics.
+func (m *Metrics) Prefiltered(o service.Outcome) { m.prefiltered.WithLabelValues(outcomeName(o)).Inc() }
+
+// StoreCall implements service.Metrics.
+func (m *Metrics) StoreCall(d time.Duration, bids int, err error) {
+	m.storeSeconds.Observe(d.Seconds())
+	m.storeBatch.Observe(float64(bids))
+	if err != nil {
+		m.storeErrors.Inc()
+	}
+}
+
+// Published implements nats.Metrics.
+func (m *Metrics) Published(n int) { m.published.Add(float64(n)) }
+
+// PublishFailed implements nats.Metrics.
+func (m *Metrics) PublishFailed(n int) { m.pubFailures.Add(float64(n)) }
+
+// OutboxBacklog implements nats.Metrics.
+func (m *Metrics) OutboxBacklog(n int64) { m.backlog.Set(float64(n)) }
+
+func outcomeName(o service.Outcome) string {
+	switch o {
+	case service.OutcomeAccepted:
+		return "accepted"
+	case service.OutcomeTooLow:
+		return "too_low"
+	case service.OutcomeNotFound:
+		return "not_found"
+	case service.OutcomeNotActive:
+		return "not_active"
+	case service.OutcomeIdempotencyConflict:
+		return "idempotency_conflict"
+	}
+	return "unknown"
+}

@@ -1,0 +1,420 @@
+// Package nats publishes the gateway's accepted events to JetStream, relays
+// what the outbox still holds, and feeds the price cache from the live
+// subjects of every item.
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+)
+
+// Outbox is the store side of the transactional outbox.
+type Outbox interface {
+	Pending(ctx context.Context, olderThan time.Duration, max int) ([]service.OutboxEntry, error)
+	Ack(ctx context.Context, entries ...service.OutboxEntry) error
+	Backlog(ctx context.Context) (int64, error)
+}
+
+// Metrics observes publishing. A nil Metrics in Config records nothing.
+type Metrics interface {
+	Published(n int)
+	PublishFailed(n int)
+	OutboxBacklog(n int64)
+}
+
+// Config says where NATS is and how the relay behaves.
+type Config struct {
+	URL string
+	// RelayEvery is how often the relay looks at the outbox (default 1s).
+	RelayEvery time.Duration
+	// RelayAge is how old an outbox entry must be before the relay
+	// republishes it (default 2s), which leaves the direct publish time to
+	// be acknowledged first.
+	RelayAge time.Duration
+	// RelayBatch bounds one look at the outbox (default 512).
+	RelayBatch int
+	// Queue bounds events waiting for the direct publish (default 16384);
+	// beyond it events wait in the outbox for the relay instead.
+	Queue int
+	// AckTimeout bounds the wait for JetStream's acknowledgement (default 5s).
+	AckTimeout time.Duration
+	Metrics    Metrics
+}
+
+func (c *Config) defaults() {
+	if c.RelayEvery <= 0 {
+		c.RelayEvery = time.Second
+	}
+	if c.RelayAge <= 0 {
+		c.RelayAge = 2 * time.Second
+	}
+	if c.RelayBatch <= 0 {
+		c.RelayBatch = 512
+	}
+	if c.Queue <= 0 {
+		c.Queue = 16384
+	}
+	if c.AckTimeout <= 0 {
+		c.AckTimeout = 5 * time.Second
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
+	}
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Published(int)       {}
+func (nopMetrics) PublishFailed(int)   {}
+func (nopMetrics) OutboxBacklog(int64) {}
+
+// Client is the gateway's NATS connection.
+type Client struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	outbox Outbox
+	cfg    Config
+	log    *slog.Logger
+
+	// queue carries events from the bid path to the publishing goroutine.
+	queue chan service.OutboxEntry
+	// inflight carries publishes waiting for their acknowledgement, in
+	// publish order; its capacity bounds them.
+	inflight chan published
+	// ensure asks for stream.Ensure (after connecting, or when a publish
+	// found no stream); capacity 1 merges requests.
+	ensure chan struct{}
+
+	feedMu sync.Mutex
+	feed   *nats.Subscription
+}
+
+type published struct {
+	entry service.OutboxEntry
+	ack   jetstream.PubAckFuture
+}
+
+// Connect dials NATS. It does not wait for the server: the gateway keeps
+// taking bids while NATS is down, and the relay catches up once it is back.
+func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
+	cfg.defaults()
+	c := &Client{
+		outbox:   outbox,
+		cfg:      cfg,
+		log:      log,
+		queue:    make(chan service.OutboxEntry, cfg.Queue),
+		inflight: make(chan published, 4096),
+		ensure:   make(chan struct{}, 1),
+	}
+	nc, err := nats.Connect(cfg.URL,
+		nats.Name("api-gateway"),
+		nats.RetryOnFailedConnect(true),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		// No client-side buffer while disconnected: the outbox is the
+		// buffer, and a publish that fails at once is retried by the relay.
+		nats.ReconnectBufSize(-1),
+		nats.ConnectHandler(func(*nats.Conn) { c.requestEnsure(); log.Info("nats connected") }),
+		nats.ReconnectHandler(func(*nats.Conn) { c.requestEnsure(); log.Info("nats reconnected") }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected; bids continue into the outbox", "err", err)
+			}
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
+	}
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(4096),
+		jetstream.WithPublishAsyncTimeout(cfg.AckTimeout),
+	)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	c.nc, c.js = nc, js
+	if nc.IsConnected() {
+		c.requestEnsure()
+	}
+	return c, nil
+}
+
+func (c *Client) requestEnsure() {
+	select {
+	case c.ensure <- struct{}{}:
+	default:
+	}
+}
+
+// Publish queues an accepted event for JetStream without blocking. When the
+// queue is full the event stays in the outbox for the relay.
+func (c *Client) Publish(e service.OutboxEntry) {
+	select {
+	case c.queue <- e:
+	default:
+	}
+}
+
+// Ping reports whether NATS is connected.
+func (c *Client) Ping(context.Context) error {
+	if !c.nc.IsConnected() {
+		return fmt.Errorf("nats %s", c.nc.Status())
+	}
+	return nil
+}
+
+// Subscribe feeds fn with every item's live events (core NATS, no
+// acknowledgements), including other gateways' accepted bids.
+func (c *Client) Subscribe(fn func(models.Event)) error {
+	sub, err := c.nc.Subscribe(stream.Subjects, func(m *nats.Msg) {
+		var e models.Event
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			return // not ours to judge; the archiver dead-letters bad events
+		}
+		fn(e)
+	})
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", stream.Subjects, err)
+	}
+	// The feed is a cache; dropping under pressure is better than memory.
+	_ = sub.SetPendingLimits(65536, 64<<20)
+	c.feedMu.Lock()
+	c.feed = sub
+	c.feedMu.Unlock()
+	return nil
+}
+
+// Run publishes queued events, acknowledges them in the outbox, relays what
+// the outbox still holds and keeps the stream in place, until ctx is done.
+// Then it publishes what is queued (bounded by AckTimeout), acknowledges
+// what JetStream confirmed, and drains the connection. Events it could not
+// finish stay in the outbox for the next gateway's relay.
+func (c *Client) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	pubDone := make(chan struct{})
+	wg.Add(3)
+	go func() { defer wg.Done(); defer close(c.inflight); c.publishLoop(ctx) }()
+	go func() { defer wg.Done(); defer close(pubDone); c.ackLoop() }()
+	go func() { defer wg.Done(); c.ensureLoop(ctx) }()
+	c.relayLoop(ctx)
+	wg.Wait()
+	<-pubDone
+	c.feedMu.Lock()
+	if c.feed != nil {
+		_ = c.feed.Unsubscribe()
+	}
+	c.feedMu.Unlock()
+	if err := c.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		c.nc.Close()
+	}
+	return nil
+}
+
+// Close closes the connection at once; Run drains it gracefully instead.
+func (c *Client) Close() { c.nc.Close() }
+
+func (c *Client) publishLoop(ctx context.Context) {
+	for {
+		select {
+		case e := <-c.queue:
+			c.publishOne(e)
+		case <-ctx.Done():
+			// Finish what the bid path handed over before shutdown.
+			for {
+				select {
+				case e := <-c.queue:
+					c.publishOne(e)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (c *Client) publishOne(e service.OutboxEntry) {
+	f, err := c.publishAsync(e)
+	if err != nil {
+		c.failed(err)
+		return
+	}
+	c.inflight <- published{entry: e, ack: f}
+}
+
+func (c *Client) publishAsync(e service.OutboxEntry) (jetstream.PubAckFuture, error) {
+	data, err := json.Marshal(e.Event)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.Event.EventID, err)
+	}
+	msg := &nats.Msg{Subject: stream.Subject(e.Event.ItemID), Data: data, Header: nats.Header{}}
+	// JetStream drops a second message with the same id within the
+	// stream's duplicate window, which makes republishing safe.
+	msg.Header.Set(jetstream.MsgIDHeader, e.Event.EventID)
+	return c.js.PublishMsgAsync(msg)
+}
+
+func (c *Client) failed(err error) {
+	c.cfg.Metrics.PublishFailed(1)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		c.requestEnsure()
+	}
+}
+
+// ackLoop waits for acknowledgements in publish order and removes the
+// confirmed events from the outbox in batches.
+func (c *Client) ackLoop() {
+	var batch []service.OutboxEntry
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := c.outbox.Ack(ctx, batch...); err != nil {
+			// Left in the outbox: the relay republishes and JetStream
+			// deduplicates, so this costs time, not correctness.
+			c.log.Debug("outbox ack", "err", err, "entries", len(batch))
+		}
+		cancel()
+		c.cfg.Metrics.Published(len(batch))
+		batch = batch[:0]
+	}
+	for p := range c.inflight {
+		select {
+		case <-p.ack.Ok():
+			batch = append(batch, p.entry)
+		case err := <-p.ack.Err():
+			c.failed(err)
+		}
+		if len(batch) >= 256 || len(c.inflight) == 0 {
+			flush()
+		}
+	}
+	flush()
+}
+
+func (c *Client) ensureLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.ensure:
+		}
+		for ctx.Err() == nil && c.nc.IsConnected() {
+			ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			_, err := stream.Ensure(ectx, c.js)
+			cancel()
+			if err == nil {
+				break
+			}
+			c.log.Warn("ensuring the event stream", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// relayLoop republishes outbox entries that were not acknowledged in time:
+// NATS was down, the queue was full, or a gateway died mid-publish.
+func (c *Client) relayLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.RelayEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.updateBacklog(ctx)
+		if !c.nc.IsConnected() {
+			continue
+		}
+		for ctx.Err() == nil {
+			n, err := c.RelayOnce(ctx)
+			if err != nil {
+				c.log.Debug("outbox relay", "err", err)
+				break
+			}
+			if n < c.cfg.RelayBatch {
+				break
+			}
+		}
+	}
+}
+
+func (c *Client) updateBacklog(ctx context.Context) {
+	bctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if n, err := c.outbox.Backlog(bctx); err == nil {
+		c.cfg.Metrics.OutboxBacklog(n)
+	}
+}
+
+// RelayOnce republishes one batch of old outbox entries, waits for their
+// acknowledgements and removes the confirmed ones. It returns how many
+// entries it found.
+func (c *Client) RelayOnce(ctx context.Context) (int, error) {
+	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	entries, err := c.outbox.Pending(pctx, c.cfg.RelayAge, c.cfg.RelayBatch)
+	cancel()
+	if err != nil {
+		return 0, fmt.Errorf("outbox pending: %w", err)
+	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(entries))
+	for i, e := range entries {
+		f, err := c.publishAsync(e)
+		if err != nil {
+			c.failed(err)
+			continue
+		}
+		futures[i] = f
+	}
+	done := make([]service.OutboxEntry, 0, len(entries))
+	var firstErr error
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+			done = append(done, entries[i])
+		case err := <-f.Err():
+			c.failed(err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	if len(done) > 0 {
+		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		err := c.outbox.Ack(actx, done...)
+		cancel()
+		if err != nil {
+			return len(entries), fmt.Errorf("outbox ack: %w", err)
+		}
+		c.cfg.Metrics.Published(len(done))
+		c.log.Info("relayed outbox entries", "count", len(done))
+	}
+	if len(done) == 0 && firstErr != nil {
+		return len(entries), fmt.Errorf("republish: %w", firstErr)
+	}
+	return len(entries), nil
+}

@@ -1,0 +1,489 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Publisher hands an accepted event to JetStream. It must not block: the
+// event is already in the outbox, so a publisher that cannot keep up may
+// drop it and let the relay deliver it later.
+type Publisher interface {
+	Publish(e OutboxEntry)
+}
+
+// Metrics observes the bid path. A nil Metrics in Config records nothing.
+type Metrics interface {
+	// Prefiltered counts a bid answered from the local price cache.
+	Prefiltered(o Outcome)
+	// StoreCall records one PlaceBids round trip and how many bids it carried.
+	StoreCall(d time.Duration, bids int, err error)
+}
+
+// Config tunes the bid path. The zero value is filled by New with the
+// defaults noted on each field.
+type Config struct {
+	// Prefilter answers bids that cannot win from the local price cache.
+	Prefilter bool
+	// Coalesce batches concurrent bids on one item into one store call.
+	Coalesce bool
+	// MaxBatch bounds one coalesced store call (default 64), which bounds
+	// the script's run time and so Redis's latency for everyone else.
+	MaxBatch int
+	// StoreTimeout bounds one store call (default 2s), so a hung Redis gives
+	// a 503 instead of a hang.
+	StoreTimeout time.Duration
+	// SoftClose is passed to the store with every bid.
+	SoftClose time.Duration
+	// AutoCreate makes Item create a default active item for an unknown id.
+	AutoCreate bool
+	// DefaultDuration is the length of auto-created and unspecified
+	// auctions (default 24h).
+	DefaultDuration time.Duration
+	// ClockMargin keeps the pre-filter away from an auction's end (default
+	// 2s): the store decides by Redis's clock, ours may be ahead or behind.
+	ClockMargin time.Duration
+	// CacheTTL is how long a cached price is trusted without news from the
+	// store or the event stream (default 10s); Redis may have restarted
+	// empty meanwhile.
+	CacheTTL time.Duration
+	Metrics  Metrics
+}
+
+func (c *Config) defaults() {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 64
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 2 * time.Second
+	}
+	if c.DefaultDuration <= 0 {
+		c.DefaultDuration = 24 * time.Hour
+	}
+	if c.ClockMargin <= 0 {
+		c.ClockMargin = 2 * time.Second
+	}
+	if c.CacheTTL <= 0 {
+		c.CacheTTL = 10 * time.Second
+	}
+	if c.Metrics == nil {
+		c.Metrics = nopMetrics{}
+	}
+}
+
+type nopMetrics struct{}
+
+func (nopMetrics) Prefiltered(Outcome)                 {}
+func (nopMetrics) StoreCall(time.Duration, int, error) {}
+
+// Service places bids and manages items on top of a BidStore.
+type Service struct {
+	store BidStore
+	pub   Publisher
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	lanes laneMap
+	// drains counts lane goroutines, so shutdown can wait for them.
+	drains sync.WaitGroup
+}
+
+// New builds a Service. pub receives every event the store accepts.
+func New(store BidStore, pub Publisher, cfg Config, log *slog.Logger) *Service {
+	cfg.defaults()
+	s := &Service{store: store, pub: pub, cfg: cfg, log: log, now: time.Now}
+	s.lanes.init()
+	return s
+}
+
+// Wait blocks until no coalesced batch is running. Call it after the HTTP
+// server stopped accepting bids.
+func (s *Service) Wait() { s.drains.Wait() }
+
+// Bid is one validated bid from a client.
+type Bid struct {
+	ItemID         string
+	UserID         string
+	Amount         models.Money
+	IdempotencyKey string
+}
+
+// PlaceBid decides one bid. A bid the local cache proves cannot win is
+// answered without a store call; the others are coalesced with concurrent
+// bids on the same item. ErrUnavailable (wrapped) means Redis could not
+// decide in time.
+func (s *Service) PlaceBid(ctx context.Context, b Bid) (BidResult, error) {
+	for {
+		l := s.lanes.get(b.ItemID, s.now())
+		l.mu.Lock()
+		if l.dead {
+			// Evicted between lookup and lock; the map holds a fresh lane.
+			l.mu.Unlock()
+			continue
+		}
+		now := s.now()
+		l.lastUsed = now
+		// Only an idle lane's cache equals what Redis holds now (as far as
+		// this gateway knows); while a batch is in flight its result may
+		// already be superseded, so queued bids are filtered when the batch
+		// returns (see round), which keeps every answer linearizable.
+		if s.cfg.Prefilter && b.IdempotencyKey == "" && !l.busy {
+			if res, ok := l.decide(b.Amount, now, s.cfg); ok {
+				l.mu.Unlock()
+				s.cfg.Metrics.Prefiltered(res.Outcome)
+				return res, nil
+			}
+		}
+		req := s.request(b)
+		if !s.cfg.Coalesce {
+			l.mu.Unlock()
+			return s.direct(l, req)
+		}
+		p := &pending{req: req, done: make(chan struct{})}
+		l.queue = append(l.queue, p)
+		if l.busy {
+			l.mu.Unlock()
+			select {
+			case <-p.done:
+				return p.res, p.err
+			case <-ctx.Done():
+				// The bid may still be decided; the client has gone away.
+				return BidResult{}, ctx.Err()
+			}
+		}
+		l.busy = true
+		l.mu.Unlock()
+		// This goroutine runs the first round itself (no hand-off for an
+		// uncontended bid) and passes the lane on if others queued meanwhile.
+		s.drains.Add(1)
+		if more := s.round(l); more {
+			go s.drainLoop(l)
+		} else {
+			s.drains.Done()
+		}
+		<-p.done // round always answers the bids it took, and it took ours.
+		return p.res, p.err
+	}
+}
+
+func (s *Service) request(b Bid) BidRequest {
+	req := BidRequest{
+		ItemID:         b.ItemID,
+		UserID:         b.UserID,
+		Amount:         b.Amount,
+		IdempotencyKey: b.IdempotencyKey,
+		BidID:          models.NewBidID(),
+		EventID:        models.NewEventID(),
+		SoftClose:      s.cfg.SoftClose,
+	}
+	if b.IdempotencyKey != "" {
+		req.RequestHash = RequestHash(b.ItemID, b.UserID, b.Amount)
+	}
+	return req
+}
+
+// RequestHash fingerprints what a bid asks for, so an idempotency key reused
+// for a different bid is told apart from a retry.
+func RequestHash(itemID, userID string, amount models.Money) string {
+	h := sha256.New()
+	h.Write([]byte(itemID))
+	h.Write([]byte{0})
+	h.Write([]byte(userID))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendInt(nil, int64(amount), 10))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// direct places one bid without coalescing (COALESCE=false, for measuring).
+func (s *Service) direct(l *lane, req BidRequest) (BidResult, error) {
+	results, err := s.call([]BidRequest{req})
+	l.mu.Lock()
+	l.learn(results, err, s.now())
+	l.mu.Unlock()
+	if err != nil {
+		return BidResult{}, err
+	}
+	s.publish(results[0])
+	return results[0], nil
+}
+
+func (s *Service) call(reqs []BidRequest) ([]BidResult, error) {
+	// Not the request's context: a coalesced call carries other clients'
+	// bids, and a bid in flight should be decided even if its client left.
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	results, err := s.store.PlaceBids(ctx, reqs)
+	if err == nil && len(results) != len(reqs) {
+		err = fmt.Errorf("store answered %d of %d bids: %w", len(results), len(reqs), ErrUnavailable)
+	}
+	if err != nil && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	s.cfg.Metrics.StoreCall(time.Since(start), len(reqs), err)
+	return results, err
+}
+
+func (s *Service) publish(r BidResult) {
+	if r.Outcome == OutcomeAccepted && !r.Replayed && r.Event != nil {
+		s.pub.Publish(OutboxEntry{ID: r.OutboxID, Event: *r.Event})
+	}
+}
+
+func (s *Service) drainLoop(l *lane) {
+	defer s.drains.Done()
+	for s.round(l) {
+	}
+}
+
+// round answers what the cache already decides, sends up to MaxBatch of the
+// remaining queued bids to the store in one call, and reports whether the
+// lane still has work. The lane is busy throughout; when round returns
+// false it has marked the lane idle.
+func (s *Service) round(l *lane) bool {
+	l.mu.Lock()
+	now := s.now()
+	if s.cfg.Prefilter {
+		kept := l.queue[:0]
+		for _, p := range l.queue {
+			if p.req.IdempotencyKey == "" {
+				if res, ok := l.decide(p.req.Amount, now, s.cfg); ok {
+					p.finish(res, nil)
+					s.cfg.Metrics.Prefiltered(res.Outcome)
+					continue
+				}
+			}
+			kept = append(kept, p)
+		}
+		clear(l.queue[len(kept):])
+		l.queue = kept
+	}
+	n := min(len(l.queue), s.cfg.MaxBatch)
+	if n == 0 {
+		l.busy = false
+		l.mu.Unlock()
+		return false
+	}
+	batch := make([]*pending, n)
+	copy(batch, l.queue)
+	rest := copy(l.queue, l.queue[n:])
+	clear(l.queue[rest:])
+	l.queue = l.queue[:rest]
+	l.mu.Unlock()
+
+	reqs := make([]BidRequest, n)
+	for i, p := range batch {
+		reqs[i] = p.req
+	}
+	results, err := s.call(reqs)
+	l.mu.Lock()
+	l.learn(results, err, s.now())
+	l.mu.Unlock()
+	for i, p := range batch {
+		if err != nil {
+			p.finish(BidResult{}, err)
+			continue
+		}
+		s.publish(results[i])
+		p.finish(results[i], nil)
+	}
+	return true
+}
+
+// Observe feeds the price cache from the live event stream, which carries
+// other gateways' accepted bids and auction closes.
+func (s *Service) Observe(e models.Event) {
+	l := s.lanes.lookup(e.ItemID)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.known || e.Seq <= l.item.Seq {
+		return
+	}
+	switch e.Type {
+	case models.EventBid:
+		l.item.CurrentBid = e.Amount
+		l.item.HighestBidderID = e.UserID
+		l.item.BidCount = max(l.item.BidCount+1, e.BidCount)
+	case models.EventAuctionClosed:
+		l.item.Status = models.StatusClosed
+	default:
+		// An event we do not understand may change anything: stop trusting.
+		l.known = false
+		return
+	}
+	if e.EndsAt != nil {
+		l.item.EndsAt = *e.EndsAt
+	}
+	l.item.Seq = e.Seq
+	l.checked = s.now()
+}
+
+type pending struct {
+	req  BidRequest
+	res  BidResult
+	err  error
+	done chan struct{}
+}
+
+func (p *pending) finish(res BidResult, err error) {
+	p.res, p.err = res, err
+	close(p.done)
+}
+
+// lane is one item's queue of bids and its cached state.
+type lane struct {
+	mu sync.Mutex
+	// item is the last state the store or the event stream told us about;
+	// valid when known.
+	item    models.Item
+	known   bool
+	checked time.Time
+	// busy: a round is running; bids queue behind it.
+	busy     bool
+	queue    []*pending
+	lastUsed time.Time
+	// dead: evicted from the map; whoever holds it looks again.
+	dead bool
+}
+
+// decide answers a bid from the cache when the answer is certain: the
+// auction is closed for good, or it is open and the amount is below the
+// minimum next bid, which can only rise while it stays open.
+func (l *lane) decide(amount models.Money, now time.Time, cfg Config) (BidResult, bool) {
+	if !l.known || now.Sub(l.checked) > cfg.CacheTTL {
+		return BidResult{}, false
+	}
+	switch l.item.Status {
+	case models.StatusClosed:
+		return BidResult{Outcome: OutcomeNotActive, Item: l.item}, true
+	case models.StatusActive:
+		if now.Before(l.item.StartsAt.Add(cfg.ClockMargin)) || !now.Add(cfg.ClockMargin).Before(l.item.EndsAt) {
+			return BidResult{}, false
+		}
+		if amount < l.item.MinNextBid() {
+			return BidResult{Outcome: OutcomeTooLow, Item: l.item}, true
+		}
+	}
+	return BidResult{}, false
+}
+
+// learn updates the cache from a store call's answers.
+func (l *lane) learn(results []BidResult, err error, now time.Time) {
+	if err != nil {
+		// Redis may come back empty or restored from an old snapshot.
+		l.known = false
+		return
+	}
+	for _, r := range results {
+		switch {
+		case r.Replayed || r.Item.ID == "":
+			// A stored first answer describes the past, not the present.
+		case r.Outcome == OutcomeNotFound:
+			l.known = false
+		case r.Outcome == OutcomeAccepted || r.Outcome == OutcomeTooLow || r.Outcome == OutcomeNotActive:
+			if !l.known || r.Item.Seq >= l.item.Seq {
+				l.item, l.known, l.checked = r.Item, true, now
+			}
+		}
+	}
+}
+
+const (
+	laneShards = 64
+	// maxLanesPerShard bounds the cache at 64*4096 items; idle lanes are
+	// evicted first.
+	maxLanesPerShard = 4096
+	laneIdle         = time.Minute
+)
+
+// laneMap is a sharded map of lanes, so lookups for different items do not
+// contend on one lock.
+type laneMap struct {
+	shards [laneShards]laneShard
+}
+
+type laneShard struct {
+	mu    sync.RWMutex
+	lanes map[string]*lane
+}
+
+func (m *laneMap) init() {
+	for i := range m.shards {
+		m.shards[i].lanes = make(map[string]*lane)
+	}
+}
+
+func (m *laneMap) shard(id string) *laneShard {
+	// FNV-1a: cheap and allocation-free.
+	h := uint32(2166136261)
+	for i := 0; i < len(id); i++ {
+		h ^= uint32(id[i])
+		h *= 16777619
+	}
+	return &m.shards[h%laneShards]
+}
+
+func (m *laneMap) lookup(id string) *lane {
+	sh := m.shard(id)
+	sh.mu.RLock()
+	l := sh.lanes[id]
+	sh.mu.RUnlock()
+	return l
+}
+
+func (m *laneMap) get(id string, now time.Time) *lane {
+	if l := m.lookup(id); l != nil {
+		return l
+	}
+	sh := m.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if l := sh.lanes[id]; l != nil {
+		return l
+	}
+	if len(sh.lanes) >= maxLanesPerShard {
+		sh.evict(now)
+	}
+	l := &lane{lastUsed: now}
+	sh.lanes[id] = l
+	return l
+}
+
+// evict drops idle lanes; if none has been idle long, it drops any that is
+// not busy, so the map stays bounded.
+func (sh *laneShard) evict(now time.Time) {
+	var spare string
+	for id, l := range sh.lanes {
+		l.mu.Lock()
+		if !l.busy && len(l.queue) == 0 {
+			if now.Sub(l.lastUsed) > laneIdle {
+				l.dead = true
+				delete(sh.lanes, id)
+			} else if spare == "" {
+				spare = id
+			}
+		}
+		l.mu.Unlock()
+	}
+	if len(sh.lanes) >= maxLanesPerShard && spare != "" {
+		l := sh.lanes[spare]
+		l.mu.Lock()
+		if !l.busy && len(l.queue) == 0 {
+			l.dead = true
+			delete(sh.lanes, spare)
+		}
+		l.mu.Unlock()
+	}
+}

@@ -1,0 +1,138 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// ErrInvalid marks a request that breaks a rule; the message says which.
+var ErrInvalid = errors.New("invalid request")
+
+// Defaults of an auto-created item: the README's quick start bids 100.00 and
+// then 150.00 on a fresh id, and both must be accepted.
+const (
+	DefaultStartingPrice models.Money = 100 // 1.00
+	DefaultMinIncrement  models.Money = 100 // 1.00
+	maxNameLen                        = 200
+)
+
+// NewItem is a request to create an auction. Zero fields take defaults:
+// ID a generated one, MinIncrement 1.00, StartsAt now, EndsAt StartsAt plus
+// the default duration.
+type NewItem struct {
+	ID            string
+	Name          string
+	StartingPrice models.Money
+	MinIncrement  models.Money
+	ReservePrice  models.Money
+	StartsAt      time.Time
+	EndsAt        time.Time
+}
+
+// CreateItem validates and stores a new auction.
+func (s *Service) CreateItem(ctx context.Context, n NewItem) (models.Item, error) {
+	now := s.now().UTC()
+	if n.ID == "" {
+		n.ID = "item_" + models.NewEventID()[len("evt_"):]
+	}
+	if err := models.ValidateID(n.ID); err != nil {
+		return models.Item{}, fmt.Errorf("%w: id: %w", ErrInvalid, err)
+	}
+	if n.Name == "" || len(n.Name) > maxNameLen {
+		return models.Item{}, fmt.Errorf("%w: name is required and must be at most %d bytes", ErrInvalid, maxNameLen)
+	}
+	if n.StartingPrice <= 0 {
+		return models.Item{}, fmt.Errorf("%w: starting_price is required and must be greater than zero", ErrInvalid)
+	}
+	if n.MinIncrement == 0 {
+		n.MinIncrement = DefaultMinIncrement
+	}
+	if n.MinIncrement < 0 || n.ReservePrice < 0 {
+		return models.Item{}, fmt.Errorf("%w: amounts must not be negative", ErrInvalid)
+	}
+	if n.StartsAt.IsZero() {
+		n.StartsAt = now
+	}
+	if n.EndsAt.IsZero() {
+		n.EndsAt = n.StartsAt.Add(s.cfg.DefaultDuration)
+	}
+	if !n.EndsAt.After(n.StartsAt) {
+		return models.Item{}, fmt.Errorf("%w: ends_at must be after starts_at", ErrInvalid)
+	}
+	if !n.EndsAt.After(now) {
+		return models.Item{}, fmt.Errorf("%w: ends_at must be in the future", ErrInvalid)
+	}
+	status := models.StatusActive
+	if n.StartsAt.After(now) {
+		status = models.StatusScheduled
+	}
+	it := models.Item{
+		ID:            n.ID,
+		Name:          n.Name,
+		Status:        status,
+		StartingPrice: n.StartingPrice,
+		MinIncrement:  n.MinIncrement,
+		ReservePrice:  n.ReservePrice,
+		StartsAt:      n.StartsAt.UTC(),
+		EndsAt:        n.EndsAt.UTC(),
+	}
+	return s.store.CreateItem(ctx, it)
+}
+
+// Item returns an item's current state. With AutoCreate an unknown id
+// becomes a default active auction, as the README's quick start expects.
+func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
+	if err := models.ValidateID(id); err != nil {
+		return models.Item{}, fmt.Errorf("%w: item id: %w", ErrInvalid, err)
+	}
+	it, err := s.store.Item(ctx, id)
+	if !errors.Is(err, ErrItemNotFound) || !s.cfg.AutoCreate {
+		return it, err
+	}
+	it, err = s.CreateItem(ctx, NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
+	if errors.Is(err, ErrItemExists) {
+		// Another request created it first; theirs is as good as ours.
+		return s.store.Item(ctx, id)
+	}
+	return it, err
+}
+
+// RunCloser closes auctions whose end time has passed, every interval, and
+// publishes their auction_closed events, so an auction ends on time even
+// when no request arrives. Every gateway runs it; the store closes each
+// auction once.
+func (s *Service) RunCloser(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		entries, err := s.store.CloseDue(cctx)
+		cancel()
+		if err != nil {
+			if !failing && ctx.Err() == nil {
+				s.log.Warn("closing due auctions", "err", err)
+			}
+			failing = true
+			continue
+		}
+		if failing {
+			s.log.Info("closing due auctions works again")
+			failing = false
+		}
+		for _, e := range entries {
+			s.log.Info("auction closed", "item_id", e.Event.ItemID, "winner_id", e.Event.WinnerID, "amount", e.Event.Amount)
+			s.pub.Publish(e)
+			s.Observe(e.Event)
+		}
+	}
+}
