@@ -1,0 +1,306 @@
+# ECS Fargate: the cluster, the three service task definitions and services,
+# their log groups and IAM roles. NATS is in nats.tf.
+
+resource "aws_ecs_cluster" "main" {
+  name = local.name
+
+  setting {
+    name  = "containerInsights"
+    value = var.environment == "prod" ? "enabled" : "disabled"
+  }
+}
+
+resource "aws_ecs_cluster_capacity_providers" "main" {
+  cluster_name       = aws_ecs_cluster.main.name
+  capacity_providers = ["FARGATE"]
+
+  default_capacity_provider_strategy {
+    capacity_provider = "FARGATE"
+    weight            = 1
+  }
+}
+
+resource "aws_cloudwatch_log_group" "service" {
+  for_each = toset(["api-gateway", "broadcast-service", "archival-worker", "nats"])
+
+  name              = "/ecs/${local.name}/${each.key}"
+  retention_in_days = var.log_retention_days
+}
+
+# ---------------------------------------------------------------- IAM
+
+# The execution role lets ECS pull images, write logs and read exactly the
+# secrets the tasks get injected; the services themselves call no AWS API.
+resource "aws_iam_role" "execution" {
+  name = "${local.name}-ecs-execution"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "ecs-tasks.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+resource "aws_iam_role_policy_attachment" "execution" {
+  role       = aws_iam_role.execution.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+resource "aws_iam_role_policy" "execution_secrets" {
+  name = "read-task-secrets"
+  role = aws_iam_role.execution.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["secretsmanager:GetSecretValue"]
+      Resource = local.secret_arns
+    }]
+  })
+}
+
+# The service tasks' role: no permissions (they use no AWS API).
+resource "aws_iam_role" "task" {
+  name = "${local.name}-ecs-task"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "ecs-tasks.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+    }]
+  })
+}
+
+# ---------------------------------------------------------------- configuration
+
+locals {
+  secret_arns = compact([
+    aws_db_instance.postgres.master_user_secret[0].secret_arn,
+    var.auth_jwt_secret_arn,
+  ])
+
+  image = { for s in local.services : s => "${aws_ecr_repository.service[s].repository_url}:${var.image_tag}" }
+
+  # The environment each service reads (README "Environment Variables"),
+  # and the secrets injected from Secrets Manager next to it.
+  gateway_environment = merge({
+    SERVER_ADDR              = ":8080"
+    REDIS_ADDR               = "${local.redis_host}:6379"
+    REDIS_PASSWORD           = ""
+    REDIS_DB                 = "0"
+    REDIS_CLUSTER            = tostring(var.redis_cluster_mode)
+    REDIS_STRATEGY           = var.redis_strategy
+    NATS_URL                 = local.nats_url
+    POSTGRES_URL             = local.postgres_url
+    AUTO_CREATE_ITEMS        = tostring(var.auto_create_items)
+    RATE_LIMIT_PER_USER      = tostring(var.rate_limit_per_user)
+    RATE_LIMIT_PER_IP        = tostring(var.rate_limit_per_ip)
+    CORS_ALLOWED_ORIGINS     = local.public_url
+    SOFT_CLOSE               = var.soft_close
+    DEFAULT_AUCTION_DURATION = var.default_auction_duration
+    LOG_LEVEL                = var.log_level
+    LOG_FORMAT               = "json"
+    },
+    # Unset means "bids need no token"; a set key comes from the secret below.
+    var.auth_jwt_secret_arn == "" ? { AUTH_JWT_SECRET = "" } : {},
+  )
+  gateway_secrets = merge(
+    { PGPASSWORD = local.db_password_from },
+    var.auth_jwt_secret_arn == "" ? {} : { AUTH_JWT_SECRET = var.auth_jwt_secret_arn },
+  )
+
+  broadcast_environment = {
+    SERVER_ADDR     = ":8081"
+    NATS_URL        = local.nats_url
+    ALLOWED_ORIGINS = local.public_url
+    MAX_CONNECTIONS = tostring(var.max_connections)
+    # The page and the API share the ALB's origin.
+    GATEWAY_URL = local.public_url
+    LOG_LEVEL   = var.log_level
+    LOG_FORMAT  = "json"
+  }
+
+  archival_environment = {
+    POSTGRES_URL = local.postgres_url
+    NATS_URL     = local.nats_url
+    HTTP_ADDR    = ":8082"
+    BATCH_SIZE   = tostring(var.batch_size)
+    BATCH_WAIT   = var.batch_wait
+    LOG_LEVEL    = var.log_level
+    LOG_FORMAT   = "json"
+  }
+  archival_secrets = {
+    PGPASSWORD = local.db_password_from
+  }
+
+  # Shared by the three service containers; the image's own probe, since the
+  # distroless images have no shell.
+  containers = {
+    api-gateway = {
+      port        = 8080
+      environment = local.gateway_environment
+      secrets     = local.gateway_secrets
+      nofile      = 65536
+    }
+    broadcast-service = {
+      port        = 8081
+      environment = local.broadcast_environment
+      secrets     = {}
+      # One file descriptor per viewer.
+      nofile = 1048576
+    }
+    archival-worker = {
+      port        = 8082
+      environment = local.archival_environment
+      secrets     = local.archival_secrets
+      nofile      = 65536
+    }
+  }
+
+  sizes = {
+    api-gateway       = var.gateway
+    broadcast-service = var.broadcast
+    archival-worker   = var.archival
+  }
+}
+
+resource "aws_ecs_task_definition" "service" {
+  for_each = local.containers
+
+  family                   = "${local.name}-${each.key}"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = local.sizes[each.key].cpu
+  memory                   = local.sizes[each.key].memory
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([{
+    name      = each.key
+    image     = local.image[each.key]
+    essential = true
+    portMappings = [{
+      containerPort = each.value.port
+      protocol      = "tcp"
+    }]
+    environment = [for k in sort(keys(each.value.environment)) : { name = k, value = each.value.environment[k] }]
+    secrets     = [for k in sort(keys(each.value.secrets)) : { name = k, valueFrom = each.value.secrets[k] }]
+    healthCheck = {
+      command     = ["CMD", "/app/healthcheck", "http://127.0.0.1:${each.value.port}/health"]
+      interval    = 10
+      timeout     = 3
+      retries     = 3
+      startPeriod = 15
+    }
+    # Graceful shutdown: stop accepting, drain NATS, finish the batch in hand.
+    stopTimeout = 30
+    ulimits = [{
+      name      = "nofile"
+      softLimit = each.value.nofile
+      hardLimit = each.value.nofile
+    }]
+    readonlyRootFilesystem = true
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.service[each.key].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = each.key
+      }
+    }
+  }])
+}
+
+# ---------------------------------------------------------------- services
+
+resource "aws_ecs_service" "gateway" {
+  name                              = "api-gateway"
+  cluster                           = aws_ecs_cluster.main.id
+  task_definition                   = aws_ecs_task_definition.service["api-gateway"].arn
+  desired_count                     = var.gateway.desired_count
+  launch_type                       = "FARGATE"
+  health_check_grace_period_seconds = 30
+
+  network_configuration {
+    subnets          = aws_subnet.private[*].id
+    security_groups  = [aws_security_group.gateway.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.gateway.arn
+    container_name   = "api-gateway"
+    container_port   = 8080
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  # Autoscaling owns the count after creation.
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_lb_listener.http]
+}
+
+resource "aws_ecs_service" "broadcast" {
+  name                              = "broadcast-service"
+  cluster                           = aws_ecs_cluster.main.id
+  task_definition                   = aws_ecs_task_definition.service["broadcast-service"].arn
+  desired_count                     = var.broadcast.desired_count
+  launch_type                       = "FARGATE"
+  health_check_grace_period_seconds = 30
+
+  network_configuration {
+    subnets          = aws_subnet.private[*].id
+    security_groups  = [aws_security_group.broadcast.id]
+    assign_public_ip = false
+  }
+
+  load_balancer {
+    target_group_arn = aws_lb_target_group.broadcast.arn
+    container_name   = "broadcast-service"
+    container_port   = 8081
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  lifecycle {
+    ignore_changes = [desired_count]
+  }
+
+  depends_on = [aws_lb_listener.http]
+}
+
+resource "aws_ecs_service" "archival" {
+  name            = "archival-worker"
+  cluster         = aws_ecs_cluster.main.id
+  task_definition = aws_ecs_task_definition.service["archival-worker"].arn
+  desired_count   = var.archival.desired_count
+  launch_type     = "FARGATE"
+
+  network_configuration {
+    subnets          = aws_subnet.private[*].id
+    security_groups  = [aws_security_group.archival.id]
+    assign_public_ip = false
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+}
