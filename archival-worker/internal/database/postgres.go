@@ -7,11 +7,14 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bidding-platform/shared/models"
@@ -357,4 +360,15 @@ func sortedByItem(m map[string]models.Event) []models.Event {
 	}
 	slices.SortFunc(out, func(a, b models.Event) int { return cmp.Compare(a.ItemID, b.ItemID) })
 	return out
+}
+
+// Permanent says whether err will come back however often the same batch is
+// retried: PostgreSQL rejected the data itself (a data exception or a
+// constraint), not the connection or the server's state.
+func Permanent(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23")
+	}
+	return false
 }

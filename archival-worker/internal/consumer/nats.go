@@ -1,0 +1,421 @@
+// Package consumer moves events from the JetStream stream to the archive: a
+// durable pull consumer fetches batches, the store writes each batch in one
+// transaction, and only then are its messages acknowledged. Delivery is at
+// least once; the store's idempotent inserts make the archive exactly once.
+package consumer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bidding-platform/archival-worker/internal/database"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+)
+
+// Durable is the consumer name every worker shares, so that several workers
+// split the stream between them and a restarted one resumes where the group
+// left off.
+const Durable = "archival-worker"
+
+// Store writes one batch atomically.
+type Store interface {
+	Write(ctx context.Context, events []models.Event, dead []database.DeadLetter) (database.Result, error)
+}
+
+// Config tunes the consumer. Zero values take the defaults below.
+type Config struct {
+	// BatchSize is the most messages written in one transaction.
+	BatchSize int
+	// BatchWait is the longest a fetch waits to fill a batch.
+	BatchWait time.Duration
+	// AckWait is how long JetStream waits for an acknowledgement before
+	// redelivering. While a batch is being retried the worker keeps
+	// extending it, so this only matters when a worker dies.
+	AckWait time.Duration
+	// WriteTimeout bounds one attempt to write a batch, so a hung
+	// PostgreSQL turns into a retry instead of a stall.
+	WriteTimeout time.Duration
+	// ShutdownGrace is how long, after the stop signal, the batch in hand
+	// may still take to commit.
+	ShutdownGrace time.Duration
+	// MinBackoff and MaxBackoff bound the jittered retry delay.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 500
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 100 * time.Millisecond
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = 100 * time.Millisecond
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 5 * time.Second
+	}
+}
+
+// Consumer is one worker's share of the durable consumer.
+type Consumer struct {
+	cfg     Config
+	js      jetstream.JetStream
+	store   Store
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu      sync.Mutex
+	lastErr error // the last write's error, nil once a write succeeds
+}
+
+// New returns a consumer; Run starts it.
+func New(cfg Config, js jetstream.JetStream, store Store, log *slog.Logger, m *Metrics) *Consumer {
+	cfg.defaults()
+	return &Consumer{cfg: cfg, js: js, store: store, log: log, metrics: m}
+}
+
+// Healthy reports the last write's failure, for readiness: a worker whose
+// writes fail is not archiving, whatever a ping says.
+func (c *Consumer) Healthy(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+func (c *Consumer) setErr(err error) {
+	c.mu.Lock()
+	c.lastErr = err
+	c.mu.Unlock()
+}
+
+// Run consumes until ctx is cancelled, then finishes the batch in hand and
+// returns nil. It returns an error only for a configuration JetStream
+// rejects.
+func (c *Consumer) Run(ctx context.Context) error {
+	cons, err := c.ensure(ctx)
+	if err != nil {
+		return err
+	}
+	if cons == nil {
+		return nil // stopped before NATS was reachable
+	}
+	// The fetcher gets the next batch while the writer writes this one. The
+	// channel is unbuffered: at most one batch waits, fetched and unacked.
+	batches := make(chan []jetstream.Msg)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		c.fetch(ctx, cons, batches)
+	}()
+	// The write of the batch in hand may outlive ctx by ShutdownGrace.
+	writeCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancel) })
+	defer stop()
+	for msgs := range batches {
+		c.handle(writeCtx, msgs)
+	}
+	<-done
+	return nil
+}
+
+// ensure creates the stream and the durable consumer, retrying while NATS
+// is unreachable. Creating the stream here lets the worker start first.
+func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
+	for attempt := 0; ; attempt++ {
+		cons, err := c.create(ctx)
+		if err == nil {
+			return cons, nil
+		}
+		if errors.Is(err, jetstream.ErrInvalidOption) {
+			return nil, err
+		}
+		c.log.WarnContext(ctx, "jetstream not ready, retrying", "err", err)
+		if !sleep(ctx, c.backoff(attempt)) {
+			return nil, nil
+		}
+	}
+}
+
+func (c *Consumer) create(ctx context.Context) (jetstream.Consumer, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, err := stream.Ensure(ctx, c.js)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       Durable,
+		Description:   "Archives every event to PostgreSQL",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		// Never give up on a message: one that cannot be written because
+		// PostgreSQL is down must wait for it, not be dropped.
+		MaxDeliver: -1,
+		// Room for every worker's batch in hand plus the one prefetched.
+		MaxAckPending: 64 * c.cfg.BatchSize,
+		// Enough pending pulls for several workers fetching at once.
+		MaxWaiting: 512,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", Durable, err)
+	}
+	return cons, nil
+}
+
+// fetch pulls batches until ctx ends. A batch fetched but not handed over
+// is negatively acknowledged so another worker gets it at once.
+func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, out chan<- []jetstream.Msg) {
+	failures := 0
+	for ctx.Err() == nil {
+		msgs, err := c.fetchOne(cons)
+		if err != nil {
+			failures++
+			c.log.WarnContext(ctx, "fetch", "err", err)
+			if !sleep(ctx, c.backoff(failures)) {
+				return
+			}
+			// The consumer or the whole stream may be gone with NATS's
+			// storage; recreate them (the archive is idempotent, so a
+			// consumer starting over from the first message is harmless).
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
+				errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrNoResponders) {
+				if fresh, err := c.create(ctx); err == nil {
+					cons = fresh
+				}
+			}
+			continue
+		}
+		failures = 0
+		if len(msgs) == 0 {
+			continue
+		}
+		select {
+		case out <- msgs:
+		case <-ctx.Done():
+			for _, m := range msgs {
+				_ = m.Nak() // best effort: otherwise redelivered after AckWait
+			}
+			return
+		}
+	}
+}
+
+func (c *Consumer) fetchOne(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	batch, err := cons.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(c.cfg.BatchWait))
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]jetstream.Msg, 0, c.cfg.BatchSize)
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+		// Messages that did arrive are still ours to write.
+		if len(msgs) > 0 {
+			return msgs, nil
+		}
+		return nil, err
+	}
+	return msgs, nil
+}
+
+// handle writes one batch, retrying with backoff until it commits or the
+// shutdown grace runs out, and acknowledges it only after the commit.
+func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) {
+	events, dead := decodeAll(msgs)
+	lastExtend := time.Now()
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
+		res, err := c.store.Write(wctx, events, dead)
+		cancel()
+		if err == nil {
+			c.setErr(nil)
+			c.committed(msgs, events, res, time.Since(start))
+			return
+		}
+		c.metrics.batches.WithLabelValues("failed").Inc()
+		if database.Permanent(err) && len(events) > 0 {
+			// One event PostgreSQL will never accept must not hold the
+			// stream up: find it, dead-letter it, write the rest.
+			c.log.WarnContext(ctx, "batch rejected by postgres, isolating the bad events", "err", err)
+			events, dead = c.isolate(ctx, msgs, events, dead)
+			continue
+		}
+		c.setErr(fmt.Errorf("write batch: %w", err))
+		c.log.WarnContext(ctx, "write batch, will retry", "messages", len(msgs), "attempt", attempt+1, "err", err)
+		if !sleep(ctx, c.backoff(attempt)) {
+			// Out of time: leave the batch to be redelivered, now rather
+			// than after AckWait.
+			for _, m := range msgs {
+				_ = m.Nak()
+			}
+			c.log.WarnContext(context.WithoutCancel(ctx), "stopping with an uncommitted batch; it will be redelivered", "messages", len(msgs))
+			return
+		}
+		// Keep the batch ours while we retry, so it is not redelivered to
+		// another worker that would fail the same way.
+		if time.Since(lastExtend) > c.cfg.AckWait/3 {
+			for _, m := range msgs {
+				_ = m.InProgress()
+			}
+			lastExtend = time.Now()
+		}
+	}
+}
+
+// isolate writes events one at a time and turns those PostgreSQL rejects
+// into dead letters. Events it writes are written again by the retried
+// batch, which skips them as duplicates.
+func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []models.Event, dead []database.DeadLetter) ([]models.Event, []database.DeadLetter) {
+	raw := make(map[string]jetstream.Msg, len(msgs))
+	for _, m := range msgs {
+		if e, err := Decode(m.Subject(), m.Data()); err == nil {
+			raw[e.EventID] = m
+		}
+	}
+	kept := events[:0:0]
+	for _, e := range events {
+		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
+		_, err := c.store.Write(wctx, []models.Event{e}, nil)
+		cancel()
+		if err == nil || !database.Permanent(err) {
+			// Transient failures are retried with the whole batch.
+			kept = append(kept, e)
+			continue
+		}
+		d := database.DeadLetter{Subject: stream.Subject(e.ItemID), Reason: "rejected by postgres: " + err.Error()}
+		if m, ok := raw[e.EventID]; ok {
+			d.Subject, d.Payload = m.Subject(), m.Data()
+			if meta, merr := m.Metadata(); merr == nil {
+				d.StreamSeq = meta.Sequence.Stream
+			}
+		}
+		dead = append(dead, d)
+	}
+	return kept, dead
+}
+
+func (c *Consumer) committed(msgs []jetstream.Msg, events []models.Event, res database.Result, took time.Duration) {
+	now := time.Now()
+	for _, m := range msgs {
+		// An acknowledgement lost here only causes a redelivery, which
+		// the idempotent insert skips.
+		_ = m.Ack()
+	}
+	m := c.metrics
+	m.batches.WithLabelValues("committed").Inc()
+	m.rows.Add(float64(res.Inserted))
+	m.duplicates.Add(float64(res.Duplicates))
+	m.deadLetters.Add(float64(res.DeadLetters))
+	m.lastCommit.Set(float64(now.UnixNano()) / 1e9)
+	m.batchSeconds.Observe(took.Seconds())
+	m.batchSize.Observe(float64(len(msgs)))
+	for _, e := range events {
+		if !e.Timestamp.IsZero() {
+			m.lag.Observe(now.Sub(e.Timestamp).Seconds())
+		}
+	}
+	if meta, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		m.pending.Set(float64(meta.NumPending))
+	}
+}
+
+func (c *Consumer) backoff(attempt int) time.Duration {
+	d := c.cfg.MinBackoff << min(attempt, 16)
+	if d <= 0 || d > c.cfg.MaxBackoff {
+		d = c.cfg.MaxBackoff
+	}
+	// Full jitter: workers that failed together do not retry together.
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d or ctx, and says whether ctx is still alive.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// decodeAll splits a batch into events and dead letters.
+func decodeAll(msgs []jetstream.Msg) ([]models.Event, []database.DeadLetter) {
+	events := make([]models.Event, 0, len(msgs))
+	var dead []database.DeadLetter
+	for _, m := range msgs {
+		e, err := Decode(m.Subject(), m.Data())
+		if err == nil {
+			events = append(events, e)
+			continue
+		}
+		var seq uint64
+		if meta, merr := m.Metadata(); merr == nil {
+			seq = meta.Sequence.Stream
+		}
+		dead = append(dead, database.DeadLetter{StreamSeq: seq, Subject: m.Subject(), Reason: err.Error(), Payload: m.Data()})
+	}
+	return events, dead
+}
+
+// Decode parses and checks one message. An error means the message can
+// never be archived, however often it is retried.
+func Decode(subject string, data []byte) (models.Event, error) {
+	var e models.Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return e, fmt.Errorf("decode event: %w", err)
+	}
+	switch {
+	case e.EventID == "":
+		return e, errors.New("event has no event_id")
+	case e.ItemID == "":
+		return e, errors.New("event has no item_id")
+	case stream.ItemID(subject) != e.ItemID:
+		return e, fmt.Errorf("event for item %q published on subject %q", e.ItemID, subject)
+	case e.Seq == 0:
+		return e, errors.New("event has no seq")
+	}
+	switch e.Type {
+	case models.EventBid:
+		switch {
+		case e.BidID == "" || e.UserID == "":
+			return e, errors.New("bid event needs bid_id and user_id")
+		case e.Amount <= 0:
+			return e, errors.New("bid event needs a positive amount")
+		case e.PreviousBid < 0:
+			return e, errors.New("bid event has a negative previous_bid")
+		case e.Timestamp.IsZero():
+			return e, errors.New("bid event has no timestamp")
+		}
+	case models.EventAuctionClosed:
+	default:
+		return e, fmt.Errorf("unknown event type %q", e.Type)
+	}
+	return e, nil
+}
