@@ -4,117 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/bidding-platform/load-tests/internal/auctiontest"
 	"github.com/bidding-platform/shared/models"
 )
-
-// auction is an HTTP fixture that speaks the README's item and bid contract
-// with an in-memory price. It stands in for the gateway so the generator's
-// own counting can be checked exactly; the gateway itself is measured by
-// bench/contended.sh.
-type auction struct {
-	mu        sync.Mutex
-	items     map[string]*auctionItem
-	requests  int
-	accepted  int
-	rejected  int
-	chunked   bool // answer bids with chunked bodies
-	closeEach bool // answer bids with Connection: close
-}
-
-type auctionItem struct {
-	price, inc models.Money
-	bids       int
-}
-
-func newAuction() *auction { return &auction{items: map[string]*auctionItem{}} }
-
-func (a *auction) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/items")
-	switch {
-	case !ok:
-		http.NotFound(w, r)
-	case r.Method == http.MethodPost && rest == "":
-		var req struct {
-			ID            string       `json:"id"`
-			StartingPrice models.Money `json:"starting_price"`
-			MinIncrement  models.Money `json:"min_increment"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		a.items[req.ID] = &auctionItem{price: req.StartingPrice, inc: req.MinIncrement}
-		w.WriteHeader(http.StatusCreated)
-		fmt.Fprintf(w, `{"id":%q,"current_bid":%s,"starting_price":%s,"min_increment":%s,"bid_count":0}`,
-			req.ID, req.StartingPrice, req.StartingPrice, req.MinIncrement)
-	case r.Method == http.MethodGet:
-		it := a.items[strings.TrimPrefix(rest, "/")]
-		if it == nil {
-			http.NotFound(w, r)
-			return
-		}
-		fmt.Fprintf(w, `{"current_bid":%s,"highest_bidder_id":"x","min_increment":%s,"bid_count":%d}`, it.price, it.inc, it.bids)
-	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/bid"):
-		it := a.items[strings.TrimSuffix(strings.TrimPrefix(rest, "/"), "/bid")]
-		if it == nil {
-			http.NotFound(w, r)
-			return
-		}
-		var req struct {
-			UserID string       `json:"user_id"`
-			Amount models.Money `json:"amount"`
-		}
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.UserID == "" {
-			http.Error(w, fmt.Sprint("bad bid: ", err), http.StatusBadRequest)
-			return
-		}
-		a.requests++
-		if a.closeEach {
-			w.Header().Set("Connection", "close")
-		}
-		min := it.price
-		if it.bids > 0 {
-			min += it.inc
-		}
-		var body string
-		status := http.StatusOK
-		if req.Amount >= min {
-			it.price = req.Amount
-			it.bids++
-			a.accepted++
-			body = fmt.Sprintf(`{"success":true,"message":"Bid accepted","current_bid":%s,"your_bid":%s,"is_highest":true,"event_id":"e","min_next_bid":%s}`,
-				it.price, req.Amount, it.price+it.inc)
-		} else {
-			status = http.StatusConflict
-			a.rejected++
-			body = fmt.Sprintf(`{"success":false,"message":"Bid amount must be higher than current bid","current_bid":%s,"your_bid":%s,"is_highest":false,"min_next_bid":%s}`,
-				it.price, req.Amount, it.price+it.inc)
-		}
-		w.WriteHeader(status)
-		if a.chunked {
-			// Two flushed writes make net/http use chunked encoding.
-			half := len(body) / 2
-			fmt.Fprint(w, body[:half])
-			w.(http.Flusher).Flush()
-			fmt.Fprint(w, body[half:])
-			return
-		}
-		fmt.Fprint(w, body)
-	default:
-		http.NotFound(w, r)
-	}
-}
 
 func testConfig(url string) Config {
 	cfg := DefaultConfig()
@@ -146,8 +44,8 @@ func TestRunCountsMatchServer(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			a := newAuction()
-			a.chunked, a.closeEach = tt.chunked, tt.closeEach
+			a := auctiontest.New()
+			a.Chunked, a.CloseEach = tt.chunked, tt.closeEach
 			srv := httptest.NewServer(a)
 			defer srv.Close()
 			cfg := testConfig(srv.URL)
@@ -157,18 +55,16 @@ func TestRunCountsMatchServer(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run: %v", err)
 			}
-			a.mu.Lock()
-			defer a.mu.Unlock()
 			if got, want := rep.Requests, uint64(cfg.Requests); got != want {
 				t.Errorf("report requests = %d, want the budget %d", got, want)
 			}
-			if got, want := rep.Requests, uint64(a.requests); got != want {
+			if got, want := rep.Requests, uint64(a.Counts().Requests); got != want {
 				t.Errorf("report requests = %d, server saw %d", got, want)
 			}
-			if got, want := rep.Accepted, uint64(a.accepted); got != want {
+			if got, want := rep.Accepted, uint64(a.Counts().Accepted); got != want {
 				t.Errorf("report accepted = %d, server accepted %d", got, want)
 			}
-			if got, want := rep.Rejected, uint64(a.rejected); got != want {
+			if got, want := rep.Rejected, uint64(a.Counts().Rejected); got != want {
 				t.Errorf("report rejected = %d, server rejected %d", got, want)
 			}
 			if got, want := rep.Status["200"]+rep.Status["409"], rep.Requests; got != want {
@@ -177,7 +73,7 @@ func TestRunCountsMatchServer(t *testing.T) {
 			if rep.Errors != 0 {
 				t.Errorf("errors = %d (%v), want 0", rep.Errors, rep.ErrorSamples)
 			}
-			if got, want := rep.HighestAccepted, a.items["hot"].price; got != want {
+			if got, want := rep.HighestAccepted, a.Price("hot"); got != want {
 				t.Errorf("highest accepted = %s, server price %s", got, want)
 			}
 			if got := rep.Latency.Max; got <= 0 || got < rep.Latency.P50 {
@@ -195,7 +91,7 @@ func TestRunCountsMatchServer(t *testing.T) {
 
 func TestFloodFixedAmountHasOneWinner(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(newAuction())
+	srv := httptest.NewServer(auctiontest.New())
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
 	cfg.Mode = ModeFlood
@@ -217,8 +113,8 @@ func TestFloodFixedAmountHasOneWinner(t *testing.T) {
 
 func TestRunContinuesExistingItem(t *testing.T) {
 	t.Parallel()
-	a := newAuction()
-	a.items["hot"] = &auctionItem{price: 1000_00, inc: 5_00, bids: 3}
+	a := auctiontest.New()
+	a.Put("hot", 1000_00, 5_00, 3)
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
@@ -237,7 +133,7 @@ func TestRunContinuesExistingItem(t *testing.T) {
 
 func TestRunStopsAtDuration(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(newAuction())
+	srv := httptest.NewServer(auctiontest.New())
 	defer srv.Close()
 	cfg := testConfig(srv.URL)
 	cfg.Requests = 0
@@ -265,7 +161,7 @@ func TestRunStopsAtDuration(t *testing.T) {
 
 func TestRunCountsTransportErrors(t *testing.T) {
 	t.Parallel()
-	a := newAuction()
+	a := auctiontest.New()
 	// Bids get their connection cut without an answer.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/bid") {

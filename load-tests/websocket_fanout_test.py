@@ -1,0 +1,399 @@
+#!/usr/bin/python3
+"""Broadcast fan-out: N viewers of one item, K bids, and how every viewer fared.
+
+Opens --connections WebSocket viewers of one fresh item on the broadcast
+service, places --bids bids through the gateway, one every --interval seconds,
+and measures for every (bid, viewer) pair the time from just before the bid's
+HTTP request was sent to the moment that viewer received the event. Reports
+latency p50/p90/p99/max and, per viewer, events missed, duplicated and out of
+order (by the item's seq), after waiting up to --timeout for stragglers.
+
+  /usr/bin/python3 websocket_fanout_test.py --connections 1000 --bids 100 --interval 0.1
+  /usr/bin/python3 websocket_fanout_test.py --connections 5000 --bids 50 --interval 0.1 \
+      --gateway http://127.0.0.1:8080 --broadcast ws://127.0.0.1:8081
+
+Sending time and receiving time come from the same monotonic clock of this
+process, so no clock synchronisation is involved. The viewers run on one
+Python event loop: at thousands of viewers and tens of events per second the
+loop itself adds latency, which is then part of the number (the broadcast
+service's own Go load program measures beyond that). Exit status is 1 when any
+viewer missed, duplicated or reordered an event, or failed to connect.
+
+Runs on Debian's python3-websockets (10.4); loopback targets only unless
+--allow-remote.
+"""
+
+import argparse
+import array
+import asyncio
+import http.client
+import json
+import math
+import resource
+import sys
+import time
+import uuid
+from decimal import Decimal
+from urllib.parse import urlparse
+
+import websockets
+
+CENT = Decimal("0.01")
+LOOPBACK = {"localhost", "127.0.0.1", "::1"}
+MAX_CONNECTIONS = 50000
+MAX_BIDS = 100000
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--connections", type=int, default=100, help="viewers to open (default 100)")
+    p.add_argument("--bids", type=int, default=50, help="bids to place (default 50)")
+    p.add_argument("--interval", type=float, default=0.1, help="seconds between bids (default 0.1)")
+    p.add_argument("--gateway", default="http://127.0.0.1:8080", help="API gateway base URL")
+    p.add_argument("--broadcast", default="ws://127.0.0.1:8081", help="broadcast service base URL (ws:// or http://)")
+    p.add_argument("--item", default=None, help="item id (default: a fresh fanout_<random> item)")
+    p.add_argument("--users", type=int, default=20, help="bidder ids to rotate through, to stay under per-user rate limits")
+    p.add_argument("--increment", default="1.00", help="amount each bid adds (default 1.00)")
+    p.add_argument("--connect-concurrency", type=int, default=200, help="viewers connecting at once (default 200)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for connections and for the last events (default 10)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--allow-remote", action="store_true", help="allow targets other than loopback")
+    args = p.parse_args(argv)
+    errs = []
+    if not 1 <= args.connections <= MAX_CONNECTIONS:
+        errs.append(f"--connections must be 1..{MAX_CONNECTIONS}")
+    if not 1 <= args.bids <= MAX_BIDS:
+        errs.append(f"--bids must be 1..{MAX_BIDS}")
+    if not 0 <= args.interval <= 60 or args.bids * args.interval > 3600:
+        errs.append("--interval must be 0..60 and bids*interval at most an hour")
+    if args.users < 1 or args.connect_concurrency < 1 or args.timeout <= 0:
+        errs.append("--users, --connect-concurrency and --timeout must be positive")
+    for name in ("gateway", "broadcast"):
+        host = urlparse(getattr(args, name)).hostname
+        if host is None:
+            errs.append(f"--{name} {getattr(args, name)!r} is not a URL")
+        elif host not in LOOPBACK and not args.allow_remote:
+            errs.append(f"--{name} {getattr(args, name)!r}: loopback only (pass --allow-remote to override)")
+    try:
+        args.increment = Decimal(args.increment).quantize(CENT)
+    except ArithmeticError:
+        errs.append("--increment must be a decimal amount")
+    if errs:
+        p.error("; ".join(errs))
+    args.item = args.item or f"fanout_{uuid.uuid4().hex[:12]}"
+    b = urlparse(args.broadcast)
+    scheme = {"http": "ws", "https": "wss"}.get(b.scheme, b.scheme)
+    args.ws_url = f"{scheme}://{b.netloc}{b.path.rstrip('/')}/ws?item_id={args.item}"
+    return args
+
+
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an ascending sequence; 0 when empty."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def amount_key(value):
+    """The same text for 200, 200.0 and 200.00, from JSON parsed as Decimal."""
+    return f"{Decimal(str(value)).quantize(CENT)}"
+
+
+def encode(fields):
+    """JSON object with Decimal values as exact two-decimal numbers (never floats)."""
+    parts = []
+    for k, v in fields.items():
+        parts.append(f"{json.dumps(k)}:{f'{v:.2f}' if isinstance(v, Decimal) else json.dumps(v)}")
+    return "{" + ",".join(parts) + "}"
+
+
+class Gateway:
+    """A keep-alive HTTP client for the gateway, used from one thread at a time."""
+
+    def __init__(self, base, timeout):
+        u = urlparse(base)
+        self.host, self.port = u.hostname, u.port or 80
+        self.prefix = u.path.rstrip("/")
+        self.timeout = timeout
+        self.conn = None
+
+    def request(self, method, path, body=None):
+        for attempt in (1, 2):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                headers = {"Content-Type": "application/json"} if body is not None else {}
+                self.conn.request(method, self.prefix + path, body=body, headers=headers)
+                resp = self.conn.getresponse()
+                data = resp.read()
+                return resp.status, json.loads(data, parse_float=Decimal) if data else {}
+            except (http.client.HTTPException, ConnectionError, OSError) as e:
+                self.conn.close()
+                self.conn = None
+                # A kept-alive connection the server closed meanwhile: retry once
+                # on a new one, but only before anything could have been applied.
+                if attempt == 2 or not isinstance(e, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+                    raise
+            except ValueError:
+                return resp.status, {}
+        raise RuntimeError("unreachable")
+
+    def ensure_item(self, item, increment):
+        status, data = self.request("GET", f"/api/v1/items/{item}")
+        if status == 404:
+            status, data = self.request("POST", "/api/v1/items", encode(
+                {"id": item, "name": f"Fan-out test {item}", "starting_price": increment, "min_increment": increment}))
+            if status not in (200, 201):
+                raise SystemExit(f"create item {item}: HTTP {status} {data}")
+        elif status != 200:
+            raise SystemExit(f"get item {item}: HTTP {status} {data}")
+        return data
+
+
+class Viewer:
+    """One viewer's sequence accounting, without keeping every message."""
+
+    __slots__ = ("snapshot_seq", "last_seq", "seen", "unique", "duplicates", "out_of_order", "close_code", "error")
+
+    def __init__(self):
+        self.snapshot_seq = None
+        self.last_seq = 0
+        # seen[i] marks seq snapshot_seq+1+i as received: a byte per event,
+        # rather than a set of ints, keeps 10,000 viewers affordable.
+        self.seen = bytearray()
+        self.unique = 0
+        self.duplicates = 0
+        self.out_of_order = 0
+        self.close_code = None
+        self.error = None
+
+    def event(self, seq):
+        i = seq - self.snapshot_seq - 1
+        if i < 0:
+            # Older than the snapshot: the snapshot already covered it.
+            self.duplicates += 1
+            return
+        if i >= len(self.seen):
+            self.seen.extend(b"\0" * (i + 1 - len(self.seen) + 64))
+        if self.seen[i]:
+            self.duplicates += 1
+            return
+        self.seen[i] = 1
+        self.unique += 1
+        if seq < self.last_seq:
+            self.out_of_order += 1
+        self.last_seq = max(self.last_seq, seq)
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.viewers = []
+        self.sent_at = {}  # amount text -> monotonic send time
+        self.latencies = array.array("d")
+        self.foreign = 0
+        self.bids = {"accepted": 0, "rejected": 0, "other": 0, "errors": 0}
+        self.bid_errors = []
+        self.connect_failures = 0
+        self.connect_errors = []
+        self.no_snapshot = 0
+        self.stop = asyncio.Event()
+
+    async def view(self, ws, v):
+        try:
+            async for raw in ws:
+                now = time.perf_counter()
+                msg = json.loads(raw, parse_float=Decimal)
+                kind = msg.get("type")
+                if kind == "snapshot":
+                    if v.snapshot_seq is None:
+                        v.snapshot_seq = int(msg.get("seq") or 0)
+                        v.last_seq = v.snapshot_seq
+                    continue
+                if v.snapshot_seq is None:
+                    # The contract says a snapshot comes first.
+                    self.no_snapshot += 1
+                    v.snapshot_seq = 0
+                if "seq" not in msg or kind in ("viewers", "presence"):
+                    continue
+                v.event(int(msg["seq"]))
+                if kind == "bid":
+                    sent = self.sent_at.get(amount_key(msg.get("amount", 0)))
+                    if sent is None:
+                        self.foreign += 1
+                    else:
+                        self.latencies.append(now - sent)
+        except websockets.ConnectionClosed as e:
+            v.close_code = e.code
+        except Exception as e:  # noqa: BLE001 - reported per viewer
+            v.error = repr(e)
+
+    async def connect_all(self, sem):
+        async def one():
+            v = Viewer()
+            async with sem:
+                try:
+                    ws = await asyncio.wait_for(websockets.connect(
+                        self.args.ws_url, max_size=1 << 20, ping_interval=None, close_timeout=1,
+                        compression=None, open_timeout=self.args.timeout), self.args.timeout)
+                except Exception as e:  # noqa: BLE001 - counted
+                    self.connect_failures += 1
+                    if len(self.connect_errors) < 5:
+                        self.connect_errors.append(repr(e))
+                    return None
+            self.viewers.append(v)
+            return ws, asyncio.create_task(self.view(ws, v)), v
+        results = await asyncio.gather(*(one() for _ in range(self.args.connections)))
+        return [r for r in results if r is not None]
+
+    async def wait_snapshots(self, conns):
+        deadline = time.monotonic() + self.args.timeout
+        while time.monotonic() < deadline:
+            if all(v.snapshot_seq is not None or t.done() for _, t, v in conns):
+                return
+            await asyncio.sleep(0.05)
+
+    def bid_loop(self, gw, start):
+        """Places the bids from a thread, on a fixed schedule."""
+        amount = start
+        t0 = time.monotonic()
+        for i in range(self.args.bids):
+            due = t0 + i * self.args.interval
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            user = f"fanout_user_{i % self.args.users}"
+            key = amount_key(amount)
+            self.sent_at[key] = time.perf_counter()
+            try:
+                status, data = gw.request("POST", f"/api/v1/items/{self.args.item}/bid",
+                                          encode({"user_id": user, "amount": amount}))
+            except Exception as e:  # noqa: BLE001 - counted
+                self.bids["errors"] += 1
+                if len(self.bid_errors) < 5:
+                    self.bid_errors.append(repr(e))
+                continue
+            if status == 200:
+                self.bids["accepted"] += 1
+                nxt = data.get("min_next_bid")
+                amount = Decimal(str(nxt)).quantize(CENT) if nxt is not None else amount + self.args.increment
+            elif status == 409:
+                self.bids["rejected"] += 1
+                nxt = data.get("min_next_bid")
+                if nxt is not None:
+                    amount = max(amount, Decimal(str(nxt)).quantize(CENT))
+            else:
+                self.bids["other"] += 1
+                if len(self.bid_errors) < 5:
+                    self.bid_errors.append(f"HTTP {status}: {data}")
+
+    async def main(self):
+        args = self.args
+        gw = Gateway(args.gateway, args.timeout)
+        item = await asyncio.to_thread(gw.ensure_item, args.item, args.increment)
+        start = Decimal(str(item.get("starting_price") or args.increment)).quantize(CENT)
+        if item.get("bid_count") or item.get("highest_bidder_id"):
+            start = Decimal(str(item.get("current_bid"))).quantize(CENT) + args.increment
+
+        t_connect = time.perf_counter()
+        conns = await self.connect_all(asyncio.Semaphore(args.connect_concurrency))
+        await self.wait_snapshots(conns)
+        connect_s = time.perf_counter() - t_connect
+
+        t_bids = time.perf_counter()
+        await asyncio.to_thread(self.bid_loop, gw, start)
+        bids_s = time.perf_counter() - t_bids
+
+        # Every viewer should end with every event after its snapshot, up to
+        # the item's final seq.
+        status, final = await asyncio.to_thread(gw.request, "GET", f"/api/v1/items/{args.item}")
+        final_seq = int(final.get("seq") or 0) if status == 200 else None
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            if final_seq is not None and all(
+                    v.snapshot_seq is not None and v.snapshot_seq + v.unique >= final_seq
+                    for _, t, v in conns if not t.done()):
+                break
+            await asyncio.sleep(0.05)
+
+        await asyncio.gather(*(ws.close() for ws, _, _ in conns), return_exceptions=True)
+        await asyncio.gather(*(t for _, t, _ in conns), return_exceptions=True)
+        return self.report(final_seq, connect_s, bids_s)
+
+    def report(self, final_seq, connect_s, bids_s):
+        lat = sorted(self.latencies)
+        missed = dup = ooo = 0
+        incomplete = 0
+        closed = {}
+        for v in self.viewers:
+            dup += v.duplicates
+            ooo += v.out_of_order
+            if final_seq is not None and v.snapshot_seq is not None:
+                lost = max(0, final_seq - v.snapshot_seq - v.unique)
+                missed += lost
+                incomplete += lost > 0
+            if v.close_code is not None and v.close_code not in (1000, 1001):
+                closed[str(v.close_code)] = closed.get(str(v.close_code), 0) + 1
+        def ms(seconds):
+            return round(seconds * 1000, 3)
+        return {
+            "item": self.args.item,
+            "connections": {"requested": self.args.connections, "open": len(self.viewers),
+                            "failed": self.connect_failures, "errors": self.connect_errors,
+                            "without_snapshot": self.no_snapshot, "connect_s": round(connect_s, 3),
+                            "closed_by_server": closed},
+            "bids": dict(self.bids, sent=self.args.bids, interval_s=self.args.interval,
+                         duration_s=round(bids_s, 3), errors_sample=self.bid_errors),
+            "final_seq": final_seq,
+            "deliveries": len(lat),
+            "latency_ms": {"p50": ms(percentile(lat, 0.50)), "p90": ms(percentile(lat, 0.90)),
+                           "p99": ms(percentile(lat, 0.99)), "max": ms(lat[-1] if lat else 0.0)},
+            "missed": missed,
+            "viewers_missing_events": incomplete,
+            "duplicates": dup,
+            "out_of_order": ooo,
+            "foreign_events": self.foreign,
+        }
+
+
+def print_text(r):
+    c, b, l = r["connections"], r["bids"], r["latency_ms"]
+    print(f"item:         {r['item']} (final seq {r['final_seq']})")
+    print(f"viewers:      {c['open']}/{c['requested']} open, {c['failed']} failed, "
+          f"{c['without_snapshot']} without snapshot, connected in {c['connect_s']}s")
+    for e in c["errors"]:
+        print(f"  connect error: {e}")
+    if c["closed_by_server"]:
+        print(f"  closed by server: {c['closed_by_server']}")
+    print(f"bids:         {b['sent']} sent every {b['interval_s']}s in {b['duration_s']}s: "
+          f"{b['accepted']} accepted, {b['rejected']} rejected, {b['other']} other, {b['errors']} errors")
+    for e in b["errors_sample"]:
+        print(f"  bid error: {e}")
+    print(f"deliveries:   {r['deliveries']}")
+    print(f"latency ms:   p50={l['p50']} p90={l['p90']} p99={l['p99']} max={l['max']}")
+    print(f"missed:       {r['missed']} (viewers missing events: {r['viewers_missing_events']})")
+    print(f"duplicates:   {r['duplicates']}")
+    print(f"out of order: {r['out_of_order']}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, args.connections + 256) if hard != resource.RLIM_INFINITY else args.connections + 256
+    if soft != resource.RLIM_INFINITY and soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    report = asyncio.run(Run(args).main())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_text(report)
+    c = report["connections"]
+    clean = (c["failed"] == 0 and c["without_snapshot"] == 0 and report["missed"] == 0
+             and report["duplicates"] == 0 and report["out_of_order"] == 0
+             and report["final_seq"] is not None and report["bids"]["accepted"] > 0)
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
