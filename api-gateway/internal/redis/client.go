@@ -11,6 +11,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -400,4 +401,18 @@ func toString(v any) string {
 		return strconv.FormatInt(x, 10)
 	}
 	return ""
+}
+
+// RouteLibraryLogs sends go-redis's own messages (dial failures while Redis
+// is down, pool events) to l at debug level instead of the standard logger.
+// go-redis keeps its logger in a package variable, so this affects every
+// client in the process; main calls it once.
+func RouteLibraryLogs(l *slog.Logger) {
+	goredis.SetLogger(libraryLogger{l})
+}
+
+type libraryLogger struct{ l *slog.Logger }
+
+func (g libraryLogger) Printf(ctx context.Context, format string, v ...any) {
+	g.l.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
 }

@@ -1,0 +1,245 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+// TestConcurrentBids sends 1,000 bids from 100 goroutines at one item and
+// checks the history the store produced: accepted amounts rise by at least
+// the increment in seq order, seq has no gaps, the outbox holds exactly the
+// accepted events, and no rejected bid could have beaten the final price.
+func TestConcurrentBids(t *testing.T) {
+	forEach(t, topologies(t), func(t *testing.T, s *Store, _ topology) {
+		const (
+			workers = 100
+			perWork = 10
+			start   = 1000
+			inc     = 100
+		)
+		it := newItem(t, s, models.Item{StartingPrice: start, MinIncrement: inc})
+		type answer struct {
+			req service.BidRequest
+			res service.BidResult
+		}
+		var (
+			mu      sync.Mutex
+			answers []answer
+			wg      sync.WaitGroup
+			failed  atomic.Int64
+			firstEr atomic.Value
+		)
+		var next atomic.Int64
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				user := fmt.Sprintf("user_%d", w)
+				for i := 0; i < perWork; i++ {
+					// Amounts climb with the count of bids sent, with
+					// enough noise that many collide and lose.
+					n := next.Add(1)
+					amount := models.Money(start + n*inc/2 + rand.Int64N(3*inc))
+					req := bid(it.ID, user, amount)
+					res, err := s.PlaceBids(context.Background(), []service.BidRequest{req})
+					if err != nil {
+						failed.Add(1)
+						firstEr.CompareAndSwap(nil, err)
+						continue
+					}
+					mu.Lock()
+					answers = append(answers, answer{req, res[0]})
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if n := failed.Load(); n > 0 {
+			t.Fatalf("%d of %d bids failed, first: %v", n, workers*perWork, firstEr.Load())
+		}
+
+		var acc []answer
+		var maxOffered models.Money
+		for _, a := range answers {
+			maxOffered = max(maxOffered, a.req.Amount)
+			switch a.res.Outcome {
+			case service.OutcomeAccepted:
+				acc = append(acc, a)
+			case service.OutcomeTooLow:
+			default:
+				t.Errorf("bid %+v answered %s", a.req, outcomeName(a.res.Outcome))
+			}
+		}
+		slices.SortFunc(acc, func(a, b answer) int { return int(a.res.Event.Seq) - int(b.res.Event.Seq) })
+		for i, a := range acc {
+			if got, want := a.res.Event.Seq, uint64(i+1); got != want {
+				t.Fatalf("accepted bid %d has seq %d, want %d (no gaps, no repeats)", i, got, want)
+			}
+			if a.res.Event.EventID != a.req.EventID || a.res.Event.Amount != a.req.Amount {
+				t.Errorf("seq %d: event %+v does not match its request %+v", a.res.Event.Seq, a.res.Event, a.req)
+			}
+			if i > 0 {
+				prev := acc[i-1].req.Amount
+				if a.req.Amount < prev+inc {
+					t.Errorf("seq %d accepted %v after %v: below the increment", i+1, a.req.Amount, prev)
+				}
+				if a.res.Event.PreviousBid != prev {
+					t.Errorf("seq %d names previous %v, want %v", i+1, a.res.Event.PreviousBid, prev)
+				}
+			}
+		}
+		if len(acc) < 2 {
+			t.Fatalf("only %d bids accepted; the test needs contention with winners", len(acc))
+		}
+		final := item(t, s, it.ID)
+		last := acc[len(acc)-1]
+		if final.CurrentBid != last.req.Amount || final.HighestBidderID != last.req.UserID ||
+			final.Seq != uint64(len(acc)) || final.BidCount != int64(len(acc)) {
+			t.Errorf("final item %+v, want %v by %s after %d bids", final, last.req.Amount, last.req.UserID, len(acc))
+		}
+		// The highest valid amount won: nothing offered could beat the final
+		// price, so every rejection was right at the end too.
+		if maxOffered >= final.CurrentBid+inc {
+			t.Errorf("%v was offered but the final price is %v", maxOffered, final.CurrentBid)
+		}
+		for _, a := range answers {
+			if a.res.Outcome == service.OutcomeTooLow && a.req.Amount >= a.res.Item.MinNextBid() {
+				t.Errorf("bid %v rejected though the answer's min next bid is %v", a.req.Amount, a.res.Item.MinNextBid())
+			}
+		}
+
+		pending, err := s.Pending(ctxT(t), 0, 10*len(acc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pending) != len(acc) {
+			t.Fatalf("outbox holds %d events, want %d", len(pending), len(acc))
+		}
+		for i, e := range pending {
+			if e.Event.EventID != acc[i].req.EventID || e.ID != acc[i].res.OutboxID {
+				t.Errorf("outbox entry %d is %s (%s), want %s (%s)", i, e.Event.EventID, e.ID, acc[i].req.EventID, acc[i].res.OutboxID)
+			}
+		}
+		t.Logf("%d bids, %d accepted, final %v", len(answers), len(acc), final.CurrentBid)
+	})
+}
+
+// TestRedisDown checks that a dead or frozen Redis gives ErrUnavailable
+// quickly, and that the same store works again when Redis is back.
+func TestRedisDown(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			r := testenv.Redis(t)
+			cfg := DefaultConfig()
+			cfg.Addrs = []string{r.Addr()}
+			s := newStore(t, cfg, strategy)
+			it := newItem(t, s, models.Item{})
+			wantOutcome(t, "before", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+
+			// A hang check, not a benchmark: the bound is generous.
+			const bound = 3 * time.Second
+			down := func(what string) {
+				t.Helper()
+				for i := 0; i < 3; i++ {
+					begin := time.Now()
+					_, err := s.PlaceBids(context.Background(), []service.BidRequest{bid(it.ID, "u2", 5000)})
+					if took := time.Since(begin); took > bound {
+						t.Errorf("%s: PlaceBids took %v, want under %v", what, took, bound)
+					}
+					if !errors.Is(err, service.ErrUnavailable) {
+						t.Fatalf("%s: PlaceBids error = %v, want ErrUnavailable", what, err)
+					}
+					begin = time.Now()
+					if err := s.Ping(context.Background()); !errors.Is(err, service.ErrUnavailable) || time.Since(begin) > bound {
+						t.Errorf("%s: Ping = %v after %v, want ErrUnavailable quickly", what, err, time.Since(begin))
+					}
+				}
+			}
+
+			r.Pause()
+			down("frozen redis")
+			r.Resume()
+			waitUntil(t, 5*time.Second, func() error { return s.Ping(context.Background()) })
+			// A timed-out bid's outcome is unknown: Redis may run it after
+			// the client gave up (here, once resumed). Only what comes after
+			// is checked.
+			wantOutcome(t, "after resume", placeOne(t, s, bid(it.ID, "u3", 9000)), service.OutcomeAccepted)
+
+			r.Kill()
+			down("killed redis")
+			r.Start()
+			// Without persistence the item is gone; the store must still
+			// answer, recreate it, and bid on it without a restart.
+			waitUntil(t, 5*time.Second, func() error {
+				_, err := s.Item(context.Background(), it.ID)
+				if errors.Is(err, service.ErrItemNotFound) {
+					return nil
+				}
+				return fmt.Errorf("Item after restart: %v", err)
+			})
+			again := newItem(t, s, models.Item{ID: it.ID})
+			r2 := placeOne(t, s, bid(again.ID, "u4", 1000))
+			wantOutcome(t, "after restart", r2, service.OutcomeAccepted)
+			if r2.Event.Seq != 1 {
+				t.Errorf("first bid after restart has seq %d, want 1", r2.Event.Seq)
+			}
+		})
+	}
+}
+
+// TestClusterNodeDown kills the master that owns an item's slot: bids on it
+// fail fast with ErrUnavailable, and work again once the node is back.
+func TestClusterNodeDown(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			c := testenv.Cluster(t)
+			cfg := DefaultConfig()
+			cfg.Addrs, cfg.Cluster = c.Addrs(), true
+			s := newStore(t, cfg, strategy)
+			it := newItem(t, s, models.Item{})
+			owner, err := s.cluster.MasterForKey(ctxT(t), s.itemKey(it.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			node := slices.IndexFunc(c.Nodes, func(n *testenv.RedisServer) bool { return n.Addr() == owner.Options().Addr })
+			if node < 0 {
+				t.Fatalf("owner %s is not one of %v", owner.Options().Addr, c.Addrs())
+			}
+			c.Nodes[node].Kill()
+			const bound = 3 * time.Second // a hang check, not a benchmark
+			for i := 0; i < 3; i++ {
+				begin := time.Now()
+				_, err := s.PlaceBids(context.Background(), []service.BidRequest{bid(it.ID, "u1", 5000)})
+				if took := time.Since(begin); took > bound {
+					t.Errorf("PlaceBids took %v with the owner down, want under %v", took, bound)
+				}
+				if !errors.Is(err, service.ErrUnavailable) {
+					t.Fatalf("PlaceBids with the owner down: error %v, want ErrUnavailable", err)
+				}
+			}
+			c.Nodes[node].Start()
+			waitUntil(t, 10*time.Second, func() error {
+				_, err := s.CreateItem(context.Background(), models.Item{ID: it.ID, Name: "again", StartingPrice: 1000,
+					MinIncrement: 100, EndsAt: time.Now().Add(time.Hour)})
+				if err != nil && !errors.Is(err, service.ErrItemExists) {
+					return err
+				}
+				return nil
+			})
+			wantOutcome(t, "after restart", placeOne(t, s, bid(it.ID, "u2", 1000)), service.OutcomeAccepted)
+		})
+	}
+}
