@@ -1,0 +1,291 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/bidding-platform/shared/config"
+)
+
+// The README's curl sequence, answered with the documented bodies.
+func TestReadmeCurlSequence(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+
+	h := do(t, "GET", g.url+"/health", "")
+	if h.Status != 200 || h.str("status") != "healthy" || h.str("service") != "api-gateway" || h.str("time") == "" {
+		t.Errorf("GET /health = %d %s", h.Status, h.Body)
+	}
+	it := do(t, "GET", g.url+"/api/v1/items/test_item", "")
+	if it.Status != 200 || it.str("id") != "test_item" || it.str("status") != "active" || it.str("current_bid") != "0.00" {
+		t.Fatalf("GET item = %d %s", it.Status, it.Body)
+	}
+
+	first := g.bid(t, "test_item", "user_123", "100.00")
+	wantBody(t, first, 200, `{"success":true,"message":"Bid accepted","current_bid":100.00,"your_bid":100.00,"is_highest":true,"event_id":"EVT","min_next_bid":101.00}`)
+	second := g.bid(t, "test_item", "user_456", "150.00")
+	wantBody(t, second, 200, `{"success":true,"message":"Bid accepted","current_bid":150.00,"your_bid":150.00,"is_highest":true,"event_id":"EVT","min_next_bid":151.00}`)
+	low := g.bid(t, "test_item", "user_123", "120.00")
+	wantBody(t, low, 409, `{"success":false,"message":"Bid amount must be higher than current bid","current_bid":150.00,"your_bid":120.00,"is_highest":false,"min_next_bid":151.00}`)
+	tie := g.bid(t, "test_item", "user_789", "150.00")
+	wantBody(t, tie, 409, `{"success":false,"message":"Bid amount must be higher than current bid","current_bid":150.00,"your_bid":150.00,"is_highest":false,"min_next_bid":151.00}`)
+
+	got := g.item(t, "test_item")
+	if got.CurrentBid != 15000 || got.HighestBidderID != "user_456" || got.BidCount != 2 || got.Seq != 2 {
+		t.Errorf("item after the sequence = %+v, want 150.00 by user_456, 2 bids, seq 2", got)
+	}
+	evs := waitEvents(t, e.nats.JetStream(), "test_item", 2)
+	if evs[0].EventID != first.str("event_id") || evs[1].EventID != second.str("event_id") {
+		t.Errorf("JetStream events %s, %s; want the answers' %s, %s", evs[0].EventID, evs[1].EventID, first.str("event_id"), second.str("event_id"))
+	}
+	if evs[1].Type != "bid" || evs[1].Seq != 2 || evs[1].Amount != 15000 || evs[1].PreviousBid != 10000 || evs[1].UserID != "user_456" {
+		t.Errorf("second event = %+v", evs[1])
+	}
+}
+
+var eventIDPattern = regexp.MustCompile(`"event_id":"evt_[0-9a-z]{26}"`)
+
+// wantBody compares an answer with the exact documented body; EVT stands
+// for any generated event id.
+func wantBody(t *testing.T, a answer, status int, want string) {
+	t.Helper()
+	got := strings.TrimSpace(string(a.Body))
+	got = eventIDPattern.ReplaceAllString(got, `"event_id":"EVT"`)
+	if a.Status != status || got != want {
+		t.Errorf("answer %d %s\nwant   %d %s", a.Status, got, status, want)
+	}
+}
+
+// Bad requests are answered 400 with a message naming the rule, before
+// anything reaches Redis: the item is unchanged afterwards.
+func TestMalformedBids(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot1", "10.00", "1.00")
+	if a := g.bid(t, "lot1", "alice", "20.00"); a.Status != 200 {
+		t.Fatalf("setup bid = %d %s", a.Status, a.Body)
+	}
+	before := g.item(t, "lot1")
+
+	tests := []struct {
+		name, path, body string
+		headers          []string
+		status           int
+		msg              string
+	}{
+		{name: "empty body", body: "", status: 400, msg: "request body is empty"},
+		{name: "not json", body: "user_id=bob&amount=30", status: 400, msg: "not valid JSON"},
+		{name: "truncated", body: `{"user_id":"bob","amount":30`, status: 400, msg: "not valid JSON"},
+		{name: "array", body: `[1,2]`, status: 400, msg: "must be a JSON object"},
+		{name: "string body", body: `"bid"`, status: 400, msg: "must be a JSON object"},
+		{name: "unknown field", body: `{"user_id":"bob","amount":30,"admin":true}`, status: 400, msg: `unknown field "admin"`},
+		{name: "two objects", body: `{"user_id":"bob","amount":30}{"user_id":"bob","amount":31}`, status: 400, msg: "exactly one JSON object"},
+		{name: "missing user", body: `{"amount":30}`, status: 400, msg: "user_id is required"},
+		{name: "numeric user", body: `{"user_id":7,"amount":30}`, status: 400, msg: `"user_id" must be a string`},
+		{name: "empty user", body: `{"user_id":"","amount":30}`, status: 400, msg: "user_id: id must be 1-64 characters"},
+		{name: "user with space", body: `{"user_id":"bob smith","amount":30}`, status: 400, msg: "user_id: id must be"},
+		{name: "user too long", body: fmt.Sprintf(`{"user_id":%q,"amount":30}`, strings.Repeat("u", 65)), status: 400, msg: "user_id: id must be"},
+		{name: "missing amount", body: `{"user_id":"bob"}`, status: 400, msg: "amount is required"},
+		{name: "null amount", body: `{"user_id":"bob","amount":null}`, status: 400, msg: "amount: amount must be a plain decimal number"},
+		{name: "amount as string", body: `{"user_id":"bob","amount":"30.00"}`, status: 400, msg: "amount: amount must be a plain decimal number"},
+		{name: "three decimals", body: `{"user_id":"bob","amount":30.001}`, status: 400, msg: "at most two decimal places"},
+		{name: "zero", body: `{"user_id":"bob","amount":0}`, status: 400, msg: "greater than zero"},
+		{name: "negative", body: `{"user_id":"bob","amount":-30}`, status: 400, msg: "greater than zero"},
+		{name: "exponent", body: `{"user_id":"bob","amount":3e1}`, status: 400, msg: "plain decimal number"},
+		{name: "huge", body: `{"user_id":"bob","amount":1000000000000}`, status: 400, msg: "must not exceed 1000000000.00"},
+		{name: "very long number", body: `{"user_id":"bob","amount":` + strings.Repeat("9", 300) + `}`, status: 400, msg: "must not exceed"},
+		{name: "NaN", body: `{"user_id":"bob","amount":NaN}`, status: 400, msg: "not valid JSON"},
+		{name: "oversized body", body: `{"user_id":"bob","amount":30,"pad":"` + strings.Repeat("x", 5000) + `"}`, status: 400, msg: "must not exceed 4096 bytes"},
+		{name: "bad item id", path: "/api/v1/items/lot.1/bid", body: `{"user_id":"bob","amount":30}`, status: 400, msg: "item id: id must be"},
+		{name: "bad idempotency key", body: `{"user_id":"bob","amount":30}`, headers: []string{"Idempotency-Key", strings.Repeat("k", 129)}, status: 400, msg: "Idempotency-Key must be"},
+		{name: "unknown item", path: "/api/v1/items/nosuch/bid", body: `{"user_id":"bob","amount":30}`, status: 404, msg: "Item not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := tt.path
+			if path == "" {
+				path = "/api/v1/items/lot1/bid"
+			}
+			a := do(t, "POST", g.url+path, tt.body, tt.headers...)
+			if a.Status != tt.status || !strings.Contains(a.str("message"), tt.msg) || a.str("success") != "false" {
+				t.Errorf("POST %.80s\n got %d %s\nwant %d with message containing %q", tt.body, a.Status, a.Body, tt.status, tt.msg)
+			}
+		})
+	}
+	after := g.item(t, "lot1")
+	if after != before {
+		t.Errorf("item changed by bad requests:\n got %+v\nwant %+v", after, before)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-for-tests"
+	e := newEnv(t, func(c *Config) { c.JWTSecret = config.Secret(secret) })
+	g := e.gw
+	g.createItem(t, "lot", "1.00", "1.00")
+	token := func(sub string, exp time.Time, key string) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{Subject: sub, ExpiresAt: jwt.NewNumericDate(exp)}).SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + s
+	}
+	hour := time.Now().Add(time.Hour)
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.RegisteredClaims{Subject: "alice"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, auth string
+		status     int
+		msg        string
+	}{
+		{"no token", "", 401, "authentication required"},
+		{"not bearer", "Basic YWxpY2U6eA==", 401, "authentication required"},
+		{"garbage", "Bearer not.a.jwt", 401, "invalid token"},
+		{"wrong key", token("alice", hour, "other"), 401, "invalid token"},
+		{"alg none", "Bearer " + none, 401, "invalid token"},
+		{"expired", token("alice", time.Now().Add(-time.Minute), secret), 401, "token expired"},
+		{"someone else", token("mallory", hour, secret), 403, "authenticated user"},
+		{"ok", token("alice", hour, secret), 200, "Bid accepted"},
+	}
+	for _, tt := range tests {
+		var h []string
+		if tt.auth != "" {
+			h = []string{"Authorization", tt.auth}
+		}
+		a := g.bid(t, "lot", "alice", "5.00", h...)
+		if a.Status != tt.status || !strings.Contains(a.str("message"), tt.msg) {
+			t.Errorf("%s: got %d %s, want %d %q", tt.name, a.Status, a.Body, tt.status, tt.msg)
+		}
+		if a.Status == 401 && a.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without WWW-Authenticate", tt.name)
+		}
+	}
+	if it := g.item(t, "lot"); it.BidCount != 1 {
+		t.Errorf("bid count = %d, want 1 (only the authenticated bid)", it.BidCount)
+	}
+}
+
+func TestIdempotency(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot", "1.00", "1.00")
+	first := g.bid(t, "lot", "alice", "10.00", "Idempotency-Key", "k-1")
+	if first.Status != 200 {
+		t.Fatalf("first = %d %s", first.Status, first.Body)
+	}
+	if a := g.bid(t, "lot", "bob", "20.00"); a.Status != 200 {
+		t.Fatalf("bob = %d %s", a.Status, a.Body)
+	}
+	again := g.bid(t, "lot", "alice", "10.00", "Idempotency-Key", "k-1")
+	if again.Status != 200 || string(again.Body) != string(first.Body) {
+		t.Errorf("retry = %d %s, want the first answer %s", again.Status, again.Body, first.Body)
+	}
+	other := g.bid(t, "lot", "alice", "30.00", "Idempotency-Key", "k-1")
+	if other.Status != 422 || !strings.Contains(other.str("message"), "different bid") {
+		t.Errorf("same key, other amount = %d %s, want 422", other.Status, other.Body)
+	}
+	// The key is per user: bob may use the same one.
+	if a := g.bid(t, "lot", "bob", "40.00", "Idempotency-Key", "k-1"); a.Status != 200 {
+		t.Errorf("bob with alice's key = %d %s, want 200", a.Status, a.Body)
+	}
+	// A too-low answer is replayed too, even after the price moved on.
+	low := g.bid(t, "lot", "carol", "2.00", "Idempotency-Key", "k-2")
+	g.bid(t, "lot", "dave", "50.00")
+	lowAgain := g.bid(t, "lot", "carol", "2.00", "Idempotency-Key", "k-2")
+	if low.Status != 409 || string(lowAgain.Body) != string(low.Body) {
+		t.Errorf("too-low retry = %d %s, want %d %s", lowAgain.Status, lowAgain.Body, low.Status, low.Body)
+	}
+	it := g.item(t, "lot")
+	if it.BidCount != 4 || it.CurrentBid != 5000 {
+		t.Errorf("item = %+v, want 4 bids, 50.00", it)
+	}
+	waitEvents(t, e.nats.JetStream(), "lot", 4)
+}
+
+func TestRateLimitAndCORS(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.RatePerUser = 1 })
+	g := e.gw
+	g.createItem(t, "lot", "1.00", "1.00")
+	if a := g.bid(t, "lot", "alice", "5.00"); a.Status != 200 {
+		t.Fatalf("first bid = %d %s", a.Status, a.Body)
+	}
+	a := g.bid(t, "lot", "alice", "6.00")
+	if a.Status != http.StatusTooManyRequests || a.Header.Get("Retry-After") == "" {
+		t.Errorf("second bid within a second = %d %s (Retry-After %q), want 429 with Retry-After", a.Status, a.Body, a.Header.Get("Retry-After"))
+	}
+	if a := g.bid(t, "lot", "bob", "6.00"); a.Status != 200 {
+		t.Errorf("another user = %d %s, want 200", a.Status, a.Body)
+	}
+
+	pre := do(t, "OPTIONS", g.url+"/api/v1/items/lot/bid", "", "Origin", "http://localhost:8081", "Access-Control-Request-Method", "POST")
+	if pre.Status != 204 || pre.Header.Get("Access-Control-Allow-Origin") != "http://localhost:8081" || !strings.Contains(pre.Header.Get("Access-Control-Allow-Headers"), "Idempotency-Key") {
+		t.Errorf("preflight = %d %v", pre.Status, pre.Header)
+	}
+	evil := do(t, "OPTIONS", g.url+"/api/v1/items/lot/bid", "", "Origin", "http://evil.example", "Access-Control-Request-Method", "POST")
+	if evil.Status != 403 || evil.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Errorf("preflight from another origin = %d %v", evil.Status, evil.Header)
+	}
+}
+
+func TestItems(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.AutoCreate, c.SoftClose = false, 0 })
+	g := e.gw
+	if a := do(t, "GET", g.url+"/api/v1/items/unknown", ""); a.Status != 404 {
+		t.Errorf("GET unknown without auto-create = %d %s, want 404", a.Status, a.Body)
+	}
+	a := do(t, "POST", g.url+"/api/v1/items", `{"id":"watch","name":"Vintage Watch","starting_price":100.00,"min_increment":1.00,"reserve_price":500.00,"ends_at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"}`)
+	if a.Status != 201 || a.str("starting_price") != "100.00" || a.str("reserve_price") != "500.00" || a.str("status") != "active" {
+		t.Errorf("create = %d %s", a.Status, a.Body)
+	}
+	if a := do(t, "POST", g.url+"/api/v1/items", `{"id":"watch","name":"Again","starting_price":1}`); a.Status != 409 {
+		t.Errorf("create twice = %d %s, want 409", a.Status, a.Body)
+	}
+	for _, bad := range []struct{ body, msg string }{
+		{`{"starting_price":1}`, "name is required"},
+		{`{"name":"x"}`, "starting_price is required"},
+		{`{"name":"x","starting_price":1.001}`, "starting_price: amount must have at most two decimal places"},
+		{`{"name":"x","starting_price":1,"ends_at":"tomorrow"}`, "ends_at must be an RFC 3339 time"},
+		{`{"name":"x","starting_price":1,"ends_at":"2001-01-01T00:00:00Z"}`, "ends_at must be"},
+		{`{"name":"x","starting_price":1,"colour":"red"}`, `unknown field "colour"`},
+	} {
+		if a := do(t, "POST", g.url+"/api/v1/items", bad.body); a.Status != 400 || !strings.Contains(a.str("message"), bad.msg) {
+			t.Errorf("create %s = %d %s, want 400 %q", bad.body, a.Status, a.Body, bad.msg)
+		}
+	}
+	// A closed auction answers 409 not active, and the closer published
+	// its auction_closed event.
+	ends := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
+	if a := do(t, "POST", g.url+"/api/v1/items", `{"id":"short","name":"Short","starting_price":1,"ends_at":"`+ends+`"}`); a.Status != 201 {
+		t.Fatalf("create short = %d %s", a.Status, a.Body)
+	}
+	if a := g.bid(t, "short", "alice", "2.00"); a.Status != 200 {
+		t.Fatalf("bid on short = %d %s", a.Status, a.Body)
+	}
+	waitFor(t, 10*time.Second, "auction to close", func() error {
+		if it := g.item(t, "short"); it.Status != "closed" {
+			return fmt.Errorf("status %s", it.Status)
+		}
+		return nil
+	})
+	if a := g.bid(t, "short", "bob", "9.00"); a.Status != 409 || !strings.Contains(a.str("message"), "not active") {
+		t.Errorf("bid after close = %d %s, want 409 not active", a.Status, a.Body)
+	}
+	evs := waitEvents(t, e.nats.JetStream(), "short", 2)
+	if evs[1].Type != "auction_closed" || evs[1].WinnerID != "alice" {
+		t.Errorf("close event = %+v, want auction_closed won by alice", evs[1])
+	}
+}

@@ -1,0 +1,281 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+// gateway is one App running on ":0" against test servers.
+type gateway struct {
+	t    *testing.T
+	app  *App
+	url  string
+	cfg  Config
+	stop context.CancelFunc
+	done chan error
+}
+
+var prefixes atomic.Int64
+
+// testConfig points a gateway at the given servers, with limits off and a
+// key prefix of its own so that tests sharing a Redis never meet.
+func testConfig(redisAddrs []string, cluster bool, natsURL string) Config {
+	c := DefaultConfig()
+	c.Addr = "127.0.0.1:0"
+	c.RedisAddrs = redisAddrs
+	c.RedisCluster = cluster
+	c.RedisKeyPrefix = fmt.Sprintf("gw%d:", prefixes.Add(1))
+	c.NATSURL = natsURL
+	c.PostgresURL = "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1"
+	c.AutoCreate = true
+	c.RatePerUser, c.RatePerIP = 0, 0
+	c.CloseEvery = 100 * time.Millisecond
+	c.ShutdownTimeout = 5 * time.Second
+	return c
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("GATEWAY_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startGateway(t *testing.T, cfg Config) *gateway {
+	t.Helper()
+	a, err := New(cfg, testLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &gateway{t: t, app: a, url: "http://" + a.Addr(), cfg: cfg, stop: cancel, done: make(chan error, 1)}
+	go func() { g.done <- a.Run(ctx) }()
+	t.Cleanup(func() { g.shutdown() })
+	return g
+}
+
+// shutdown stops the gateway as SIGTERM would and returns Run's error.
+func (g *gateway) shutdown() error {
+	g.stop()
+	select {
+	case err := <-g.done:
+		g.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		return errors.New("gateway did not stop within 20s")
+	}
+}
+
+// env starts a single Redis and NATS and a gateway on them.
+type env struct {
+	redis *testenv.RedisServer
+	nats  *testenv.NATSServer
+	gw    *gateway
+}
+
+func newEnv(t *testing.T, mod func(*Config)) *env {
+	t.Helper()
+	r := testenv.Redis(t)
+	n := testenv.NATS(t)
+	cfg := testConfig([]string{r.Addr()}, false, n.URL())
+	if mod != nil {
+		mod(&cfg)
+	}
+	return &env{redis: r, nats: n, gw: startGateway(t, cfg)}
+}
+
+var client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 200}}
+
+type answer struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	// JSON is Body decoded, with numbers kept as their text.
+	JSON map[string]any
+}
+
+func (a answer) str(key string) string {
+	switch v := a.JSON[key].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case bool:
+		return fmt.Sprint(v)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(a.JSON[key])
+}
+
+func do(t testing.TB, method, url string, body string, headers ...string) answer {
+	t.Helper()
+	a, err := try(method, url, body, headers...)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return a
+}
+
+func try(method, url string, body string, headers ...string) (answer, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = bytes.NewBufferString(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return answer{}, err
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return answer{}, err
+	}
+	a := answer{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	_ = dec.Decode(&a.JSON) // not every answer is an object (metrics)
+	return a, nil
+}
+
+func (g *gateway) bid(t testing.TB, item, user, amount string, headers ...string) answer {
+	t.Helper()
+	return do(t, "POST", g.url+"/api/v1/items/"+item+"/bid", fmt.Sprintf(`{"user_id":%q,"amount":%s}`, user, amount), headers...)
+}
+
+func (g *gateway) item(t testing.TB, id string) models.Item {
+	t.Helper()
+	a := do(t, "GET", g.url+"/api/v1/items/"+id, "")
+	if a.Status != http.StatusOK {
+		t.Fatalf("GET item %s = %d %s", id, a.Status, a.Body)
+	}
+	var it models.Item
+	if err := json.Unmarshal(a.Body, &it); err != nil {
+		t.Fatalf("item JSON %s: %v", a.Body, err)
+	}
+	return it
+}
+
+// createItem creates an item with the given starting price and increment.
+func (g *gateway) createItem(t testing.TB, id, start, inc string) models.Item {
+	t.Helper()
+	a := do(t, "POST", g.url+"/api/v1/items", fmt.Sprintf(`{"id":%q,"name":"Lot %s","starting_price":%s,"min_increment":%s}`, id, id, start, inc))
+	if a.Status != http.StatusCreated {
+		t.Fatalf("create item %s = %d %s", id, a.Status, a.Body)
+	}
+	var it models.Item
+	if err := json.Unmarshal(a.Body, &it); err != nil {
+		t.Fatal(err)
+	}
+	return it
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting %v for %s: %v", timeout, what, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// streamEvents reads every event JetStream holds for an item.
+func streamEvents(ctx context.Context, js jetstream.JetStream, item string) ([]models.Event, error) {
+	s, err := js.Stream(ctx, stream.Name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(stream.Subject(item)))
+	if err != nil {
+		return nil, err
+	}
+	want := int(info.State.Subjects[stream.Subject(item)])
+	if want == 0 {
+		return nil, nil
+	}
+	cons, err := js.OrderedConsumer(ctx, stream.Name, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.Subject(item)}})
+	if err != nil {
+		return nil, err
+	}
+	var out []models.Event
+	for len(out) < want {
+		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			var e models.Event
+			if err := json.Unmarshal(m.Data(), &e); err != nil {
+				return nil, fmt.Errorf("event %s: %w", m.Data(), err)
+			}
+			if h := m.Headers().Get(jetstream.MsgIDHeader); h != e.EventID {
+				return nil, fmt.Errorf("Nats-Msg-Id %q for event %s", h, e.EventID)
+			}
+			out = append(out, e)
+		}
+		if err := batch.Error(); err != nil {
+			return nil, err
+		}
+		if got == 0 {
+			return nil, fmt.Errorf("read %d of %d events", len(out), want)
+		}
+	}
+	return out, nil
+}
+
+// waitEvents waits until JetStream holds exactly n events for item and
+// returns them.
+func waitEvents(t testing.TB, js jetstream.JetStream, item string, n int) []models.Event {
+	t.Helper()
+	var evs []models.Event
+	waitFor(t, 30*time.Second, fmt.Sprintf("%d events of %s in JetStream", n, item), func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		evs, err = streamEvents(ctx, js, item)
+		if err != nil {
+			return err
+		}
+		if len(evs) != n {
+			return fmt.Errorf("%d events", len(evs))
+		}
+		return nil
+	})
+	return evs
+}
