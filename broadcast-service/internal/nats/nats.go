@@ -1,0 +1,268 @@
+// Package nats connects the broadcast service to NATS: one core subscription
+// per watched item for live events, and JetStream reads of the BIDS stream
+// for snapshots and catch-up.
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	gonats "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+)
+
+// ErrNotConnected is returned while the connection to NATS is down.
+var ErrNotConnected = errors.New("nats is not connected")
+
+// Options tune the connection. The zero value is usable.
+type Options struct {
+	// Name identifies this instance in NATS's monitoring.
+	Name string
+	// ReconnectWait is the pause between reconnect attempts; zero means 500ms.
+	ReconnectWait time.Duration
+	// OnReconnect runs after every (re)connection, once subscriptions are
+	// restored, so callers can catch up on what was published meanwhile.
+	OnReconnect func()
+}
+
+// Client is the service's one NATS connection.
+type Client struct {
+	nc     *gonats.Conn
+	js     jetstream.JetStream
+	log    *slog.Logger
+	mu     sync.Mutex
+	stream jetstream.Stream // nil until the stream was ensured
+}
+
+// Connect dials NATS. It returns even when NATS is not reachable yet and keeps
+// retrying in the background, so the service can start before NATS does;
+// Ready reports when it is usable.
+func Connect(ctx context.Context, url string, opts Options, log *slog.Logger) (*Client, error) {
+	if opts.ReconnectWait == 0 {
+		opts.ReconnectWait = 500 * time.Millisecond
+	}
+	c := &Client{log: log}
+	onUp := func(nc *gonats.Conn) {
+		log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+		// The stream may have been lost with NATS's storage; whoever
+		// reconnects first recreates it.
+		ensureCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, err := c.ensure(ensureCtx); err != nil && !errors.Is(err, ErrNotConnected) {
+			log.Warn("ensure stream after connect", "err", err)
+		}
+		if opts.OnReconnect != nil {
+			opts.OnReconnect()
+		}
+	}
+	nc, err := gonats.Connect(url,
+		gonats.Name(opts.Name),
+		gonats.RetryOnFailedConnect(true),
+		gonats.MaxReconnects(-1),
+		gonats.ReconnectWait(opts.ReconnectWait),
+		gonats.ReconnectJitter(100*time.Millisecond, time.Second),
+		gonats.ConnectHandler(onUp),
+		gonats.ReconnectHandler(onUp),
+		gonats.DisconnectErrHandler(func(_ *gonats.Conn, err error) {
+			log.Warn("nats disconnected", "err", err)
+		}),
+		gonats.ErrorHandler(func(_ *gonats.Conn, sub *gonats.Subscription, err error) {
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			log.Error("nats async error", "subject", subj, "err", err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	c.mu.Lock()
+	c.nc, c.js = nc, js
+	c.mu.Unlock()
+	if nc.IsConnected() {
+		if _, err := c.ensure(ctx); err != nil {
+			log.Warn("ensure stream at startup", "err", err)
+		}
+	}
+	return c, nil
+}
+
+// ensure creates or updates the BIDS stream and remembers its handle, which
+// direct gets need.
+func (c *Client) ensure(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	js := c.js
+	c.mu.Unlock()
+	if js == nil {
+		// Called from the connect handler before Connect returned; Connect
+		// ensures the stream itself right after.
+		return nil, ErrNotConnected
+	}
+	s, err := stream.Ensure(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.stream = s
+	c.mu.Unlock()
+	return s, nil
+}
+
+func (c *Client) bids(ctx context.Context) (jetstream.Stream, error) {
+	c.mu.Lock()
+	s := c.stream
+	c.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	return c.ensure(ctx)
+}
+
+// Ready reports whether NATS is connected, for /ready.
+func (c *Client) Ready(context.Context) error {
+	if !c.nc.IsConnected() {
+		return ErrNotConnected
+	}
+	return nil
+}
+
+// Subscribe takes a core NATS subscription on the item's subject. fn runs on
+// one goroutine per subscription, in the order NATS delivered the messages.
+func (c *Client) Subscribe(itemID string, fn func(data []byte)) (unsubscribe func() error, err error) {
+	sub, err := c.nc.Subscribe(stream.Subject(itemID), func(m *gonats.Msg) { fn(m.Data) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe %s: %w", itemID, err)
+	}
+	// A hot item can publish faster than one callback fans out for a moment;
+	// the default limit (64k messages) is kept, but bytes are raised so large
+	// bursts are not dropped as slow-consumer errors.
+	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	return sub.Unsubscribe, nil
+}
+
+// Last returns the newest event of the item, or ok=false when it has none.
+func (c *Client) Last(ctx context.Context, itemID string) (ev models.Event, ok bool, err error) {
+	s, err := c.bids(ctx)
+	if err != nil {
+		return models.Event{}, false, err
+	}
+	m, err := s.GetLastMsgForSubject(ctx, stream.Subject(itemID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return models.Event{}, false, nil
+	}
+	if err != nil {
+		return models.Event{}, false, fmt.Errorf("last event of %s: %w", itemID, err)
+	}
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return models.Event{}, false, fmt.Errorf("decode event %d of %s: %w", m.Sequence, itemID, err)
+	}
+	return ev, true, nil
+}
+
+// After calls fn, in item seq order, for each stored event of the item with
+// after < seq <= upTo (upTo 0 means up to the newest). It returns the item seq
+// of the oldest event still retained for the item (0 when none is), so the
+// caller can tell a viewer that history before it was discarded.
+//
+// JetStream's stream sequence is shared by all items, so the first wanted
+// event is found by a binary search over stream sequences with direct gets
+// ("next message on this subject at or after"), then read forward one
+// direct get per event.
+func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, fn func(models.Event) error) (oldest uint64, err error) {
+	s, err := c.bids(ctx)
+	if err != nil {
+		return 0, err
+	}
+	subj := stream.Subject(itemID)
+	first, firstStreamSeq, ok, err := c.next(ctx, s, subj, 1)
+	if err != nil || !ok {
+		return 0, err
+	}
+	oldest = first.Seq
+	start := firstStreamSeq
+	if first.Seq <= after {
+		last, err := s.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			return oldest, fmt.Errorf("last event of %s: %w", itemID, err)
+		}
+		// Invariant: the answer lies in (lo, hi]; messages of this subject
+		// at stream seq <= lo have item seq <= after.
+		lo, hi := firstStreamSeq, last.Sequence+1
+		for hi-lo > 1 {
+			mid := lo + (hi-lo)/2
+			ev, sseq, ok, err := c.next(ctx, s, subj, mid)
+			if err != nil {
+				return oldest, err
+			}
+			switch {
+			case !ok || sseq >= hi:
+				hi = mid
+			case ev.Seq > after:
+				hi = mid
+			default:
+				lo = sseq
+			}
+		}
+		start = hi
+	}
+	for seq := start; ; {
+		ev, sseq, ok, err := c.next(ctx, s, subj, seq)
+		if err != nil {
+			return oldest, err
+		}
+		if !ok || (upTo != 0 && ev.Seq > upTo) {
+			return oldest, nil
+		}
+		if ev.Seq > after {
+			if err := fn(ev); err != nil {
+				return oldest, err
+			}
+		}
+		seq = sseq + 1
+	}
+}
+
+// next reads the item's first message at or after stream sequence seq.
+func (c *Client) next(ctx context.Context, s jetstream.Stream, subj string, seq uint64) (ev models.Event, streamSeq uint64, ok bool, err error) {
+	m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return models.Event{}, 0, false, nil
+	}
+	if err != nil {
+		return models.Event{}, 0, false, fmt.Errorf("get %s at %d: %w", subj, seq, err)
+	}
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return models.Event{}, 0, false, fmt.Errorf("decode event %d of %s: %w", m.Sequence, subj, err)
+	}
+	return ev, m.Sequence, true, nil
+}
+
+// Drain stops delivery after the messages in flight and closes the
+// connection, for graceful shutdown.
+func (c *Client) Drain() error {
+	if c.nc.IsClosed() {
+		return nil
+	}
+	if err := c.nc.Drain(); err != nil {
+		c.nc.Close()
+		return fmt.Errorf("drain nats: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection at once; it is idempotent.
+func (c *Client) Close() { c.nc.Close() }

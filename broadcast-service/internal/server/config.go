@@ -1,0 +1,67 @@
+// Package server wires the broadcast service together: configuration, the
+// NATS client, the hub, and the HTTP endpoints.
+package server
+
+import (
+	"time"
+
+	"github.com/bidding-platform/shared/config"
+)
+
+// Config is the service's configuration; README lists its variables.
+type Config struct {
+	Addr           string // SERVER_ADDR
+	NATSURL        string // NATS_URL
+	AllowedOrigins []string
+	MaxConnections int
+	GatewayURL     string
+	SendQueueSize  int
+	// SocketSendBuffer fixes each viewer's kernel send buffer; 0 leaves
+	// it to the OS.
+	SocketSendBuffer int
+	PingInterval     time.Duration
+	PongTimeout      time.Duration
+	WriteTimeout     time.Duration
+	// ReconnectWait is the pause between NATS reconnect attempts.
+	ReconnectWait   time.Duration
+	ShutdownTimeout time.Duration
+	Log             config.Log
+}
+
+// DefaultConfig is what the service runs with when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            ":8081",
+		NATSURL:         config.DefaultNATSURL,
+		MaxConnections:  50000,
+		GatewayURL:      "http://localhost:8080",
+		SendQueueSize:   256,
+		PingInterval:    25 * time.Second,
+		PongTimeout:     60 * time.Second,
+		WriteTimeout:    10 * time.Second,
+		ReconnectWait:   500 * time.Millisecond,
+		ShutdownTimeout: 15 * time.Second,
+		Log:             config.DefaultLog(),
+	}
+}
+
+// Read overwrites c with the variables set in e; e.Err reports bad values.
+func (c *Config) Read(e *config.Env) {
+	e.String("SERVER_ADDR", &c.Addr)
+	e.String("NATS_URL", &c.NATSURL)
+	e.Strings("ALLOWED_ORIGINS", &c.AllowedOrigins)
+	e.Int("MAX_CONNECTIONS", &c.MaxConnections)
+	e.String("GATEWAY_URL", &c.GatewayURL)
+	e.Int("SEND_QUEUE_SIZE", &c.SendQueueSize)
+	e.Int("SOCKET_SEND_BUFFER", &c.SocketSendBuffer)
+	e.Duration("PING_INTERVAL", &c.PingInterval)
+	e.Duration("PONG_TIMEOUT", &c.PongTimeout)
+	e.Duration("WRITE_TIMEOUT", &c.WriteTimeout)
+	e.Duration("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
+	c.Log.Read(e)
+	e.Check(c.MaxConnections > 0, "MAX_CONNECTIONS=%d: must be positive", c.MaxConnections)
+	e.Check(c.SendQueueSize > 0 && c.SendQueueSize <= 65536, "SEND_QUEUE_SIZE=%d: want 1..65536", c.SendQueueSize)
+	e.Check(c.PingInterval > 0 && c.PingInterval < c.PongTimeout, "PING_INTERVAL=%s: must be positive and shorter than PONG_TIMEOUT (%s)", c.PingInterval, c.PongTimeout)
+	e.Check(c.SocketSendBuffer >= 0, "SOCKET_SEND_BUFFER=%d: must not be negative", c.SocketSendBuffer)
+	e.Check(c.WriteTimeout > 0, "WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
+}

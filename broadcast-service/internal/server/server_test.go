@@ -1,0 +1,476 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	gws "github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/broadcast-service/internal/websocket"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+func TestHealthReadyAndPage(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), func(c *server.Config) { c.GatewayURL = "http://gw.example:9000" })
+	for _, tc := range []struct {
+		path, want string
+	}{
+		{"/health", `"service":"broadcast-service"`},
+		{"/ready", `"nats":"ok"`},
+		{"/metrics", "broadcast_connections"},
+		{"/", "Watch an auction"},
+		{"/items/lot_1", "Place a bid"},
+		{"/config.js", `"gatewayURL":"http://gw.example:9000"`},
+		{"/static/app.js", "since_seq"},
+	} {
+		resp, err := http.Get("http://" + in.addr + tc.path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", tc.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !contains(string(body), tc.want) {
+			t.Errorf("GET %s = %d %.200s, want 200 containing %s", tc.path, resp.StatusCode, body, tc.want)
+		}
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestSnapshotThenLiveInOrder(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "snap_item")
+
+	empty := dial(t, in.addr, "item_id=empty_item")
+	if m := read(t, empty); m.Type != "snapshot" || m.Seq != 0 || m.ItemID != "empty_item" {
+		t.Fatalf("snapshot of an item without events = %+v, want type snapshot, seq 0", m)
+	}
+
+	pub.publish(3)
+	c := dial(t, in.addr, "item_id=snap_item")
+	m := read(t, c)
+	if got, want := m.Seq, uint64(3); m.Type != "snapshot" || got != want {
+		t.Fatalf("first message = %+v, want snapshot with seq %d", m, want)
+	}
+	if got, want := m.CurrentBid, pub.lastAmount(); got != want {
+		t.Errorf("snapshot current_bid = %s, want %s", got, want)
+	}
+	if m.Viewers != 1 {
+		t.Errorf("snapshot viewers = %d, want 1", m.Viewers)
+	}
+	pub.publish(5)
+	readEvents(t, c, 4, 8)
+}
+
+func (p *publisher) lastAmount() models.Money { return models.Money(10000 + 100*p.seq) }
+
+func TestViewerCounts(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	a := dial(t, in.addr, "item_id=count_item")
+	read(t, a) // snapshot
+	b := dial(t, in.addr, "item_id=count_item")
+	if m := read(t, b); m.Viewers != 2 {
+		t.Fatalf("second viewer's snapshot says %d viewers, want 2", m.Viewers)
+	}
+	for {
+		m := read(t, a)
+		if m.Type == "viewers" && m.Count == 2 {
+			break
+		}
+	}
+	b.Close()
+	for {
+		m := read(t, a)
+		if m.Type == "viewers" && m.Count == 1 {
+			break
+		}
+	}
+}
+
+// TestThousandViewers: every one of 1,000 viewers gets all 200 events in seq
+// order, exactly once.
+func TestThousandViewers(t *testing.T) {
+	const viewers, events = 1000, 200
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), func(c *server.Config) { c.SendQueueSize = 512 })
+	pub := newPublisher(t, natsJS(t, n), "hot_item")
+
+	conns := make([]*gws.Conn, viewers)
+	for i := range conns {
+		conns[i] = dial(t, in.addr, "item_id=hot_item")
+	}
+	errs := make(chan error, viewers)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- receiveAll(c, events)
+		}()
+	}
+	waitFor(t, 30*time.Second, "all viewers joined", func() bool { return in.metric(t, "broadcast_connections") == viewers })
+	pub.publish(events)
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			if failed < 5 {
+				t.Error(err)
+			}
+			failed++
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d viewers did not get all %d events in order", failed, viewers, events)
+	}
+	if got := in.metric(t, "broadcast_item_subscriptions"); got != 1 {
+		t.Errorf("item subscriptions = %v, want 1 for one item", got)
+	}
+}
+
+// receiveAll expects a snapshot with seq 0, then events 1..n in order.
+func receiveAll(c *gws.Conn, n uint64) error {
+	next := uint64(1)
+	for next <= n {
+		m, err := readErr(c, 60*time.Second)
+		if err != nil {
+			return fmt.Errorf("waiting for seq %d: %w", next, err)
+		}
+		switch m.Type {
+		case "snapshot":
+			if m.Seq != 0 || next != 1 {
+				return fmt.Errorf("snapshot seq %d after %d events: %w", m.Seq, next-1, errUnexpected)
+			}
+		case "viewers":
+		case "bid":
+			if m.Seq != next {
+				return fmt.Errorf("got seq %d, want %d: %w", m.Seq, next, errUnexpected)
+			}
+			next++
+		default:
+			return fmt.Errorf("type %q: %w", m.Type, errUnexpected)
+		}
+	}
+	return nil
+}
+
+// TestResumeSinceSeq: a viewer that missed 50 events gets them from
+// JetStream, then live ones, with no gap or duplicate.
+func TestResumeSinceSeq(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "resume_item")
+	// Another viewer keeps the item's feed warm, as on a busy instance.
+	other := dial(t, in.addr, "item_id=resume_item")
+	read(t, other)
+
+	c := dial(t, in.addr, "item_id=resume_item")
+	read(t, c)
+	pub.publish(10)
+	readEvents(t, c, 1, 10)
+	c.Close()
+
+	pub.publish(50)
+	c = dial(t, in.addr, "item_id=resume_item&since_seq=10")
+	if m := read(t, c); m.Type != "snapshot" || m.Seq != 60 {
+		t.Fatalf("first message after resume = %+v, want snapshot seq 60", m)
+	}
+	readEvents(t, c, 11, 60)
+	pub.publish(5)
+	readEvents(t, c, 61, 65)
+
+	// Resuming on an instance with no feed for the item yet.
+	in2 := startServer(t, n.URL(), nil)
+	c2 := dial(t, in2.addr, "item_id=resume_item&since_seq=40")
+	if m := read(t, c2); m.Type != "snapshot" || m.Seq != 65 {
+		t.Fatalf("first message on a cold instance = %+v, want snapshot seq 65", m)
+	}
+	readEvents(t, c2, 41, 65)
+	pub.publish(1)
+	readEvents(t, c2, 66, 66)
+}
+
+// TestResumeBeyondHistory: events older than what JetStream retains are
+// announced as truncated, then the rest follows.
+func TestResumeBeyondHistory(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	js := natsJS(t, n)
+	pub := newPublisher(t, js, "old_item")
+	pub.publish(20)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, stream.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Purge(ctx, jetstream.WithPurgeSubject(stream.Subject("old_item")), jetstream.WithPurgeKeep(5)); err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	c := dial(t, in.addr, "item_id=old_item&since_seq=3")
+	if m := read(t, c); m.Type != "snapshot" || m.Seq != 20 {
+		t.Fatalf("first message = %+v, want snapshot seq 20", m)
+	}
+	if m := read(t, c); m.Type != websocket.TypeHistoryTruncated || m.FirstSeq != 16 {
+		t.Fatalf("second message = %+v, want history_truncated with first_seq 16", m)
+	}
+	readEvents(t, c, 16, 20)
+}
+
+// TestSlowViewerIsCut: one viewer that never reads among 100 that do. It is
+// disconnected with CloseSlowViewer, the others get everything, and the
+// server's queue for it never grows past its bound.
+func TestSlowViewerIsCut(t *testing.T) {
+	const fast, queue, batch = 100, 32, 20
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), func(c *server.Config) {
+		c.SendQueueSize = queue
+		c.SocketSendBuffer = 8192
+	})
+	pub := newPublisher(t, natsJS(t, n), "slow_item")
+
+	// A tiny receive buffer makes the kernel hold little on the slow side,
+	// so the service's queue, not the socket, absorbs the backlog.
+	d := gws.Dialer{NetDialContext: (&net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}).DialContext}
+	slow, resp, err := d.Dial("ws://"+in.addr+"/ws?item_id=slow_item", nil)
+	if err != nil {
+		t.Fatalf("dial slow viewer: %v", err)
+	}
+	resp.Body.Close()
+	defer slow.Close()
+
+	type progress struct {
+		mu   sync.Mutex
+		seq  uint64
+		errs error
+	}
+	got := make([]*progress, fast)
+	var wg sync.WaitGroup
+	for i := range fast {
+		p := &progress{}
+		got[i] = p
+		c := dial(t, in.addr, "item_id=slow_item")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				m, err := readErr(c, 60*time.Second)
+				if err != nil {
+					return // closed at test end
+				}
+				if m.Type != "bid" {
+					continue
+				}
+				p.mu.Lock()
+				if m.Seq != p.seq+1 && p.errs == nil {
+					p.errs = fmt.Errorf("fast viewer got seq %d after %d", m.Seq, p.seq)
+				}
+				p.seq = m.Seq
+				p.mu.Unlock()
+			}
+		}()
+	}
+	waitFor(t, 30*time.Second, "viewers joined", func() bool { return in.metric(t, "broadcast_connections") == fast+1 })
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	// Publish in batches that fast viewers absorb, until the slow one is cut.
+	for batches := 0; in.metric(t, "broadcast_slow_viewers_dropped_total") == 0; batches++ {
+		if batches > 500 {
+			t.Fatalf("slow viewer still connected after %d events", pub.seq)
+		}
+		pub.publish(batch)
+		waitFor(t, 30*time.Second, "fast viewers caught up", func() bool {
+			for _, p := range got {
+				p.mu.Lock()
+				s := p.seq
+				p.mu.Unlock()
+				if s < pub.seq {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	// Keep publishing: the backlog of a cut viewer must not live on.
+	pub.publish(200)
+	waitFor(t, 60*time.Second, "fast viewers got everything", func() bool {
+		for _, p := range got {
+			p.mu.Lock()
+			s := p.seq
+			p.mu.Unlock()
+			if s < pub.seq {
+				return false
+			}
+		}
+		return true
+	})
+	for _, p := range got {
+		if p.errs != nil {
+			t.Fatal(p.errs)
+		}
+	}
+	if n := in.metric(t, "broadcast_slow_viewers_dropped_total"); n != 1 {
+		t.Errorf("slow viewers dropped = %v, want exactly 1 (fast ones must not be cut)", n)
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	// Everything published stays far below this; a backlog kept per event for
+	// the cut viewer would be the only way to approach it.
+	if grow := int64(after.HeapAlloc) - int64(before.HeapAlloc); grow > 64<<20 {
+		t.Errorf("heap grew by %d bytes while a viewer was stuck", grow)
+	}
+
+	// Now the slow viewer reads: it finds what the socket held, then the
+	// close frame with the slow-viewer code.
+	var closeErr *gws.CloseError
+	for {
+		_, _, err := slow.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &closeErr) {
+			t.Fatalf("slow viewer's connection ended with %v, want close code %d", err, websocket.CloseSlowViewer)
+		}
+		break
+	}
+	if closeErr.Code != websocket.CloseSlowViewer {
+		t.Errorf("close code = %d, want %d", closeErr.Code, websocket.CloseSlowViewer)
+	}
+}
+
+// TestNATSRestart: viewers stay connected while NATS restarts, and get the
+// events published while the service was still reconnecting.
+func TestNATSRestart(t *testing.T) {
+	n := testenv.NATS(t)
+	// The service waits longer to reconnect than the test's publisher, so
+	// the events below are published while it is away and only JetStream
+	// has them.
+	in := startServer(t, n.URL(), func(c *server.Config) { c.ReconnectWait = 1500 * time.Millisecond })
+	js := natsJS(t, n)
+	pub := newPublisher(t, js, "restart_item")
+	viewers := []*gws.Conn{dial(t, in.addr, "item_id=restart_item"), dial(t, in.addr, "item_id=restart_item")}
+	for _, c := range viewers {
+		read(t, c)
+	}
+	pub.publish(5)
+	for _, c := range viewers {
+		readEvents(t, c, 1, 5)
+	}
+
+	n.Restart()
+	// Published before the service has resubscribed: only JetStream has them.
+	pub.publish(10)
+	waitFor(t, 30*time.Second, "service ready again", func() bool {
+		resp, err := http.Get("http://" + in.addr + "/ready")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	for _, c := range viewers {
+		readEvents(t, c, 6, 15)
+	}
+	if got := in.metric(t, "broadcast_events_recovered_total"); got < 10 {
+		t.Errorf("events recovered from JetStream = %v, want at least the 10 published during the outage", got)
+	}
+	pub.publish(5)
+	for _, c := range viewers {
+		readEvents(t, c, 16, 20)
+	}
+}
+
+// TestTwoInstances: each instance delivers every event to its own viewers.
+func TestTwoInstances(t *testing.T) {
+	n := testenv.NATS(t)
+	a := startServer(t, n.URL(), nil)
+	b := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "shared_item")
+	var conns []*gws.Conn
+	for _, in := range []*instance{a, b, a, b} {
+		c := dial(t, in.addr, "item_id=shared_item")
+		read(t, c)
+		conns = append(conns, c)
+	}
+	pub.publish(30)
+	for _, c := range conns {
+		readEvents(t, c, 1, 30)
+	}
+	for _, in := range []*instance{a, b} {
+		if got := in.metric(t, "broadcast_item_subscriptions"); got != 1 {
+			t.Errorf("instance %s holds %v subscriptions, want 1", in.addr, got)
+		}
+	}
+}
+
+func TestLimitsAndOrigins(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), func(c *server.Config) {
+		c.MaxConnections = 2
+		c.AllowedOrigins = []string{"http://pages.example"}
+	})
+	for _, tc := range []struct {
+		name, origin string
+		ok           bool
+	}{
+		{"allowed origin", "http://pages.example", true},
+		{"own host", "http://" + in.addr, true},
+		{"other origin", "http://evil.example", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := dialErr(in.addr, "item_id=limit_item", http.Header{"Origin": {tc.origin}})
+			if (err == nil) != tc.ok {
+				t.Fatalf("dial with Origin %s: err = %v, want ok=%v", tc.origin, err, tc.ok)
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
+	waitFor(t, 10*time.Second, "connections closed", func() bool { return in.metric(t, "broadcast_connections") == 0 })
+	a := dial(t, in.addr, "item_id=limit_item")
+	b := dial(t, in.addr, "item_id=limit_item")
+	read(t, a)
+	read(t, b)
+	if _, err := dialErr(in.addr, "item_id=limit_item", nil); !errors.Is(err, gws.ErrBadHandshake) {
+		t.Fatalf("third viewer with MAX_CONNECTIONS=2: err = %v, want a refused handshake", err)
+	}
+	if _, err := dialErr(in.addr, "item_id=bad.item", nil); !errors.Is(err, gws.ErrBadHandshake) {
+		t.Fatalf("invalid item id: err = %v, want a refused handshake", err)
+	}
+}

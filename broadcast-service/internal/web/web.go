@@ -1,0 +1,62 @@
+// Package web serves the live auction page: plain HTML, CSS and JavaScript
+// embedded in the binary, with no build step.
+package web
+
+import (
+	"embed"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+//go:embed static
+var files embed.FS
+
+// Config is what the page needs to know about its surroundings.
+type Config struct {
+	// GatewayURL is where the bid form posts, e.g. http://localhost:8080.
+	GatewayURL string
+}
+
+// Register adds the page's routes to mux: / (item picker), /items/{id},
+// /config.js and /static/.
+func Register(mux *http.ServeMux, cfg Config) {
+	static, err := fs.Sub(files, "static")
+	if err != nil {
+		panic(err) // the embedded tree is fixed at build time
+	}
+	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /config.js", configJS(cfg))
+	mux.HandleFunc("GET /{$}", page(static, "index.html"))
+	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if models.ValidateID(r.PathValue("id")) != nil {
+			http.Error(w, "item id must be 1-64 letters, digits, '_' or '-'", http.StatusNotFound)
+			return
+		}
+		page(static, "item.html")(w, r)
+	})
+}
+
+func page(static fs.FS, name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, static, name)
+	}
+}
+
+// configJS injects the settings as a script, so the static files stay
+// static and the gateway address is set by the environment.
+func configJS(cfg Config) http.HandlerFunc {
+	body, err := json.Marshal(map[string]string{"gatewayURL": cfg.GatewayURL})
+	if err != nil {
+		panic(err) // a map of strings always encodes
+	}
+	script := []byte("window.AUCTION_CONFIG = " + string(body) + ";\n")
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(script)
+	}
+}

@@ -1,0 +1,151 @@
+package websocket
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Handler serves WS /ws?item_id=X[&since_seq=N].
+type Handler struct {
+	hub      *Hub
+	upgrader websocket.Upgrader
+	log      *slog.Logger
+}
+
+// writeBufferPool lends write buffers only while a message is being written
+// through NextWriter (close and ping frames), so idle viewers hold none.
+var writeBufferPool = &sync.Pool{}
+
+// NewHandler returns the WebSocket endpoint of hub.
+func NewHandler(hub *Hub, log *slog.Logger) *Handler {
+	return &Handler{
+		hub: hub,
+		log: log,
+		upgrader: websocket.Upgrader{
+			HandshakeTimeout: 10 * time.Second,
+			// Viewers send nothing but control frames, so a small read
+			// buffer is enough and keeps idle connections cheap.
+			ReadBufferSize:  512,
+			WriteBufferSize: 1024,
+			WriteBufferPool: writeBufferPool,
+			CheckOrigin:     checkOrigin(hub.cfg.AllowedOrigins),
+		},
+	}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	itemID := q.Get("item_id")
+	if err := models.ValidateID(itemID); err != nil {
+		http.Error(w, "item_id: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	var since *uint64
+	if s := q.Get("since_seq"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			http.Error(w, "since_seq must be a non-negative integer", http.StatusBadRequest)
+			return
+		}
+		since = &n
+	}
+	if !h.hub.admit() {
+		h.hub.metrics.rejected.Inc()
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many viewers on this instance", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.hub.done()
+	conn, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	defer conn.Close()
+	if n := h.hub.cfg.SocketSendBuffer; n > 0 {
+		if tc, ok := conn.NetConn().(*net.TCPConn); ok {
+			if err := tc.SetWriteBuffer(n); err != nil {
+				h.log.Debug("set socket send buffer", "err", err)
+			}
+		}
+	}
+	h.hub.metrics.connections.Inc()
+	defer h.hub.metrics.connections.Dec()
+
+	c := newClient(h.hub, conn)
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+	// The request's context ends with this handler; joining gets its own
+	// bound so a stuck JetStream read cannot hold the viewer forever.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	f, err := h.hub.join(ctx, c, itemID, since)
+	cancel()
+	if err != nil {
+		h.log.Warn("viewer join", "item_id", itemID, "err", err)
+		c.stop(CloseUnavailable, "events unavailable, retry later")
+		c.readLoop()
+		<-writerDone
+		return
+	}
+	c.readLoop()
+	c.stop(0, "")
+	h.hub.leave(f, c)
+	<-writerDone
+}
+
+// admit counts a new viewer against MaxConnections.
+func (h *Hub) admit() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed || h.conns >= h.cfg.MaxConnections {
+		return false
+	}
+	h.conns++
+	h.clients.Add(1)
+	return true
+}
+
+func (h *Hub) done() {
+	h.mu.Lock()
+	h.conns--
+	h.mu.Unlock()
+	h.clients.Done()
+}
+
+// checkOrigin allows the page's own host, the configured origins, and
+// clients that send no Origin (not browsers, so not exposed to CSRF).
+func checkOrigin(allowed []string) func(r *http.Request) bool {
+	set := make(map[string]bool, len(allowed))
+	all := false
+	for _, o := range allowed {
+		o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+		if o == "*" {
+			all = true
+		}
+		set[o] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || all {
+			return true
+		}
+		if set[strings.ToLower(origin)] {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
+}

@@ -1,0 +1,565 @@
+// Package websocket fans item events out to WebSocket viewers: a sharded hub
+// of items, one live feed per watched item, and per-viewer bounded queues
+// drained by one writer goroutine each.
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Source is what the hub needs from the message bus: live events of one item,
+// and its stored history.
+type Source interface {
+	// Subscribe delivers the item's live events to fn, one at a time.
+	Subscribe(itemID string, fn func(data []byte)) (unsubscribe func() error, err error)
+	// Last returns the item's newest stored event; ok is false when it has none.
+	Last(ctx context.Context, itemID string) (ev models.Event, ok bool, err error)
+	// After calls fn for each stored event with after < seq <= upTo (0: no
+	// bound) and returns the seq of the oldest event still retained.
+	After(ctx context.Context, itemID string, after, upTo uint64, fn func(models.Event) error) (oldest uint64, err error)
+}
+
+// Config tunes the hub and its viewers. Zero fields take the defaults below.
+type Config struct {
+	// SendQueueSize bounds each viewer's queue of messages not yet written.
+	SendQueueSize int
+	// PingInterval is how often viewers are pinged; PongTimeout is how long a
+	// viewer may stay silent (no pong) before it is reaped.
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// WriteTimeout bounds one write to a viewer.
+	WriteTimeout time.Duration
+	// ViewersInterval throttles viewer-count messages per item.
+	ViewersInterval time.Duration
+	// GapTimeout is how long a missing event may take to appear in JetStream
+	// before viewers are told it was missed.
+	GapTimeout time.Duration
+	// SocketSendBuffer, when positive, fixes each viewer's kernel send
+	// buffer (SO_SNDBUF) in bytes. Autotuning lets a stuck viewer's socket
+	// hold megabytes before the queue notices; a fixed size bounds that
+	// memory and lets slow viewers be detected sooner.
+	SocketSendBuffer int
+	// MaxConnections caps viewers on this instance.
+	MaxConnections int
+	// AllowedOrigins lists browser origins that may connect besides the
+	// page's own host; "*" allows any.
+	AllowedOrigins []string
+}
+
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if c.SendQueueSize <= 0 {
+		c.SendQueueSize = 256
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = 50000
+	}
+	def(&c.PingInterval, 25*time.Second)
+	def(&c.PongTimeout, 60*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.ViewersInterval, time.Second)
+	def(&c.GapTimeout, 2*time.Second)
+	return c
+}
+
+// numShards spreads the item map over independent locks so joins and leaves
+// of different items do not contend.
+const numShards = 64
+
+// ErrClosed is returned by Join once the hub is shutting down.
+var ErrClosed = errors.New("hub is closed")
+
+// errHole stops a history read at the first seq JetStream does not have yet.
+var errHole = errors.New("hole in history")
+
+// Hub holds the feeds of every item watched on this instance.
+type Hub struct {
+	cfg     Config
+	src     Source
+	log     *slog.Logger
+	metrics *Metrics
+	shards  [numShards]shard
+	// resync coalesces reconnect notifications: one pending catch-up pass
+	// covers any number of reconnects, so the channel holds one.
+	resync chan struct{}
+
+	mu      sync.Mutex
+	closed  bool
+	conns   int            // admitted viewers, against MaxConnections
+	clients sync.WaitGroup // one per admitted viewer, for shutdown
+}
+
+type shard struct {
+	mu    sync.Mutex
+	feeds map[string]*feed
+}
+
+// feed is one item's live subscription on this instance and its viewers.
+type feed struct {
+	id    string
+	ready chan struct{} // closed once initialised; err says how
+	err   error
+	refs  int // viewers joined or joining; guarded by the shard lock
+	unsub func() error
+
+	mu           sync.Mutex
+	initializing bool
+	pending      []models.Event // live events received while initializing
+	last         uint64         // seq of the last event sent to viewers
+	state        state
+	clients      map[*client]struct{}
+	countDirty   bool
+}
+
+// NewHub returns a hub reading events from src.
+func NewHub(cfg Config, src Source, metrics *Metrics, log *slog.Logger) *Hub {
+	h := &Hub{cfg: cfg.withDefaults(), src: src, log: log, metrics: metrics, resync: make(chan struct{}, 1)}
+	for i := range h.shards {
+		h.shards[i].feeds = make(map[string]*feed)
+	}
+	return h
+}
+
+func (h *Hub) shard(itemID string) *shard {
+	f := fnv.New32a()
+	_, _ = f.Write([]byte(itemID))
+	return &h.shards[f.Sum32()%numShards]
+}
+
+// Resync asks the hub to catch every feed up from JetStream; the NATS client
+// calls it after a reconnect, when live events may have been missed.
+func (h *Hub) Resync() {
+	select {
+	case h.resync <- struct{}{}:
+	default:
+	}
+}
+
+// Run pushes throttled viewer counts and performs resyncs until ctx ends,
+// then disconnects every viewer.
+func (h *Hub) Run(ctx context.Context) error {
+	tick := time.NewTicker(h.cfg.ViewersInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			h.close()
+			return nil
+		case <-tick.C:
+			for _, f := range h.feeds() {
+				h.pushViewers(f)
+			}
+		case <-h.resync:
+			for _, f := range h.feeds() {
+				h.catchUp(ctx, f)
+			}
+		}
+	}
+}
+
+// close disconnects every viewer with "going away" so pages reconnect to
+// another instance.
+func (h *Hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	for _, f := range h.feeds() {
+		f.mu.Lock()
+		for c := range f.clients {
+			c.stop(closeGoingAway, "server shutting down")
+		}
+		f.mu.Unlock()
+	}
+}
+
+// Wait blocks until every viewer connection has ended or ctx expires.
+func (h *Hub) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.clients.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for viewers: %w", ctx.Err())
+	}
+}
+
+func (h *Hub) feeds() []*feed {
+	var out []*feed
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for _, f := range s.feeds {
+			out = append(out, f)
+		}
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// acquire returns the item's feed, creating and initialising it for the first
+// viewer. Each successful acquire must be paired with release.
+func (h *Hub) acquire(ctx context.Context, itemID string) (*feed, error) {
+	s := h.shard(itemID)
+	s.mu.Lock()
+	f, ok := s.feeds[itemID]
+	if !ok {
+		f = &feed{id: itemID, ready: make(chan struct{}), initializing: true, clients: make(map[*client]struct{})}
+		s.feeds[itemID] = f
+	}
+	f.refs++
+	s.mu.Unlock()
+	if !ok {
+		f.err = h.init(ctx, f)
+		close(f.ready)
+		if f.err != nil {
+			s.mu.Lock()
+			if s.feeds[itemID] == f {
+				delete(s.feeds, itemID) // the next viewer tries afresh
+			}
+			s.mu.Unlock()
+		}
+	}
+	select {
+	case <-f.ready:
+	case <-ctx.Done():
+		h.release(f)
+		return nil, ctx.Err()
+	}
+	if f.err != nil {
+		h.release(f)
+		return nil, f.err
+	}
+	return f, nil
+}
+
+// init subscribes live first, then reads the newest stored event: events
+// published in between are both buffered and stored, and the buffer is
+// replayed through apply, which drops what the snapshot already covers.
+func (h *Hub) init(ctx context.Context, f *feed) error {
+	unsub, err := h.src.Subscribe(f.id, func(data []byte) { h.onMessage(f, data) })
+	if err != nil {
+		return err
+	}
+	ev, ok, err := h.src.Last(ctx, f.id)
+	if err != nil {
+		_ = unsub()
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.unsub = unsub
+	if ok {
+		f.last = ev.Seq
+		f.state.apply(ev)
+	}
+	for _, p := range f.pending {
+		h.apply(f, p)
+	}
+	f.pending, f.initializing = nil, false
+	h.metrics.subscriptions.Inc()
+	return nil
+}
+
+func (h *Hub) release(f *feed) {
+	s := h.shard(f.id)
+	s.mu.Lock()
+	f.refs--
+	last := f.refs == 0
+	if last && s.feeds[f.id] == f {
+		delete(s.feeds, f.id)
+	}
+	s.mu.Unlock()
+	if last && f.err == nil && f.unsub != nil {
+		if err := f.unsub(); err != nil {
+			h.log.Debug("unsubscribe", "item_id", f.id, "err", err)
+		}
+		h.metrics.subscriptions.Dec()
+	}
+}
+
+// onMessage handles one live event from NATS.
+func (h *Hub) onMessage(f *feed, data []byte) {
+	var ev models.Event
+	if err := json.Unmarshal(data, &ev); err != nil || ev.Seq == 0 {
+		h.log.Warn("undecodable event", "item_id", f.id, "err", err)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.initializing {
+		f.pending = append(f.pending, ev)
+		return
+	}
+	h.apply(f, ev)
+}
+
+// apply sends ev to the feed's viewers in seq order, first fetching from
+// JetStream any events between the last one sent and ev. Caller holds f.mu.
+func (h *Hub) apply(f *feed, ev models.Event) {
+	if ev.Seq <= f.last {
+		return // already sent: a duplicate, or covered by the snapshot or a catch-up
+	}
+	if ev.Seq > f.last+1 {
+		h.fill(f, ev.Seq-1)
+	}
+	h.deliver(f, ev)
+}
+
+// fill sends events f.last+1..upTo from JetStream. An event published out of
+// order may not be stored yet, so a hole is retried until GapTimeout; after
+// that viewers are told what is missing. Caller holds f.mu.
+func (h *Hub) fill(f *feed, upTo uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.GapTimeout)
+	defer cancel()
+	wait := 5 * time.Millisecond
+	for f.last < upTo {
+		_, err := h.src.After(ctx, f.id, f.last, upTo, func(ev models.Event) error {
+			if ev.Seq != f.last+1 {
+				return errHole
+			}
+			h.deliver(f, ev)
+			h.metrics.recovered.Inc()
+			return nil
+		})
+		if f.last >= upTo {
+			return
+		}
+		if err != nil && !errors.Is(err, errHole) && ctx.Err() == nil {
+			h.log.Warn("read history", "item_id", f.id, "after", f.last, "err", err)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			h.skipTo(f, upTo)
+			return
+		case <-t.C:
+		}
+		wait = min(wait*2, 200*time.Millisecond)
+	}
+}
+
+// skipTo gives up on the missing events up to upTo: whatever JetStream has
+// is sent, each hole is announced as missed.
+func (h *Hub) skipTo(f *feed, upTo uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.GapTimeout)
+	defer cancel()
+	_, err := h.src.After(ctx, f.id, f.last, upTo, func(ev models.Event) error {
+		if ev.Seq <= f.last {
+			return nil
+		}
+		if ev.Seq > f.last+1 {
+			h.missed(f, f.last+1, ev.Seq-1)
+		}
+		h.deliver(f, ev)
+		return nil
+	})
+	if err != nil {
+		h.log.Warn("read history", "item_id", f.id, "after", f.last, "err", err)
+	}
+	if f.last < upTo {
+		h.missed(f, f.last+1, upTo)
+	}
+}
+
+func (h *Hub) missed(f *feed, from, to uint64) {
+	h.log.Warn("events missed", "item_id", f.id, "from_seq", from, "to_seq", to)
+	h.metrics.missed.Add(float64(to - from + 1))
+	f.last = to
+	m, err := prepare(missedMessage{Type: TypeMissed, ItemID: f.id, FromSeq: from, ToSeq: to, ServerTime: time.Now().UTC()}, 0, time.Time{})
+	if err != nil {
+		h.log.Error("encode missed message", "err", err)
+		return
+	}
+	for c := range f.clients {
+		c.push(m)
+	}
+}
+
+// catchUp sends whatever JetStream holds beyond the feed's last event, after
+// a reconnect during which live events were not received.
+func (h *Hub) catchUp(ctx context.Context, f *feed) {
+	select {
+	case <-f.ready:
+	default:
+		return // still initialising: init reads the newest state itself
+	}
+	if f.err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ev, ok, err := h.src.Last(ctx, f.id)
+	if err != nil {
+		h.log.Warn("catch up", "item_id", f.id, "err", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if ev.Seq > f.last {
+		h.log.Info("catching up after reconnect", "item_id", f.id, "from_seq", f.last+1, "to_seq", ev.Seq)
+		h.fill(f, ev.Seq)
+	}
+}
+
+// deliver encodes ev once and queues it for every viewer. Caller holds f.mu.
+func (h *Hub) deliver(f *feed, ev models.Event) {
+	f.last = ev.Seq
+	f.state.apply(ev)
+	m, err := prepare(eventMessage{Event: ev, ServerTime: time.Now().UTC()}, ev.Seq, ev.Timestamp)
+	if err != nil {
+		h.log.Error("encode event", "item_id", f.id, "seq", ev.Seq, "err", err)
+		return
+	}
+	for c := range f.clients {
+		c.push(m)
+	}
+}
+
+func (h *Hub) pushViewers(f *feed) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.countDirty || f.initializing {
+		return
+	}
+	f.countDirty = false
+	m, err := prepare(viewersMessage{Type: TypeViewers, ItemID: f.id, Count: len(f.clients), ServerTime: time.Now().UTC()}, 0, time.Time{})
+	if err != nil {
+		h.log.Error("encode viewers", "err", err)
+		return
+	}
+	for c := range f.clients {
+		c.push(m)
+	}
+}
+
+// join adds c to the item's feed: first a snapshot, then, with since set,
+// the stored events after *since, then live events, with nothing missing or
+// repeated in between. It returns the feed for leave.
+func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64) (*feed, error) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	f, err := h.acquire(ctx, itemID)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", itemID, err)
+	}
+	f.mu.Lock()
+	snap, err := prepare(snapshotMessage{
+		Type: TypeSnapshot, ItemID: itemID, CurrentBid: f.state.currentBid, HighestBidderID: f.state.bidder,
+		Status: f.state.statusOr("unknown"), Seq: f.last, EndsAt: f.state.endsAt, BidCount: f.state.bidCount,
+		WinnerID: f.state.winner, Viewers: len(f.clients) + 1, ServerTime: time.Now().UTC(),
+	}, 0, time.Time{})
+	if err != nil {
+		f.mu.Unlock()
+		h.release(f)
+		return nil, fmt.Errorf("encode snapshot: %w", err)
+	}
+	c.push(snap)
+	upTo := f.last
+	f.clients[c] = struct{}{}
+	f.countDirty = true
+	if since == nil || *since >= upTo {
+		if since != nil {
+			c.minSeq = *since // a viewer ahead of this instance skips what it has
+		}
+		f.mu.Unlock()
+		return f, nil
+	}
+	// Live events go to c.backlog while the history is read without the
+	// feed's lock, so other viewers are not held up by this one's replay.
+	c.catching = true
+	f.mu.Unlock()
+
+	err = h.replay(ctx, c, itemID, *since, upTo)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c.catching = false
+	backlog := c.backlog
+	c.backlog = nil
+	if err != nil {
+		delete(f.clients, c)
+		f.countDirty = true
+		h.release(f)
+		return nil, err
+	}
+	for _, m := range backlog {
+		c.push(m)
+	}
+	return f, nil
+}
+
+// replay queues the stored events since < seq <= upTo for c, waiting for
+// room in its queue: the viewer's writer is already draining it.
+func (h *Hub) replay(ctx context.Context, c *client, itemID string, since, upTo uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	next := since + 1
+	oldest, err := h.src.After(ctx, itemID, since, upTo, func(ev models.Event) error {
+		if ev.Seq > next {
+			if err := c.enqueue(ctx, h.mustPrepare(truncatedMessage{Type: TypeHistoryTruncated, ItemID: itemID, SinceSeq: since, FirstSeq: ev.Seq, ServerTime: time.Now().UTC()})); err != nil {
+				return err
+			}
+		}
+		next = ev.Seq + 1
+		m, err := prepare(eventMessage{Event: ev, ServerTime: time.Now().UTC(), Replay: true}, ev.Seq, ev.Timestamp)
+		if err != nil {
+			return err
+		}
+		return c.enqueue(ctx, m)
+	})
+	if err != nil {
+		return fmt.Errorf("replay %s after %d: %w", itemID, since, err)
+	}
+	if next <= upTo {
+		// Nothing retained at all up to upTo (oldest is 0 or beyond it).
+		return c.enqueue(ctx, h.mustPrepare(truncatedMessage{Type: TypeHistoryTruncated, ItemID: itemID, SinceSeq: since, FirstSeq: max(oldest, upTo+1), ServerTime: time.Now().UTC()}))
+	}
+	return nil
+}
+
+func (h *Hub) mustPrepare(v any) *outMsg {
+	m, err := prepare(v, 0, time.Time{})
+	if err != nil {
+		panic(fmt.Sprintf("encode %T: %v", v, err)) // only fixed message structs reach here
+	}
+	return m
+}
+
+// leave removes c from its feed, dropping the feed's subscription after the
+// last viewer.
+func (h *Hub) leave(f *feed, c *client) {
+	f.mu.Lock()
+	delete(f.clients, c)
+	f.countDirty = true
+	f.mu.Unlock()
+	h.release(f)
+}
+
+func (s *state) statusOr(def string) string {
+	if s.status == "" {
+		return def
+	}
+	return s.status
+}

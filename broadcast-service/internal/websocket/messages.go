@@ -1,0 +1,126 @@
+package websocket
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Message types the service sends besides the events it relays ("bid",
+// "auction_closed"). Every message carries "type" and "server_time", so a
+// page can correct its countdown for a wrong local clock.
+const (
+	TypeSnapshot         = "snapshot"
+	TypeViewers          = "viewers"
+	TypeHistoryTruncated = "history_truncated"
+	TypeMissed           = "missed"
+)
+
+// eventMessage is a relayed event: the documented WebSocket message fields,
+// "type" and "seq", plus the server's time. Replay marks events sent from
+// JetStream history rather than live.
+type eventMessage struct {
+	models.Event
+	ServerTime time.Time `json:"server_time"`
+	Replay     bool      `json:"replay,omitempty"`
+}
+
+// snapshotMessage is the item's state after event Seq (0: no event yet).
+type snapshotMessage struct {
+	Type            string       `json:"type"`
+	ItemID          string       `json:"item_id"`
+	CurrentBid      models.Money `json:"current_bid"`
+	HighestBidderID string       `json:"highest_bidder_id"`
+	Status          string       `json:"status"`
+	Seq             uint64       `json:"seq"`
+	EndsAt          *time.Time   `json:"ends_at"`
+	BidCount        int64        `json:"bid_count"`
+	WinnerID        string       `json:"winner_id,omitempty"`
+	Viewers         int          `json:"viewers"`
+	ServerTime      time.Time    `json:"server_time"`
+}
+
+// viewersMessage is the number of viewers of the item on this instance.
+type viewersMessage struct {
+	Type       string    `json:"type"`
+	ItemID     string    `json:"item_id"`
+	Count      int       `json:"count"`
+	ServerTime time.Time `json:"server_time"`
+}
+
+// truncatedMessage tells a resuming viewer that events after SinceSeq and
+// before FirstSeq are no longer retained, so it cannot show them.
+type truncatedMessage struct {
+	Type       string    `json:"type"`
+	ItemID     string    `json:"item_id"`
+	SinceSeq   uint64    `json:"since_seq"`
+	FirstSeq   uint64    `json:"first_seq"`
+	ServerTime time.Time `json:"server_time"`
+}
+
+// missedMessage tells viewers that events FromSeq..ToSeq never became
+// available (published out of order and not stored in time, or discarded),
+// rather than skipping them silently.
+type missedMessage struct {
+	Type       string    `json:"type"`
+	ItemID     string    `json:"item_id"`
+	FromSeq    uint64    `json:"from_seq"`
+	ToSeq      uint64    `json:"to_seq"`
+	ServerTime time.Time `json:"server_time"`
+}
+
+// outMsg is one message framed once and shared by every viewer it goes to.
+type outMsg struct {
+	pm *websocket.PreparedMessage
+	// seq is the event's item seq, 0 for messages that are not events.
+	seq uint64
+	// ts is the event's acceptance time, for the delivery latency histogram.
+	ts time.Time
+}
+
+func prepare(v any, seq uint64, ts time.Time) (*outMsg, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
+	if err != nil {
+		return nil, err
+	}
+	return &outMsg{pm: pm, seq: seq, ts: ts}, nil
+}
+
+// state is an item's live state folded from its events, for snapshots.
+type state struct {
+	currentBid models.Money
+	bidder     string
+	status     string
+	endsAt     *time.Time
+	bidCount   int64
+	winner     string
+}
+
+func (s *state) apply(ev models.Event) {
+	if ev.EndsAt != nil {
+		t := *ev.EndsAt
+		s.endsAt = &t
+	}
+	if ev.BidCount != 0 {
+		s.bidCount = ev.BidCount
+	}
+	switch ev.Type {
+	case models.EventBid:
+		s.currentBid, s.bidder, s.status = ev.Amount, ev.UserID, string(models.StatusActive)
+	case models.EventAuctionClosed:
+		s.status, s.winner = string(models.StatusClosed), ev.WinnerID
+		if ev.Amount != 0 {
+			s.currentBid = ev.Amount
+		}
+		if ev.WinnerID != "" {
+			s.bidder = ev.WinnerID
+		}
+	}
+}
