@@ -453,3 +453,70 @@ func sameJSON(t testing.TB, a, b any) bool {
 	}
 	return string(ja) == string(jb)
 }
+
+// TestStrategiesAgree runs the same history through both strategies, and
+// lets one strategy replay what the other decided: gateways with different
+// REDIS_STRATEGY can share one Redis.
+func TestStrategiesAgree(t *testing.T) {
+	for _, top := range topologies(t) {
+		t.Run(top.name, func(t *testing.T) {
+			t.Parallel()
+			lua := newStore(t, top.cfg, StrategyLua)
+			cfg := top.cfg
+			cfg.Strategy, cfg.KeyPrefix = StrategyOptimistic, lua.cfg.KeyPrefix
+			opt, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer opt.Close()
+
+			ends := time.Now().Add(time.Hour)
+			history := []struct {
+				user   string
+				amount models.Money
+				key    string
+			}{
+				{"u1", 900, "a"}, {"u1", 1000, "b"}, {"u2", 1000, ""}, {"u2", 1050, "c"},
+				{"u3", 1100, ""}, {"u1", 1000, "b"}, {"u4", 5000, "c"}, {"u4", 2000, "d"},
+			}
+			var answers [2][]service.BidResult
+			for si, s := range []*Store{lua, opt} {
+				it := newItem(t, s, models.Item{ID: fmt.Sprintf("agree_%d", si), StartingPrice: 1000, MinIncrement: 100, EndsAt: ends})
+				for _, h := range history {
+					req := bid(it.ID, h.user, h.amount)
+					req.IdempotencyKey = h.key
+					answers[si] = append(answers[si], placeOne(t, s, req))
+				}
+			}
+			for i := range history {
+				a, b := answers[0][i], answers[1][i]
+				a.Item.ID, b.Item.ID = "", ""
+				a.Item.StartsAt, b.Item.StartsAt = time.Time{}, time.Time{}
+				if a.Outcome != b.Outcome || a.Replayed != b.Replayed || a.Item != b.Item || (a.Event == nil) != (b.Event == nil) {
+					t.Errorf("step %d %+v: lua answered %s %+v, optimistic %s %+v", i, history[i],
+						outcomeName(a.Outcome), a, outcomeName(b.Outcome), b)
+				}
+			}
+
+			// Decided by one, replayed by the other.
+			it := newItem(t, lua, models.Item{ID: "agree_cross", StartingPrice: 1000, MinIncrement: 100, EndsAt: ends})
+			first := bid(it.ID, "u1", 1200)
+			first.IdempotencyKey = "k1"
+			r1 := placeOne(t, lua, first)
+			r2 := placeOne(t, opt, first)
+			if !r2.Replayed || r2.Outcome != r1.Outcome || r2.Item != r1.Item || r2.OutboxID != r1.OutboxID || !sameJSON(t, r1.Event, r2.Event) {
+				t.Errorf("optimistic replay of a lua answer: %+v, want %+v", r2, r1)
+			}
+			second := bid(it.ID, "u2", 1500)
+			second.IdempotencyKey = "k2"
+			r3 := placeOne(t, opt, second)
+			r4 := placeOne(t, lua, second)
+			if !r4.Replayed || r4.Outcome != r3.Outcome || r4.Item != r3.Item || r4.OutboxID != r3.OutboxID || !sameJSON(t, r3.Event, r4.Event) {
+				t.Errorf("lua replay of an optimistic answer: %+v, want %+v", r4, r3)
+			}
+			if got := item(t, lua, it.ID); got.Seq != 2 || got.CurrentBid != 1500 {
+				t.Errorf("item after cross replays %+v, want seq 2 at 15.00", got)
+			}
+		})
+	}
+}
