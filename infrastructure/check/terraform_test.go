@@ -1,0 +1,318 @@
+package check
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// tfModule is what the checks need from the Terraform files, read with the
+// HCL parser terraform itself uses, so they run where terraform is missing.
+type tfModule struct {
+	dir       string
+	files     map[string]*hclsyntax.Body
+	variables map[string]bool
+	locals    map[string]hclsyntax.Expression
+	resources map[string]bool // "aws_lb.main"
+	data      map[string]bool // "aws_availability_zones.available"
+	outputs   map[string]*hclsyntax.Block
+	// refs are every traversal in every expression of every file.
+	refs []hcl.Traversal
+}
+
+func loadTerraform(tb testing.TB) *tfModule {
+	tb.Helper()
+	dir := filepath.Join(repoRoot(tb), "infrastructure", "terraform")
+	paths, err := filepath.Glob(filepath.Join(dir, "*.tf"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(paths) == 0 {
+		tb.Fatalf("no .tf files in %s", dir)
+	}
+	m := &tfModule{
+		dir:       dir,
+		files:     map[string]*hclsyntax.Body{},
+		variables: map[string]bool{},
+		locals:    map[string]hclsyntax.Expression{},
+		resources: map[string]bool{},
+		data:      map[string]bool{},
+		outputs:   map[string]*hclsyntax.Block{},
+	}
+	parser := hclparse.NewParser()
+	for _, p := range paths {
+		f, diags := parser.ParseHCLFile(p)
+		if diags.HasErrors() {
+			tb.Fatalf("parse %s: %s", p, diags.Error())
+		}
+		body := f.Body.(*hclsyntax.Body)
+		m.files[filepath.Base(p)] = body
+		for _, b := range body.Blocks {
+			switch b.Type {
+			case "variable":
+				m.variables[b.Labels[0]] = true
+			case "resource":
+				m.resources[b.Labels[0]+"."+b.Labels[1]] = true
+			case "data":
+				m.data[b.Labels[0]+"."+b.Labels[1]] = true
+			case "output":
+				m.outputs[b.Labels[0]] = b
+			case "locals":
+				for name, a := range b.Body.Attributes {
+					if _, dup := m.locals[name]; dup {
+						tb.Errorf("%s: local.%s declared twice", p, name)
+					}
+					m.locals[name] = a.Expr
+				}
+			}
+		}
+		_ = hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+			if e, ok := n.(hclsyntax.Expression); ok {
+				m.refs = append(m.refs, e.Variables()...)
+			}
+			return nil
+		})
+	}
+	return m
+}
+
+func (m *tfModule) used(root string) map[string]bool {
+	used := map[string]bool{}
+	for _, tr := range m.refs {
+		if tr.RootName() != root || len(tr) < 2 {
+			continue
+		}
+		if a, ok := tr[1].(hcl.TraverseAttr); ok {
+			used[a.Name] = true
+		}
+	}
+	return used
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestTerraformRequiredFiles(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	// The README's project structure and the deploy guide name these.
+	for _, f := range []string{"main.tf", "variables.tf", "outputs.tf", "vpc.tf", "ecs.tf", "elasticache.tf", "rds.tf", "alb.tf"} {
+		if _, ok := m.files[f]; !ok {
+			t.Errorf("missing %s", filepath.Join(m.dir, f))
+		}
+	}
+	for _, f := range []string{"README.md", "terraform.tfvars.example", "tests/mock.tftest.hcl"} {
+		if _, err := os.Stat(filepath.Join(m.dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestTerraformVariables is the fallback of `terraform validate`: every var.X
+// is declared, every declared variable is used, and likewise for locals;
+// every resource and data source referred to exists.
+func TestTerraformVariables(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+
+	usedVars := m.used("var")
+	for _, v := range keys(usedVars) {
+		if !m.variables[v] {
+			t.Errorf("var.%s is used but not declared", v)
+		}
+	}
+	for _, v := range keys(m.variables) {
+		if !usedVars[v] {
+			t.Errorf("variable %q is declared but never used", v)
+		}
+	}
+
+	usedLocals := m.used("local")
+	for _, l := range keys(usedLocals) {
+		if _, ok := m.locals[l]; !ok {
+			t.Errorf("local.%s is used but not declared", l)
+		}
+	}
+	for l := range m.locals {
+		if !usedLocals[l] {
+			t.Errorf("local %q is declared but never used", l)
+		}
+	}
+
+	for _, tr := range m.refs {
+		if len(tr) < 2 {
+			continue
+		}
+		root := tr.RootName()
+		a, ok := tr[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		switch {
+		case root == "data":
+			if len(tr) < 3 {
+				continue
+			}
+			if b, ok := tr[2].(hcl.TraverseAttr); ok && !m.data[a.Name+"."+b.Name] {
+				t.Errorf("%s: data.%s.%s is not declared", tr.SourceRange(), a.Name, b.Name)
+			}
+		case strings.HasPrefix(root, "aws_"):
+			if !m.resources[root+"."+a.Name] {
+				t.Errorf("%s: %s.%s is not declared", tr.SourceRange(), root, a.Name)
+			}
+		}
+	}
+}
+
+// TestTerraformVariableDocs: every variable says what it is for and has a type.
+func TestTerraformVariableDocs(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	for _, body := range m.files {
+		for _, b := range body.Blocks {
+			if b.Type != "variable" {
+				continue
+			}
+			for _, attr := range []string{"description", "type"} {
+				if _, ok := b.Body.Attributes[attr]; !ok {
+					t.Errorf("variable %q has no %s", b.Labels[0], attr)
+				}
+			}
+		}
+	}
+}
+
+// TestTerraformTfvarsExample: both profiles in terraform.tfvars.example (the
+// production one is commented out) set only declared variables.
+func TestTerraformTfvarsExample(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	text := readFile(t, filepath.Join(m.dir, "terraform.tfvars.example"))
+	dev, prod, ok := strings.Cut(text, "-- production")
+	if !ok {
+		t.Fatal(`terraform.tfvars.example has no "# ---- production" profile`)
+	}
+	var uncommented []string
+	for _, l := range strings.Split(prod, "\n") {
+		l = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(l), "#"))
+		if strings.Contains(l, "=") {
+			uncommented = append(uncommented, l)
+		}
+	}
+	for name, src := range map[string]string{"development": dev, "production": strings.Join(uncommented, "\n")} {
+		f, diags := hclparse.NewParser().ParseHCL([]byte(src), name)
+		if diags.HasErrors() {
+			t.Errorf("%s profile: %s", name, diags.Error())
+			continue
+		}
+		attrs := f.Body.(*hclsyntax.Body).Attributes
+		if len(attrs) < 5 {
+			t.Errorf("%s profile sets %d variables, want a full profile", name, len(attrs))
+		}
+		for a := range attrs {
+			if !m.variables[a] {
+				t.Errorf("%s profile sets %q, which is not a declared variable", name, a)
+			}
+		}
+		if env, ok := attrs["environment"]; ok {
+			v, _ := env.Expr.Value(nil)
+			if want := map[string]string{"development": "dev", "production": "prod"}[name]; v.AsString() != want {
+				t.Errorf("%s profile: environment = %q, want %q", name, v.AsString(), want)
+			}
+		}
+	}
+}
+
+// objectKeys collects the literal keys of every object constructor inside an
+// expression, including those inside merge(...) and conditionals.
+func objectKeys(e hclsyntax.Expression) []string {
+	var out []string
+	_ = hclsyntax.VisitAll(e, func(n hclsyntax.Node) hcl.Diagnostics {
+		oc, ok := n.(*hclsyntax.ObjectConsExpr)
+		if !ok {
+			return nil
+		}
+		for _, item := range oc.Items {
+			if name := hcl.ExprAsKeyword(item.KeyExpr); name != "" {
+				out = append(out, name)
+				continue
+			}
+			if v, diags := item.KeyExpr.Value(nil); !diags.HasErrors() && v.Type().FriendlyName() == "string" {
+				out = append(out, v.AsString())
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// TestTerraformServiceEnvironment: each ECS task gets every variable the
+// README documents for its service, as environment or as a secret.
+func TestTerraformServiceEnvironment(t *testing.T) {
+	t.Parallel()
+	c := readContract(t)
+	m := loadTerraform(t)
+	for svc, localsOf := range map[string][]string{
+		"api-gateway":       {"gateway_environment", "gateway_secrets"},
+		"broadcast-service": {"broadcast_environment"},
+		"archival-worker":   {"archival_environment", "archival_secrets"},
+	} {
+		var got []string
+		for _, l := range localsOf {
+			e, ok := m.locals[l]
+			if !ok {
+				t.Fatalf("no local.%s", l)
+			}
+			got = append(got, objectKeys(e)...)
+		}
+		for _, v := range c.env[svc] {
+			if !slices.Contains(got, v) {
+				t.Errorf("%s task: %s (README) is neither in its environment nor its secrets %v", svc, v, localsOf)
+			}
+		}
+	}
+}
+
+// TestTerraformOutputsCarryNoSecret: outputs are addresses; none is marked
+// sensitive (which would mean it holds something secret) and none refers to
+// a password or secret attribute.
+func TestTerraformOutputsCarryNoSecret(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	if len(m.outputs) == 0 {
+		t.Fatal("no outputs")
+	}
+	for name, b := range m.outputs {
+		if _, ok := b.Body.Attributes["sensitive"]; ok {
+			t.Errorf("output %q is sensitive: outputs must not carry secrets at all", name)
+		}
+		for _, attr := range b.Body.Attributes {
+			for _, tr := range attr.Expr.Variables() {
+				for _, step := range tr {
+					a, ok := step.(hcl.TraverseAttr)
+					if ok && (strings.Contains(a.Name, "password") || strings.Contains(a.Name, "secret")) {
+						t.Errorf("output %q refers to %s", name, a.Name)
+					}
+				}
+			}
+		}
+	}
+	for _, want := range []string{"public_url", "api_url", "websocket_url"} {
+		if _, ok := m.outputs[want]; !ok {
+			t.Errorf("no output %q", want)
+		}
+	}
+}
