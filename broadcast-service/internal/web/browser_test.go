@@ -1,0 +1,195 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+const chromium = "/usr/bin/chromium"
+
+// fakeGateway plays the API gateway's item and bid endpoints: an accepted
+// bid is published to JetStream as the gateway would, so the page's price can
+// only change through the broadcast service.
+type fakeGateway struct {
+	js        jetstream.JetStream
+	mu        sync.Mutex
+	seq       uint64
+	published chan models.Event
+}
+
+func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Idempotency-Key")
+	w.Header().Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	id := strings.TrimPrefix(r.URL.Path, "/api/v1/items/")
+	if r.Method == http.MethodGet {
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"id": id, "name": "Vintage Watch", "current_bid": 0, "status": "active", "seq": 0,
+			"ends_at": time.Now().Add(2 * time.Hour).UTC(), "min_increment": 1,
+		})
+		return
+	}
+	id = strings.TrimSuffix(id, "/bid")
+	var req struct {
+		UserID string       `json:"user_id"`
+		Amount models.Money `json:"amount"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.seq++
+	ends := time.Now().Add(2 * time.Hour).UTC()
+	ev := models.Event{
+		Type: models.EventBid, EventID: models.NewEventID(), ItemID: id, BidID: models.NewBidID(), UserID: req.UserID,
+		Amount: req.Amount, Timestamp: time.Now().UTC(), Seq: g.seq, EndsAt: &ends, BidCount: int64(g.seq),
+	}
+	data, _ := json.Marshal(ev)
+	if _, err := g.js.Publish(r.Context(), stream.Subject(id), data, jetstream.WithMsgID(ev.EventID)); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	g.published <- ev
+	w.Header().Set("Content-Type", "application/json")
+	fmt.Fprintf(w, `{"success":true,"message":"Bid accepted","current_bid":%s,"your_bid":%s,"is_highest":true,"event_id":%q}`, req.Amount, req.Amount, ev.EventID)
+}
+
+func TestBrowserShowsNewPrice(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("%s not installed (scripts/install-deps.sh installs it; CI requires it)", chromium)
+		}
+		t.Fatalf("CI needs %s: %v", chromium, err)
+	}
+	n := testenv.NATS(t)
+	gw := &fakeGateway{js: n.JetStream(), published: make(chan models.Event, 1)}
+	{
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := stream.Ensure(ctx, gw.js)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	gwSrv := httptest.NewServer(gw)
+	defer gwSrv.Close()
+
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.NATSURL, cfg.GatewayURL = "127.0.0.1:0", n.URL(), gwSrv.URL
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server.Run: %v", err)
+		}
+	}()
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1200, 900),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
+	defer cancelBrowser()
+	bctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
+	defer cancelTimeout()
+
+	page := "http://" + srv.Addr() + "/items/browser_item"
+	if err := chromedp.Do(bctx,
+		chromedp.Navigate(page),
+		chromedp.WaitVisible(chromedp.CSS(`#conn.pill-ok`)),
+	); err != nil {
+		t.Fatalf("open %s: %v", page, err)
+	}
+	waitText(t, bctx, "#name", "Vintage Watch", 10*time.Second)
+
+	if err := chromedp.Do(bctx,
+		chromedp.SendKeys(chromedp.CSS(`#user-id`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`#amount`), "123.45"),
+		chromedp.Click(chromedp.CSS(`#bid-button`)),
+	); err != nil {
+		t.Fatalf("place bid: %v", err)
+	}
+	var ev models.Event
+	select {
+	case ev = <-gw.published:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the page's bid never reached the gateway")
+	}
+	if got, want := ev.Amount, models.Money(12345); got != want {
+		t.Fatalf("gateway got amount %s, want %s (exact, as typed)", got, want)
+	}
+	// The issue's promise: the new price shows within a second of the bid
+	// being accepted and published.
+	waitText(t, bctx, "#price", "$123.45", time.Second)
+	waitText(t, bctx, "#bid-result", "Bid accepted", 10*time.Second)
+	waitText(t, bctx, "#bids", "alice", 10*time.Second)
+
+	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	// go test -artifacts -outputdir DIR keeps it; otherwise it is temporary.
+	shot := filepath.Join(t.ArtifactDir(), "live-page.png")
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot: %s", shot)
+}
+
+// waitText polls the element's text until it contains want.
+func waitText(t *testing.T, ctx context.Context, sel, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		if err == nil && strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s shows %q (err %v) after %s, want it to contain %q", sel, got, err, timeout, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
