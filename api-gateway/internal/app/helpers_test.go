@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sort"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -260,7 +261,7 @@ func streamEvents(ctx context.Context, js jetstream.JetStream, item string) ([]m
 }
 
 // waitEvents waits until JetStream holds exactly n events for item and
-// returns them.
+// returns them in seq order.
 func waitEvents(t testing.TB, js jetstream.JetStream, item string, n int) []models.Event {
 	t.Helper()
 	var evs []models.Event
@@ -277,5 +278,9 @@ func waitEvents(t testing.TB, js jetstream.JetStream, item string, n int) []mode
 		}
 		return nil
 	})
+	// JetStream's order is publish order, which is not seq order once a
+	// publish was retried by the relay or two gateways publish for one
+	// item; consumers order by seq.
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
 	return evs
 }

@@ -147,7 +147,13 @@ func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
 	}
 	c.nc, c.js = nc, js
 	if nc.IsConnected() {
-		c.requestEnsure()
+		// Once now, so that the first bids find the stream; if this fails
+		// the ensure loop keeps trying.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if _, err := stream.Ensure(ctx, js); err != nil {
+			log.Warn("ensuring the event stream", "err", err)
+		}
+		cancel()
 	}
 	return c, nil
 }

@@ -1,0 +1,231 @@
+package app
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+// op is one bid as the client saw it.
+type op struct {
+	user       string
+	amount     models.Money
+	start, end time.Time
+	status     int
+	current    models.Money // current_bid in the answer
+	eventID    string
+}
+
+// 1,000 concurrent bids from 100 users on one item, through HTTP, for each
+// strategy on a single Redis and on a Redis Cluster; the history must be
+// linearizable and JetStream must hold exactly the accepted events.
+func TestConcurrentBidsLinearizable(t *testing.T) {
+	t.Parallel()
+	r := testenv.Redis(t)
+	c := testenv.Cluster(t)
+	for _, top := range []struct {
+		name    string
+		addrs   []string
+		cluster bool
+	}{{"single", []string{r.Addr()}, false}, {"cluster", c.Addrs(), true}} {
+		for _, strategy := range []string{"lua", "optimistic"} {
+			t.Run(top.name+"/"+strategy, func(t *testing.T) {
+				t.Parallel()
+				n := testenv.NATS(t)
+				cfg := testConfig(top.addrs, top.cluster, n.URL())
+				cfg.RedisStrategy = strategy
+				g := startGateway(t, cfg)
+				runContention(t, g, n, 100, 10)
+			})
+		}
+	}
+}
+
+func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUser int) {
+	const item = "hot"
+	const inc = models.Money(100)
+	g.createItem(t, item, "1.00", "1.00")
+	ops := make([]op, users*perUser)
+	var ticket atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, users)
+	for u := 0; u < users; u++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(u), 7))
+			user := "user_" + strconv.Itoa(u)
+			for k := 0; k < perUser; k++ {
+				// Amounts rise with time, jittered so that concurrent
+				// bids win, lose and tie against each other.
+				amount := models.Money(100 * (ticket.Add(1) + int64(rng.IntN(50))))
+				o := op{user: user, amount: amount, start: time.Now()}
+				a, err := try("POST", g.url+"/api/v1/items/"+item+"/bid", fmt.Sprintf(`{"user_id":%q,"amount":%s}`, user, amount))
+				o.end = time.Now()
+				if err != nil {
+					errs <- err
+					return
+				}
+				o.status = a.Status
+				if cur := a.str("current_bid"); cur != "" {
+					o.current, err = models.ParseMoney(cur)
+					if err != nil {
+						errs <- fmt.Errorf("current_bid %q: %w", cur, err)
+						return
+					}
+				}
+				o.eventID = a.str("event_id")
+				if a.Status == 200 && (o.current != amount || a.str("is_highest") != "true") {
+					errs <- fmt.Errorf("accepted answer %s for %v", a.Body, amount)
+				}
+				if a.Status != 200 && a.Status != 409 {
+					errs <- fmt.Errorf("bid %v by %s: %d %s", amount, user, a.Status, a.Body)
+					return
+				}
+				ops[u*perUser+k] = o
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+
+	accepted := map[string]op{}
+	var highest models.Money
+	for _, o := range ops {
+		if o.status == 200 {
+			if _, dup := accepted[o.eventID]; dup || o.eventID == "" {
+				t.Fatalf("event id %q answered twice or empty", o.eventID)
+			}
+			accepted[o.eventID] = o
+			highest = max(highest, o.amount)
+		}
+	}
+	if len(accepted) == 0 {
+		t.Fatal("no bid accepted")
+	}
+	evs := waitEvents(t, n.JetStream(), item, len(accepted))
+	checkLinearizable(t, ops, accepted, evs, inc, 100)
+
+	it := g.item(t, item)
+	if it.CurrentBid != highest || it.BidCount != int64(len(accepted)) || it.Seq != uint64(len(accepted)) {
+		t.Errorf("final item %+v, want current %v (highest accepted), %d bids and seq", it, highest, len(accepted))
+	}
+	t.Logf("%d bids, %d accepted", len(ops), len(accepted))
+}
+
+// checkLinearizable checks a bid history against the auction's sequential
+// specification. Accepted bids, in JetStream's seq order, must run 1..N
+// without gaps and rise by at least the increment; each accepted answer must
+// match its event. A write's linearization point lies within its request, so
+// price k (the k-th accepted amount) was current from a moment inside request
+// k until a moment inside request k+1. Each rejection must name such a price
+// whose current interval can overlap the rejection's own request, and its
+// amount must be below that price's minimum next bid.
+func checkLinearizable(t *testing.T, ops []op, accepted map[string]op, evs []models.Event, inc, start models.Money) {
+	t.Helper()
+	seen := map[string]bool{}
+	for i, e := range evs {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d; want 1..N without gaps", i, e.Seq)
+		}
+		if seen[e.EventID] {
+			t.Fatalf("event %s twice in JetStream", e.EventID)
+		}
+		seen[e.EventID] = true
+		o, ok := accepted[e.EventID]
+		if !ok {
+			t.Fatalf("JetStream event %s (seq %d) was never answered as accepted", e.EventID, e.Seq)
+		}
+		if o.amount != e.Amount || o.user != e.UserID {
+			t.Fatalf("event %+v does not match its answer %+v", e, o)
+		}
+		if i > 0 && e.Amount < evs[i-1].Amount+inc {
+			t.Fatalf("seq %d: %v after %v, want a rise of at least %v", e.Seq, e.Amount, evs[i-1].Amount, inc)
+		}
+		if i > 0 && e.PreviousBid != evs[i-1].Amount {
+			t.Fatalf("seq %d: previous_bid %v, want %v", e.Seq, e.PreviousBid, evs[i-1].Amount)
+		}
+		if i == 0 && e.Amount < start {
+			t.Fatalf("first bid %v below the starting price %v", e.Amount, start)
+		}
+	}
+	// intervals[k] bounds when price k was current; price 0 (no bid yet)
+	// was current from the beginning.
+	type interval struct {
+		from, to time.Time
+		min      models.Money
+	}
+	byPrice := map[models.Money][]interval{}
+	far := time.Now().Add(time.Hour)
+	byPrice[0] = []interval{{from: time.Time{}, to: accepted[evs[0].EventID].end, min: start}}
+	for k, e := range evs {
+		iv := interval{from: accepted[e.EventID].start, to: far, min: e.Amount + inc}
+		if k+1 < len(evs) {
+			iv.to = accepted[evs[k+1].EventID].end
+		}
+		byPrice[e.Amount] = append(byPrice[e.Amount], iv)
+	}
+	rejected := 0
+	for _, o := range ops {
+		if o.status != 409 {
+			continue
+		}
+		rejected++
+		ok := false
+		for _, iv := range byPrice[o.current] {
+			if !o.end.Before(iv.from) && !o.start.After(iv.to) && o.amount < iv.min {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			t.Errorf("rejection of %v by %s named current_bid %v, which was not current (or not above the bid) during its request [%v, %v]",
+				o.amount, o.user, o.current, o.start.Format(time.StampMicro), o.end.Format(time.StampMicro))
+		}
+	}
+	// The final price is the highest accepted amount.
+	amounts := make([]models.Money, 0, len(evs))
+	for _, e := range evs {
+		amounts = append(amounts, e.Amount)
+	}
+	if !sort.SliceIsSorted(amounts, func(i, j int) bool { return amounts[i] < amounts[j] }) {
+		t.Errorf("accepted amounts not rising in seq order: %v", amounts)
+	}
+	if rejected+len(evs) != len(ops) {
+		t.Errorf("%d rejected + %d accepted != %d bids", rejected, len(evs), len(ops))
+	}
+}
+
+// The checker itself must catch a rejection that names a stale price.
+func TestCheckerCatchesStaleRejection(t *testing.T) {
+	t.Parallel()
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	a1 := op{user: "a", amount: 500, start: at(0), end: at(1), status: 200, current: 500, eventID: "e1"}
+	a2 := op{user: "b", amount: 700, start: at(2), end: at(3), status: 200, current: 700, eventID: "e2"}
+	// Starts after e2 was answered, yet names e1's price.
+	stale := op{user: "c", amount: 550, start: at(5), end: at(6), status: 409, current: 500}
+	evs := []models.Event{{EventID: "e1", Seq: 1, Amount: 500, UserID: "a"}, {EventID: "e2", Seq: 2, Amount: 700, PreviousBid: 500, UserID: "b"}}
+	accepted := map[string]op{"e1": a1, "e2": a2}
+	ft := &testing.T{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		checkLinearizable(ft, []op{a1, a2, stale}, accepted, evs, 100, 100)
+	}()
+	<-done
+	if !ft.Failed() {
+		t.Error("checker accepted a rejection that named a superseded price")
+	}
+}
