@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
 )
@@ -43,7 +45,7 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 	if err != nil {
 		return nil, fmt.Errorf("place bids on %s: %w", id, err)
 	}
-	if accepted(results) {
+	if accepted(results) && !(s.cluster == nil && s.cfg.Strategy == StrategyLua) {
 		// The hint comes after the outbox append, never before: Ack removes
 		// a hint only after seeing the stream empty and checks again after
 		// removing it, so an append that precedes this SADD is never missed.
@@ -87,7 +89,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 		}
 		args = append(args, ki, r.RequestHash, r.UserID, int64(r.Amount), r.BidID, r.EventID, r.SoftClose.Milliseconds())
 	}
-	res, err := placeScript.Run(ctx, s.rdb, keys, args...).Slice()
+	res, err := s.runPlace(ctx, id, keys, args)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -128,6 +130,39 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 		}
 	}
 	return out, nil
+}
+
+// runPlace runs place.lua. On a single Redis the outbox hint's SADD rides
+// in the same round trip, queued behind the script so that it runs after
+// the append (see PlaceBids); it is sent even when nothing was accepted,
+// and Pending drops such spare hints. A cluster may serve the hint key from
+// another node, where a pipeline gives no order, so PlaceBids adds it
+// after the answer instead.
+func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []any) ([]any, error) {
+	if s.cluster != nil {
+		return placeScript.Run(ctx, s.rdb, keys, args...).Slice()
+	}
+	for attempt := 0; ; attempt++ {
+		var eval *goredis.Cmd
+		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			if attempt == 0 {
+				eval = placeScript.EvalSha(ctx, p, keys, args...)
+			} else {
+				eval = placeScript.Eval(ctx, p, keys, args...)
+			}
+			p.SAdd(ctx, s.outboxesKey(), id)
+			return nil
+		})
+		// After a restart or failover the script cache is empty; EVAL
+		// loads the script again, and later calls find it by its hash.
+		if attempt == 0 && err != nil && goredis.HasErrorPrefix(eval.Err(), "NOSCRIPT") {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return eval.Slice()
+	}
 }
 
 // decision is one bid's answer as both strategies store it in an

@@ -31,6 +31,7 @@ func TestStore(t *testing.T) {
 		{"Outbox", testOutbox},
 		{"OrphanedOutbox", testOrphanedOutbox},
 		{"CloseDue", testCloseDue},
+		{"ScriptCacheFlushed", testScriptCacheFlushed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -518,5 +519,22 @@ func TestStrategiesAgree(t *testing.T) {
 				t.Errorf("item after cross replays %+v, want seq 2 at 15.00", got)
 			}
 		})
+	}
+}
+
+// testScriptCacheFlushed: a failover or restart empties the script cache,
+// and the next calls must load the scripts again by themselves.
+func testScriptCacheFlushed(t *testing.T, s *Store, top topology) {
+	it := newItem(t, s, models.Item{})
+	wantOutcome(t, "before", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+	if err := top.raw.ScriptFlush(ctxT(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantOutcome(t, "after SCRIPT FLUSH", placeOne(t, s, bid(it.ID, "u2", 1100)), service.OutcomeAccepted)
+	if got := item(t, s, it.ID); got.Seq != 2 {
+		t.Errorf("seq %d after two bids, want 2", got.Seq)
+	}
+	if _, err := s.CloseDue(ctxT(t)); err != nil {
+		t.Errorf("CloseDue after SCRIPT FLUSH: %v", err)
 	}
 }
