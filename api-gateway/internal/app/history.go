@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
-	"errors"
+
+	"github.com/bidding-platform/api-gateway/internal/postgres"
 )
 
-// openHistory connects the bid history reader.
+// openHistory prepares the bid history reader; it does not need PostgreSQL
+// to be up.
 func openHistory(ctx context.Context, url string) (historyDB, error) {
-	return nil, errors.New("bid history reader is not built yet")
+	return postgres.Open(ctx, url)
 }

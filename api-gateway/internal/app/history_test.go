@@ -1,0 +1,76 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/schema"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// Bid history pages through the archive newest first; bad limits and
+// cursors are 400s; without PostgreSQL it is a clear 503 while bids work.
+func TestBidHistory(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresDB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := schema.Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	for seq := 1; seq <= 5; seq++ {
+		_, err := conn.Exec(ctx, `INSERT INTO bids
+			(event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+			fmt.Sprintf("evt_%d", seq), fmt.Sprintf("bid_%d", seq), "lot", "user_1", int64(seq*1000), int64((seq-1)*1000), seq, time.Unix(1700000000+int64(seq), 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newEnv(t, func(c *Config) { c.PostgresURL = config.Secret(url) })
+	g := e.gw
+
+	first := do(t, "GET", g.url+"/api/v1/items/lot/bids?limit=2", "")
+	if first.Status != 200 || !strings.Contains(string(first.Body), `"seq":5`) || !strings.Contains(string(first.Body), `"seq":4`) || first.str("next_cursor") == "" {
+		t.Fatalf("first page = %d %s", first.Status, first.Body)
+	}
+	second := do(t, "GET", g.url+"/api/v1/items/lot/bids?limit=2&cursor="+first.str("next_cursor"), "")
+	if second.Status != 200 || !strings.Contains(string(second.Body), `"seq":3`) || !strings.Contains(string(second.Body), `"amount":30.00`) {
+		t.Errorf("second page = %d %s", second.Status, second.Body)
+	}
+	for _, q := range []string{"limit=0", "limit=501", "limit=x", "cursor=bogus"} {
+		if a := do(t, "GET", g.url+"/api/v1/items/lot/bids?"+q, ""); a.Status != 400 {
+			t.Errorf("?%s = %d %s, want 400", q, a.Status, a.Body)
+		}
+	}
+
+	// A gateway whose PostgreSQL is unreachable starts, bids, and says so.
+	down := startGateway(t, func() Config {
+		c := g.cfg
+		c.PostgresURL = "postgres://nobody@127.0.0.1:1/none?sslmode=disable"
+		return c
+	}())
+	a := do(t, "GET", down.url+"/api/v1/items/lot/bids", "")
+	if a.Status != 503 || !strings.Contains(a.str("message"), "PostgreSQL") {
+		t.Errorf("history without PostgreSQL = %d %s, want 503 naming PostgreSQL", a.Status, a.Body)
+	}
+	if r := do(t, "GET", down.url+"/ready", ""); r.Status != 200 || !strings.Contains(string(r.Body), `"postgres":"degraded`) {
+		t.Errorf("/ready without PostgreSQL = %d %s, want 200 with postgres degraded", r.Status, r.Body)
+	}
+	down.createItem(t, "fresh", "1.00", "1.00")
+	if b := down.bid(t, "fresh", "alice", "2.00"); b.Status != 200 {
+		t.Errorf("bid without PostgreSQL = %d %s", b.Status, b.Body)
+	}
+}
