@@ -199,6 +199,11 @@ class MixedWorkloadUser(HttpUser):
         self.user_id = f"locust_{uuid.uuid4().hex[:12]}"
         self.items = [f"{opts.item_prefix}_{i}" for i in range(max(1, opts.item_count))]
         self.bidder = Bidder(self, money(opts.bid_increment))
+        # Creates the items that do not exist yet, so reads never meet a 404
+        # on a gateway without AUTO_CREATE_ITEMS.
+        for item in self.items:
+            if self.bidder.load(item) is None:
+                raise StopUser()
 
     @task(6)
     def view_item(self):

@@ -24,6 +24,7 @@
 #                         the two ceilings
 #   PREFILTER_ENV=PREFILTER   the gateway's switch for the pre-filter
 #   EVALSHA_REQUESTS=200000   EVALSHA_CLIENTS=50
+#   RESULTS_DIR=load-tests/results/contended-<time>   where the table goes
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -99,7 +100,7 @@ wait_until() {
 }
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
-results="$lt/results/contended-$stamp"
+results=${RESULTS_DIR:-"$lt/results/contended-$stamp"}
 mkdir -p "$results"
 rows="$work/rows.tsv" # label, mode, json report path
 
