@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/hashicorp/hcl/v2 v2.25.0
+	github.com/moby/patternmatcher v0.6.1
 	gopkg.in/yaml.v3 v3.0.1
 )
 
