@@ -59,24 +59,28 @@ type Config struct {
 	// share one Redis. It must not contain braces, which would break the
 	// hash tags.
 	KeyPrefix string
-	// OutboxScanInterval is how often Pending also scans every master for
-	// outbox streams missing from the hint set (a gateway that died between
-	// its script and the hint update). The first Pending call always scans.
-	OutboxScanInterval time.Duration
+	// ScanInterval is how often Pending and CloseDue also scan every master
+	// for what their hint keys miss: an outbox whose gateway died between
+	// its script and the hint update, an open auction whose end-time hint
+	// was lost with a cluster node. The first call of each always scans.
+	ScanInterval time.Duration
+	// ScanTimeout bounds one such scan.
+	ScanTimeout time.Duration
 }
 
 // DefaultConfig is a local single Redis with the lua strategy.
 func DefaultConfig() Config {
 	return Config{
-		Addrs:              []string{config.DefaultRedisAddr},
-		Strategy:           StrategyLua,
-		DialTimeout:        500 * time.Millisecond,
-		ReadTimeout:        500 * time.Millisecond,
-		WriteTimeout:       500 * time.Millisecond,
-		OpTimeout:          1500 * time.Millisecond,
-		MaxRetries:         1,
-		OptimisticRetries:  50,
-		OutboxScanInterval: 30 * time.Second,
+		Addrs:             []string{config.DefaultRedisAddr},
+		Strategy:          StrategyLua,
+		DialTimeout:       500 * time.Millisecond,
+		ReadTimeout:       500 * time.Millisecond,
+		WriteTimeout:      500 * time.Millisecond,
+		OpTimeout:         1500 * time.Millisecond,
+		MaxRetries:        1,
+		OptimisticRetries: 50,
+		ScanInterval:      time.Minute,
+		ScanTimeout:       10 * time.Second,
 	}
 }
 
@@ -103,9 +107,9 @@ type Store struct {
 	cluster *goredis.ClusterClient // nil on a single Redis
 	cfg     Config
 
-	// lastScan is when Pending last scanned for orphaned outboxes.
-	scanMu   sync.Mutex
-	lastScan time.Time
+	// When Pending and CloseDue last scanned for what their hints miss.
+	scanMu                      sync.Mutex
+	lastOutboxScan, lastEndScan time.Time
 }
 
 var (
@@ -138,8 +142,11 @@ func New(cfg Config) (*Store, error) {
 	if cfg.OptimisticRetries <= 0 {
 		cfg.OptimisticRetries = def.OptimisticRetries
 	}
-	if cfg.OutboxScanInterval <= 0 {
-		cfg.OutboxScanInterval = def.OutboxScanInterval
+	if cfg.ScanInterval <= 0 {
+		cfg.ScanInterval = def.ScanInterval
+	}
+	if cfg.ScanTimeout <= 0 {
+		cfg.ScanTimeout = def.ScanTimeout
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("redis config: %w", err)
@@ -227,16 +234,6 @@ func (s *Store) endsKey() string { return s.cfg.KeyPrefix + "auctions:ends" }
 // outboxesKey is a set of item ids whose outbox may hold entries: a hint for
 // Pending and Backlog.
 func (s *Store) outboxesKey() string { return s.cfg.KeyPrefix + "outbox:items" }
-
-// itemFromOutbox recovers the item id from an outbox key found by SCAN.
-func (s *Store) itemFromOutbox(key string) (string, bool) {
-	rest, ok := strings.CutPrefix(key, s.cfg.KeyPrefix+"item:{")
-	if !ok {
-		return "", false
-	}
-	id, ok := strings.CutSuffix(rest, "}:outbox")
-	return id, ok && models.ValidateID(id) == nil
-}
 
 //go:embed lua/common.lua
 var commonLua string

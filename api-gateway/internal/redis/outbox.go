@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -25,6 +24,9 @@ const closeBatch = 256
 // Redis TIME, so soft close extensions and concurrent callers on other
 // gateways are safe: each auction closes exactly once.
 func (s *Store) CloseDue(ctx context.Context) ([]service.OutboxEntry, error) {
+	if err := s.scanOpen(ctx); err != nil {
+		return nil, fmt.Errorf("close due auctions: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	now, err := s.rdb.Time(ctx).Result()
@@ -71,6 +73,9 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 	}
 	switch toInt(res[0]) {
 	case 2: // not due: soft close moved the end, so the hint follows it
+		if toInt(res[1]) == 0 {
+			return service.OutboxEntry{}, false, classify(s.rdb.ZRem(ctx, s.endsKey(), id).Err())
+		}
 		err := s.rdb.ZAddXX(ctx, s.endsKey(), goredis.Z{Score: float64(toInt(res[1])), Member: id}).Err()
 		return service.OutboxEntry{}, false, classify(err)
 	case 3:
@@ -96,11 +101,11 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Duration, max int) (
 	if max <= 0 {
 		return nil, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
-	defer cancel()
 	if err := s.scanOrphans(ctx); err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
 	now, err := s.rdb.Time(ctx).Result()
 	if err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", classify(err))
@@ -255,63 +260,6 @@ func (s *Store) Backlog(ctx context.Context) (int64, error) {
 		n += l.Val()
 	}
 	return n, nil
-}
-
-// scanOrphans finds outbox streams that are not in the hint set: their
-// gateway died after its script and before the SADD. It runs on the first
-// call and then every OutboxScanInterval, over every master of a cluster.
-func (s *Store) scanOrphans(ctx context.Context) error {
-	s.scanMu.Lock()
-	due := s.lastScan.IsZero() || time.Since(s.lastScan) >= s.cfg.OutboxScanInterval
-	s.scanMu.Unlock()
-	if !due {
-		return nil
-	}
-	var found []any
-	add := func(keys []string) {
-		for _, k := range keys {
-			if id, ok := s.itemFromOutbox(k); ok {
-				found = append(found, id)
-			}
-		}
-	}
-	pattern := s.cfg.KeyPrefix + "item:{*}:outbox"
-	scan := func(ctx context.Context, c *goredis.Client) ([]string, error) {
-		var keys []string
-		iter := c.ScanType(ctx, 0, pattern, 1000, "stream").Iterator()
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		return keys, iter.Err()
-	}
-	var err error
-	if s.cluster != nil {
-		// ForEachMaster runs fn on every master concurrently.
-		var mu sync.Mutex
-		err = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
-			keys, err := scan(ctx, c)
-			mu.Lock()
-			add(keys)
-			mu.Unlock()
-			return err
-		})
-	} else {
-		var keys []string
-		keys, err = scan(ctx, s.rdb.(*goredis.Client))
-		add(keys)
-	}
-	if err != nil {
-		return classify(err)
-	}
-	if len(found) > 0 {
-		if err := s.rdb.SAdd(ctx, s.outboxesKey(), found...).Err(); err != nil {
-			return classify(err)
-		}
-	}
-	s.scanMu.Lock()
-	s.lastScan = time.Now()
-	s.scanMu.Unlock()
-	return nil
 }
 
 func decodeEntry(m goredis.XMessage) (service.OutboxEntry, error) {

@@ -32,6 +32,7 @@ func TestStore(t *testing.T) {
 		{"OrphanedOutbox", testOrphanedOutbox},
 		{"CloseDue", testCloseDue},
 		{"ScriptCacheFlushed", testScriptCacheFlushed},
+		{"LostEndHint", testLostEndHint},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -536,5 +537,36 @@ func testScriptCacheFlushed(t *testing.T, s *Store, top topology) {
 	}
 	if _, err := s.CloseDue(ctxT(t)); err != nil {
 		t.Errorf("CloseDue after SCRIPT FLUSH: %v", err)
+	}
+}
+
+// testLostEndHint: the end-time hint is gone (its cluster node restarted
+// without persistence); a store's first CloseDue finds the auction anyway.
+func testLostEndHint(t *testing.T, s *Store, top topology) {
+	ctx := ctxT(t)
+	it := newItem(t, s, models.Item{EndsAt: time.Now().Add(200 * time.Millisecond)})
+	placeOne(t, s, bid(it.ID, "u1", 1000))
+	if err := top.raw.Del(ctx, s.endsKey()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := New(s.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	var closed []service.OutboxEntry
+	waitUntil(t, 5*time.Second, func() error {
+		got, err := fresh.CloseDue(ctx)
+		if err != nil {
+			return err
+		}
+		closed = append(closed, got...)
+		if len(closed) == 0 {
+			return errors.New("nothing closed yet")
+		}
+		return nil
+	})
+	if len(closed) != 1 || closed[0].Event.ItemID != it.ID || closed[0].Event.WinnerID != "u1" {
+		t.Errorf("CloseDue = %+v, want %s closed with winner u1", closed, it.ID)
 	}
 }
