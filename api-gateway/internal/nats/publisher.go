@@ -273,10 +273,12 @@ func (c *Client) publishAsync(e service.OutboxEntry) (jetstream.PubAckFuture, er
 }
 
 func (c *Client) failed(err error) {
+	c.log.Debug("publish failed", "err", err)
 	c.cfg.Metrics.PublishFailed(1)
-	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrStreamNotFound) {
-		c.requestEnsure()
-	}
+	// A missing stream shows as "no responders" or, because our own price
+	// feed subscribes to the same subjects, as an ack timeout; ensuring the
+	// stream is idempotent and cheap, so any failure asks for it.
+	c.requestEnsure()
 }
 
 // ackLoop waits for acknowledgements in publish order and removes the
