@@ -60,5 +60,9 @@ vet: ## go vet every module
 lint: vet ## gofmt check and go vet
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+.PHONY: infra-check
+infra-check: ## Check docker-compose, Terraform (validate, fmt, test) and Dockerfiles offline
+	@infrastructure/scripts/infra-check.sh
+
 clean: ## Remove built binaries (keeps .dev data)
 	@rm -rf $(addsuffix /bin,$(SERVICES))

@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(shared api-gateway broadcast-service archival-worker load-tests)
+modules=(shared api-gateway broadcast-service archival-worker load-tests infrastructure)
 failed=()
 for m in "${modules[@]}"; do
   echo "=== go test $m"
