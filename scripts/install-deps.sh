@@ -17,6 +17,8 @@ have_pg || missing+=(postgresql)
 have chromium || missing+=(chromium)
 have_py locust || missing+=(python3-locust)
 have_py websockets || missing+=(python3-websockets)
+# make infra-check validates infrastructure/docker/docker-compose.yml with it (no engine needed).
+have docker-compose || missing+=(docker-compose)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
