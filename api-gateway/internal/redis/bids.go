@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -79,8 +80,17 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	id := reqs[0].ItemID
 	keys := make([]string, 2, 2+len(reqs))
 	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
-	args := make([]any, 0, 2+7*len(reqs))
-	args = append(args, id, service.IdempotencyTTL.Milliseconds())
+	// The script refuses to run after this moment. The client gives up
+	// ReadTimeout after sending, which is later than now; the tenth kept
+	// back covers clock skew between this host and Redis and the reply's
+	// way back. A go-redis retry of a timed-out call arrives after the
+	// deadline, so it cannot apply the bids a second time either.
+	var deadline int64
+	if s.cfg.ReadTimeout > 0 {
+		deadline = time.Now().Add(s.cfg.ReadTimeout * 9 / 10).UnixMilli()
+	}
+	args := make([]any, 0, 3+7*len(reqs))
+	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline)
 	for _, r := range reqs {
 		ki := 0
 		if r.IdempotencyKey != "" {
@@ -93,7 +103,10 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	if err != nil {
 		return nil, classify(err)
 	}
-	if toInt(res[0]) == 0 {
+	switch toInt(res[0]) {
+	case -1:
+		return nil, fmt.Errorf("%w: redis ran the script after its deadline", service.ErrUnavailable)
+	case 0:
 		return notFound(reqs), nil
 	}
 	if len(res) != 6+len(reqs) {

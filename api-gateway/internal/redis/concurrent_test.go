@@ -172,9 +172,11 @@ func TestRedisDown(t *testing.T) {
 			down("frozen redis")
 			r.Resume()
 			waitUntil(t, 5*time.Second, func() error { return s.Ping(context.Background()) })
-			// A timed-out bid's outcome is unknown: Redis may run it after
-			// the client gave up (here, once resumed). Only what comes after
-			// is checked.
+			// Redis runs the queued calls once resumed, long after their
+			// clients gave up and answered 503: they must change nothing.
+			if got := item(t, s, it.ID); got.CurrentBid != 1000 || got.Seq != 1 {
+				t.Errorf("after resume item %+v, want the bids answered 503 not applied (10.00, seq 1)", got)
+			}
 			wantOutcome(t, "after resume", placeOne(t, s, bid(it.ID, "u3", 9000)), service.OutcomeAccepted)
 
 			r.Kill()

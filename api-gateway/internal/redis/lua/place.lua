@@ -1,25 +1,30 @@
 -- Decides a group of bids for one item, in order, atomically.
 -- KEYS[1] item hash, KEYS[2] outbox stream, KEYS[3..] idempotency records.
--- ARGV[1] item id, ARGV[2] idempotency ttl (ms), then 7 values per bid:
+-- ARGV[1] item id, ARGV[2] idempotency ttl (ms), ARGV[3] deadline (unix ms,
+-- 0: none), then 7 values per bid:
 -- idempotency key index into KEYS (0: none), request hash, user id,
 -- amount (cents), bid id, event id, soft close (ms).
--- Returns {0} for an unknown item, else {1, name, sp, inc, res, sa, r1, r2, ...}
+-- Returns {-1} past the deadline (nothing done), {0} for an unknown item, else {1, name, sp, inc, res, sa, r1, r2, ...}
 -- where each r is {outcome, replayed, cur, bidder, count, seq, ends, status,
 -- outbox id, event json}. Outcomes: 1 accepted, 2 too low, 4 not active,
 -- 5 idempotency conflict (the numbers of service.Outcome).
 local item, outbox = KEYS[1], KEYS[2]
-local id, ttl = ARGV[1], tonumber(ARGV[2])
+local id, ttl, deadline = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, ts = clock()
+-- A call that reaches Redis after its client has given up (a stalled
+-- server, a retry of a timed-out call) must change nothing: the client
+-- already answered 503, and a bid applied now would be a hidden acceptance.
+if deadline > 0 and now > deadline then return {-1} end
 if redis.call('EXISTS', item) == 0 then return {0} end
 local f = redis.call('HMGET', item, 'name', 'sp', 'inc', 'res', 'sa', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq')
 local sp, inc, res = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
 local sa, ea, st = tonumber(f[5]), tonumber(f[6]), f[7]
 local cur, bdr, cnt, seq = tonumber(f[8]), f[9], tonumber(f[10]), tonumber(f[11])
-local now, ts = clock()
 local out = {1, f[1], sp, inc, res, sa}
 local dirty = false
-local n = (#ARGV - 2) / 7
+local n = (#ARGV - 3) / 7
 for i = 0, n - 1 do
-  local b = 3 + i * 7
+  local b = 4 + i * 7
   local ki, h, user = tonumber(ARGV[b]), ARGV[b + 1], ARGV[b + 2]
   local amt, bid, eid, soft = tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5], tonumber(ARGV[b + 6])
   local r
