@@ -49,9 +49,12 @@ func (c *conn) post(ctx context.Context, path string, body []byte, dst *bytes.Bu
 	}
 	// Cancel a request in flight when the run ends instead of waiting out
 	// the timeout.
-	stop := context.AfterFunc(ctx, func() { _ = c.c.SetDeadline(time.Unix(1, 0)) })
+	// The callback may run after post returns and close clears c.c, so it
+	// holds its own reference; a deadline on a closed conn is harmless.
+	nc := c.c
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	_ = c.c.SetDeadline(time.Now().Add(c.timeout))
+	_ = nc.SetDeadline(time.Now().Add(c.timeout))
 
 	c.req = append(c.req[:0], "POST "...)
 	c.req = append(c.req, path...)
