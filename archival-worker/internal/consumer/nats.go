@@ -121,7 +121,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	// The fetcher gets the next batch while the writer writes this one. The
 	// channel is unbuffered: at most one batch waits, fetched and unacked.
-	batches := make(chan []jetstream.Msg)
+	batches := make(chan batch)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -133,8 +133,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancel) })
 	defer stop()
-	for msgs := range batches {
-		c.handle(writeCtx, msgs)
+	for b := range batches {
+		c.handle(writeCtx, b)
 	}
 	<-done
 	return nil
@@ -185,67 +185,87 @@ func (c *Consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-// fetch pulls batches until ctx ends. A batch fetched but not handed over
-// is negatively acknowledged so another worker gets it at once.
-func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, out chan<- []jetstream.Msg) {
-	failures := 0
-	for ctx.Err() == nil {
-		msgs, err := c.fetchOne(cons)
-		if err != nil {
-			failures++
-			c.log.WarnContext(ctx, "fetch", "err", err)
-			if !sleep(ctx, c.backoff(failures)) {
+// fetch pulls messages until ctx ends and hands them over in batches of
+// up to BatchSize, each cut after BatchWait from its first message. It
+// pulls continuously (Messages) rather than with one Fetch request per
+// batch: short Fetch requests left the consumer idle for about a second
+// now and then on nats-server 2.9, which is most of the lag budget.
+func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, out chan<- batch) {
+	for failures := 0; ctx.Err() == nil; failures++ {
+		// Two batches in flight: one being cut, one arriving.
+		it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.BatchSize))
+		if err == nil {
+			stop := context.AfterFunc(ctx, it.Stop)
+			err = c.pump(ctx, it, out)
+			stop()
+			it.Stop()
+			if ctx.Err() != nil {
 				return
 			}
-			// The consumer or the whole stream may be gone with NATS's
-			// storage; recreate them (the archive is idempotent, so a
-			// consumer starting over from the first message is harmless).
-			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) ||
-				errors.Is(err, jetstream.ErrNoHeartbeat) || errors.Is(err, nats.ErrNoResponders) {
-				if fresh, err := c.create(ctx); err == nil {
-					cons = fresh
-				}
+			failures = 0
+		}
+		c.log.WarnContext(ctx, "pull messages", "err", err)
+		if !sleep(ctx, c.backoff(failures)) {
+			return
+		}
+		// The consumer or the whole stream may be gone with NATS's
+		// storage; recreate them (the archive is idempotent, so a consumer
+		// starting over from the first message is harmless).
+		if fresh, err := c.create(ctx); err == nil {
+			cons = fresh
+		}
+	}
+}
+
+// pump cuts batches from the iterator until it fails or ctx ends. A batch
+// it cannot hand over is negatively acknowledged so it is redelivered at
+// once rather than after AckWait.
+func (c *Consumer) pump(ctx context.Context, it jetstream.MessagesContext, out chan<- batch) error {
+	for {
+		first, err := it.Next()
+		if err != nil {
+			return err
+		}
+		msgs := make([]jetstream.Msg, 1, c.cfg.BatchSize)
+		msgs[0] = first
+		deadline := time.Now().Add(c.cfg.BatchWait)
+		var nextErr error
+		for len(msgs) < c.cfg.BatchSize {
+			wait := time.Until(deadline)
+			if wait <= 0 {
+				break
 			}
-			continue
+			m, err := it.Next(jetstream.NextMaxWait(wait))
+			if errors.Is(err, nats.ErrTimeout) {
+				break
+			}
+			if err != nil {
+				nextErr = err
+				break
+			}
+			msgs = append(msgs, m)
 		}
-		failures = 0
-		if len(msgs) == 0 {
-			continue
-		}
+		// Decoding here overlaps it with the previous batch's write.
+		b := batch{msgs: msgs}
+		b.events, b.dead = decodeAll(msgs)
 		select {
-		case out <- msgs:
+		case out <- b:
 		case <-ctx.Done():
 			for _, m := range msgs {
 				_ = m.Nak() // best effort: otherwise redelivered after AckWait
 			}
-			return
+			return ctx.Err()
+		}
+		if nextErr != nil {
+			return nextErr
 		}
 	}
-}
-
-func (c *Consumer) fetchOne(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	batch, err := cons.Fetch(c.cfg.BatchSize, jetstream.FetchMaxWait(c.cfg.BatchWait))
-	if err != nil {
-		return nil, err
-	}
-	msgs := make([]jetstream.Msg, 0, c.cfg.BatchSize)
-	for m := range batch.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
-		// Messages that did arrive are still ours to write.
-		if len(msgs) > 0 {
-			return msgs, nil
-		}
-		return nil, err
-	}
-	return msgs, nil
 }
 
 // handle writes one batch, retrying with backoff until it commits or the
 // shutdown grace runs out, and acknowledges it only after the commit.
-func (c *Consumer) handle(ctx context.Context, msgs []jetstream.Msg) {
-	events, dead := decodeAll(msgs)
+func (c *Consumer) handle(ctx context.Context, b batch) {
+	msgs, events, dead := b.msgs, b.events, b.dead
 	lastExtend := time.Now()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
@@ -363,6 +383,13 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// batch is a set of messages written in one transaction, already decoded.
+type batch struct {
+	msgs   []jetstream.Msg
+	events []models.Event
+	dead   []database.DeadLetter
 }
 
 // decodeAll splits a batch into events and dead letters.
