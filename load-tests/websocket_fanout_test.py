@@ -29,6 +29,8 @@ import asyncio
 import http.client
 import json
 import math
+import multiprocessing
+import os
 import resource
 import sys
 import time
@@ -56,6 +58,8 @@ def parse_args(argv=None):
     p.add_argument("--increment", default="1.00", help="amount each bid adds (default 1.00)")
     p.add_argument("--connect-concurrency", type=int, default=200, help="viewers connecting at once (default 200)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for connections and for the last events (default 10)")
+    p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                   help="viewer processes, each with its own event loop (default: one per CPU)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--allow-remote", action="store_true", help="allow targets other than loopback")
     args = p.parse_args(argv)
@@ -66,8 +70,8 @@ def parse_args(argv=None):
         errs.append(f"--bids must be 1..{MAX_BIDS}")
     if not 0 <= args.interval <= 60 or args.bids * args.interval > 3600:
         errs.append("--interval must be 0..60 and bids*interval at most an hour")
-    if args.users < 1 or args.connect_concurrency < 1 or args.timeout <= 0:
-        errs.append("--users, --connect-concurrency and --timeout must be positive")
+    if args.users < 1 or args.connect_concurrency < 1 or args.timeout <= 0 or not 1 <= args.processes <= 64:
+        errs.append("--users, --connect-concurrency and --timeout must be positive, --processes 1..64")
     for name in ("gateway", "broadcast"):
         host = urlparse(getattr(args, name)).hostname
         if host is None:
@@ -186,19 +190,25 @@ class Viewer:
         self.last_seq = max(self.last_seq, seq)
 
 
-class Run:
-    def __init__(self, args):
+class ViewerGroup:
+    """A share of the viewers on one event loop, in its own process.
+
+    Python handles a few thousand WebSocket messages per second per process;
+    spreading viewers over processes keeps this script from being the thing
+    measured. Receipt times come from time.perf_counter, which on Linux is
+    the system-wide monotonic clock, so they compare with the parent's send
+    times.
+    """
+
+    def __init__(self, args, count, pipe):
         self.args = args
+        self.count = count
+        self.pipe = pipe
         self.viewers = []
-        self.sent_at = {}  # amount text -> monotonic send time
-        self.latencies = array.array("d")
-        self.foreign = 0
-        self.bids = {"accepted": 0, "rejected": 0, "other": 0, "errors": 0}
-        self.bid_errors = []
+        self.receipts = {}  # amount text -> array of receipt times
         self.connect_failures = 0
         self.connect_errors = []
         self.no_snapshot = 0
-        self.stop = asyncio.Event()
 
     async def view(self, ws, v):
         try:
@@ -221,17 +231,19 @@ class Run:
                     continue
                 v.event(int(msg["seq"]))
                 if kind == "bid":
-                    sent = self.sent_at.get(amount_key(msg.get("amount", 0)))
-                    if sent is None:
-                        self.foreign += 1
-                    else:
-                        self.latencies.append(now - sent)
+                    key = amount_key(msg.get("amount", 0))
+                    r = self.receipts.get(key)
+                    if r is None:
+                        r = self.receipts[key] = array.array("d")
+                    r.append(now)
         except websockets.ConnectionClosed as e:
             v.close_code = e.code
         except Exception as e:  # noqa: BLE001 - reported per viewer
             v.error = repr(e)
 
-    async def connect_all(self, sem):
+    async def connect_all(self):
+        sem = asyncio.Semaphore(self.args.connect_concurrency)
+
         async def one():
             v = Viewer()
             async with sem:
@@ -246,18 +258,68 @@ class Run:
                     return None
             self.viewers.append(v)
             return ws, asyncio.create_task(self.view(ws, v)), v
-        results = await asyncio.gather(*(one() for _ in range(self.args.connections)))
+        results = await asyncio.gather(*(one() for _ in range(self.count)))
         return [r for r in results if r is not None]
 
-    async def wait_snapshots(self, conns):
-        deadline = time.monotonic() + self.args.timeout
-        while time.monotonic() < deadline:
-            if all(v.snapshot_seq is not None or t.done() for _, t, v in conns):
-                return
+    async def until(self, timeout, done):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not done():
             await asyncio.sleep(0.05)
 
+    async def next_message(self):
+        while not self.pipe.poll():
+            await asyncio.sleep(0.02)
+        return self.pipe.recv()
+
+    async def main(self):
+        conns = await self.connect_all()
+        await self.until(self.args.timeout,
+                         lambda: all(v.snapshot_seq is not None or t.done() for _, t, v in conns))
+        self.pipe.send(("ready", len(conns)))
+        _, final_seq = await self.next_message()
+        # Every viewer should end with every event after its snapshot, up to
+        # the item's final seq.
+        if final_seq is not None:
+            await self.until(self.args.timeout, lambda: all(
+                v.snapshot_seq is not None and v.snapshot_seq + v.unique >= final_seq
+                for _, t, v in conns if not t.done()))
+        await asyncio.gather(*(ws.close() for ws, _, _ in conns), return_exceptions=True)
+        await asyncio.gather(*(t for _, t, _ in conns), return_exceptions=True)
+
+        out = {"open": len(self.viewers), "failed": self.connect_failures, "errors": self.connect_errors,
+               "without_snapshot": self.no_snapshot, "missed": 0, "incomplete": 0, "duplicates": 0,
+               "out_of_order": 0, "closed": {}, "viewer_errors": []}
+        for v in self.viewers:
+            out["duplicates"] += v.duplicates
+            out["out_of_order"] += v.out_of_order
+            if final_seq is not None and v.snapshot_seq is not None:
+                lost = max(0, final_seq - v.snapshot_seq - v.unique)
+                out["missed"] += lost
+                out["incomplete"] += lost > 0
+            if v.close_code is not None and v.close_code not in (1000, 1001):
+                out["closed"][str(v.close_code)] = out["closed"].get(str(v.close_code), 0) + 1
+            if v.error and len(out["viewer_errors"]) < 5:
+                out["viewer_errors"].append(v.error)
+        self.pipe.send(("result", out, {k: v.tobytes() for k, v in self.receipts.items()}))
+
+
+def group_main(args, count, pipe):
+    try:
+        asyncio.run(ViewerGroup(args, count, pipe).main())
+    except BaseException as e:  # noqa: BLE001 - the parent reports it
+        pipe.send(("error", repr(e)))
+        raise
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        self.sent_at = {}  # amount text -> perf_counter send time
+        self.bids = {"accepted": 0, "rejected": 0, "other": 0, "errors": 0}
+        self.bid_errors = []
+
     def bid_loop(self, gw, start):
-        """Places the bids from a thread, on a fixed schedule."""
+        """Places the bids on a fixed schedule."""
         amount = start
         t0 = time.monotonic()
         for i in range(self.args.bids):
@@ -266,8 +328,7 @@ class Run:
             if delay > 0:
                 time.sleep(delay)
             user = f"fanout_user_{i % self.args.users}"
-            key = amount_key(amount)
-            self.sent_at[key] = time.perf_counter()
+            self.sent_at[amount_key(amount)] = time.perf_counter()
             try:
                 status, data = gw.request("POST", f"/api/v1/items/{self.args.item}/bid",
                                           encode({"user_id": user, "amount": amount}))
@@ -290,84 +351,107 @@ class Run:
                 if len(self.bid_errors) < 5:
                     self.bid_errors.append(f"HTTP {status}: {data}")
 
-    async def main(self):
+    def recv(self, pipe, want, timeout):
+        if not pipe.poll(timeout):
+            raise SystemExit(f"a viewer process sent no {want!r} within {timeout:.0f}s")
+        msg = pipe.recv()
+        if msg[0] == "error":
+            raise SystemExit(f"a viewer process failed: {msg[1]}")
+        return msg
+
+    def main(self):
         args = self.args
         gw = Gateway(args.gateway, args.timeout)
-        item = await asyncio.to_thread(gw.ensure_item, args.item, args.increment)
+        item = gw.ensure_item(args.item, args.increment)
         start = Decimal(str(item.get("starting_price") or args.increment)).quantize(CENT)
         if item.get("bid_count") or item.get("highest_bidder_id"):
             start = Decimal(str(item.get("current_bid"))).quantize(CENT) + args.increment
 
+        # fork: the children inherit the parsed arguments; no event loop or
+        # thread exists yet in this process.
+        ctx = multiprocessing.get_context("fork")
+        n = min(args.processes, args.connections)
+        shares = [args.connections // n + (1 if i < args.connections % n else 0) for i in range(n)]
+        groups = []
         t_connect = time.perf_counter()
-        conns = await self.connect_all(asyncio.Semaphore(args.connect_concurrency))
-        await self.wait_snapshots(conns)
+        for share in shares:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=group_main, args=(args, share, child), daemon=True)
+            proc.start()
+            groups.append((proc, parent))
+        connect_budget = args.timeout * (1 + args.connections / max(1, args.connect_concurrency * n)) + 10
+        for _, pipe in groups:
+            self.recv(pipe, "ready", connect_budget)
         connect_s = time.perf_counter() - t_connect
 
         t_bids = time.perf_counter()
-        await asyncio.to_thread(self.bid_loop, gw, start)
+        self.bid_loop(gw, start)
         bids_s = time.perf_counter() - t_bids
 
-        # Every viewer should end with every event after its snapshot, up to
-        # the item's final seq.
-        status, final = await asyncio.to_thread(gw.request, "GET", f"/api/v1/items/{args.item}")
+        status, final = gw.request("GET", f"/api/v1/items/{args.item}")
         final_seq = int(final.get("seq") or 0) if status == 200 else None
-        deadline = time.monotonic() + args.timeout
-        while time.monotonic() < deadline:
-            if final_seq is not None and all(
-                    v.snapshot_seq is not None and v.snapshot_seq + v.unique >= final_seq
-                    for _, t, v in conns if not t.done()):
-                break
-            await asyncio.sleep(0.05)
+        for _, pipe in groups:
+            pipe.send(("finish", final_seq))
+        results, latencies, foreign = [], array.array("d"), 0
+        for proc, pipe in groups:
+            _, out, receipts = self.recv(pipe, "result", args.timeout * 2 + 30)
+            results.append(out)
+            for key, raw in receipts.items():
+                times = array.array("d")
+                times.frombytes(raw)
+                sent = self.sent_at.get(key)
+                if sent is None:
+                    foreign += len(times)
+                    continue
+                latencies.extend(t - sent for t in times)
+            proc.join(5)
+        return self.report(results, sorted(latencies), foreign, final_seq, connect_s, bids_s)
 
-        await asyncio.gather(*(ws.close() for ws, _, _ in conns), return_exceptions=True)
-        await asyncio.gather(*(t for _, t, _ in conns), return_exceptions=True)
-        return self.report(final_seq, connect_s, bids_s)
+    def report(self, results, lat, foreign, final_seq, connect_s, bids_s):
+        def total(key):
+            return sum(r[key] for r in results)
 
-    def report(self, final_seq, connect_s, bids_s):
-        lat = sorted(self.latencies)
-        missed = dup = ooo = 0
-        incomplete = 0
         closed = {}
-        for v in self.viewers:
-            dup += v.duplicates
-            ooo += v.out_of_order
-            if final_seq is not None and v.snapshot_seq is not None:
-                lost = max(0, final_seq - v.snapshot_seq - v.unique)
-                missed += lost
-                incomplete += lost > 0
-            if v.close_code is not None and v.close_code not in (1000, 1001):
-                closed[str(v.close_code)] = closed.get(str(v.close_code), 0) + 1
+        for r in results:
+            for code, k in r["closed"].items():
+                closed[code] = closed.get(code, 0) + k
+
         def ms(seconds):
             return round(seconds * 1000, 3)
+
         return {
             "item": self.args.item,
-            "connections": {"requested": self.args.connections, "open": len(self.viewers),
-                            "failed": self.connect_failures, "errors": self.connect_errors,
-                            "without_snapshot": self.no_snapshot, "connect_s": round(connect_s, 3),
-                            "closed_by_server": closed},
+            "processes": len(results),
+            "connections": {"requested": self.args.connections, "open": total("open"),
+                            "failed": total("failed"), "errors": sum((r["errors"] for r in results), [])[:5],
+                            "without_snapshot": total("without_snapshot"), "connect_s": round(connect_s, 3),
+                            "closed_by_server": closed,
+                            "viewer_errors": sum((r["viewer_errors"] for r in results), [])[:5]},
             "bids": dict(self.bids, sent=self.args.bids, interval_s=self.args.interval,
                          duration_s=round(bids_s, 3), errors_sample=self.bid_errors),
             "final_seq": final_seq,
             "deliveries": len(lat),
             "latency_ms": {"p50": ms(percentile(lat, 0.50)), "p90": ms(percentile(lat, 0.90)),
                            "p99": ms(percentile(lat, 0.99)), "max": ms(lat[-1] if lat else 0.0)},
-            "missed": missed,
-            "viewers_missing_events": incomplete,
-            "duplicates": dup,
-            "out_of_order": ooo,
-            "foreign_events": self.foreign,
+            "missed": total("missed"),
+            "viewers_missing_events": total("incomplete"),
+            "duplicates": total("duplicates"),
+            "out_of_order": total("out_of_order"),
+            "foreign_events": foreign,
         }
 
 
 def print_text(r):
     c, b, l = r["connections"], r["bids"], r["latency_ms"]
     print(f"item:         {r['item']} (final seq {r['final_seq']})")
-    print(f"viewers:      {c['open']}/{c['requested']} open, {c['failed']} failed, "
+    print(f"viewers:      {c['open']}/{c['requested']} open in {r['processes']} processes, {c['failed']} failed, "
           f"{c['without_snapshot']} without snapshot, connected in {c['connect_s']}s")
     for e in c["errors"]:
         print(f"  connect error: {e}")
     if c["closed_by_server"]:
         print(f"  closed by server: {c['closed_by_server']}")
+    for e in c["viewer_errors"]:
+        print(f"  viewer error: {e}")
     print(f"bids:         {b['sent']} sent every {b['interval_s']}s in {b['duration_s']}s: "
           f"{b['accepted']} accepted, {b['rejected']} rejected, {b['other']} other, {b['errors']} errors")
     for e in b["errors_sample"]:
@@ -385,7 +469,7 @@ def main(argv=None):
     want = min(hard, args.connections + 256) if hard != resource.RLIM_INFINITY else args.connections + 256
     if soft != resource.RLIM_INFINITY and soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    report = asyncio.run(Run(args).main())
+    report = Run(args).main()
     if args.json:
         print(json.dumps(report, indent=2))
     else:
