@@ -362,31 +362,120 @@ func TestPostgresKilledMidStreamLosesNothing(t *testing.T) {
 	})
 }
 
-func TestWorkerKilledMidBatchLosesNothing(t *testing.T) {
-	t.Parallel()
+// buildWorker builds the real binary, for tests that signal the process.
+func buildWorker(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "archival-worker")
 	build := exec.Command("go", "build", "-o", bin, "../../cmd")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+func startBinary(t *testing.T, bin, natsURL, pgURL string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "NATS_URL="+natsURL, "POSTGRES_URL="+pgURL,
+		"HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "BATCH_SIZE=200",
+		// The killed worker's unacknowledged batches come back after this.
+		"ACK_WAIT=3s")
+	cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+// SIGTERM mid-stream: the worker exits cleanly, and everything it
+// acknowledged is in PostgreSQL.
+func TestSIGTERMCommitsBeforeExit(t *testing.T) {
+	t.Parallel()
+	bin := buildWorker(t)
+	ns := testenv.NATS(t)
+	pgURL := testenv.PostgresDB(t)
+	js := ns.JetStream()
+	ensureStream(t, js)
+	evs := history(20, 500)
+	publish(t, js, evs)
+
+	w := startBinary(t, bin, ns.URL(), pgURL)
+	waitFor(t, time.Minute, "archiving under way", func() error {
+		n, err := countBids(t, pgURL)
+		if err == nil && n < 1000 {
+			err = fmt.Errorf("%d rows", n)
+		}
+		return err
+	})
+	if err := w.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(); err != nil {
+		t.Fatalf("worker exit after SIGTERM: %v, want status 0", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := js.Consumer(ctx, stream.Name, consumer.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := info.AckFloor.Stream
+	if floor == 0 {
+		t.Fatal("nothing acknowledged before SIGTERM")
+	}
+	// Every message up to the ack floor must be archived.
+	want := map[string]bool{}
+	st, err := js.Stream(ctx, stream.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= floor; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get message %d: %v", seq, err)
+		}
+		e, err := consumer.Decode(m.Subject, m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[e.EventID] = true
+	}
+	err = query(t, pgURL, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, "SELECT event_id FROM bids")
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		for _, id := range ids {
+			delete(want, id)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) > 0 {
+		t.Errorf("%d acknowledged events (ack floor %d) are not in PostgreSQL", len(want), floor)
+	}
+}
+
+func TestWorkerKilledMidBatchLosesNothing(t *testing.T) {
+	t.Parallel()
+	bin := buildWorker(t)
 	ns := testenv.NATS(t)
 	pgURL := testenv.PostgresDB(t)
 	js := ns.JetStream()
 	ensureStream(t, js)
 
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "NATS_URL="+ns.URL(), "POSTGRES_URL="+pgURL,
-			"HTTP_ADDR=127.0.0.1:0", "LOG_LEVEL=warn", "BATCH_SIZE=200",
-			// The killed worker's unacknowledged batches come back after this.
-			"ACK_WAIT=3s")
-		cmd.Stdout, cmd.Stderr = testWriter{t}, testWriter{t}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		return cmd
+		return startBinary(t, bin, ns.URL(), pgURL)
 	}
 
 	evs := history(20, 500)
