@@ -66,12 +66,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many viewers on this instance", http.StatusServiceUnavailable)
 		return
 	}
-	defer h.hub.done()
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		h.hub.done()
 		return // the upgrader answered the client
 	}
-	defer conn.Close()
 	if n := h.hub.cfg.SocketSendBuffer; n > 0 {
 		if tc, ok := conn.NetConn().(*net.TCPConn); ok {
 			if err := tc.SetWriteBuffer(n); err != nil {
@@ -80,7 +79,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.hub.metrics.connections.Inc()
-	defer h.hub.metrics.connections.Dec()
 
 	c := newClient(h.hub, conn)
 	writerDone := make(chan struct{})
@@ -96,14 +94,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.log.Warn("viewer join", "item_id", itemID, "err", err)
 		c.stop(CloseUnavailable, "events unavailable, retry later")
-		c.readLoop()
-		<-writerDone
-		return
 	}
-	c.readLoop()
-	c.stop(0, "")
-	h.hub.leave(f, c)
-	<-writerDone
+	// The reader gets a fresh goroutine and this handler returns, so the
+	// HTTP server's per-connection buffers and its grown stack are freed:
+	// an idle viewer keeps only two small goroutines.
+	go func() {
+		defer h.hub.done()
+		defer h.hub.metrics.connections.Dec()
+		defer conn.Close()
+		c.readLoop()
+		c.stop(0, "")
+		if f != nil {
+			h.hub.leave(f, c)
+		}
+		<-writerDone
+	}()
 }
 
 // admit counts a new viewer against MaxConnections.
