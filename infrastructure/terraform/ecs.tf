@@ -251,7 +251,8 @@ resource "aws_ecs_service" "gateway" {
     ignore_changes = [desired_count]
   }
 
-  depends_on = [aws_lb_listener.http]
+  # ECS can only register tasks in a target group the ALB already routes to.
+  depends_on = [aws_lb_listener_rule.api]
 }
 
 resource "aws_ecs_service" "broadcast" {
@@ -283,7 +284,7 @@ resource "aws_ecs_service" "broadcast" {
     ignore_changes = [desired_count]
   }
 
-  depends_on = [aws_lb_listener.http]
+  depends_on = [aws_lb_listener_rule.ws, aws_lb_listener_rule.page]
 }
 
 resource "aws_ecs_service" "archival" {

@@ -42,6 +42,7 @@ resource "aws_elasticache_replication_group" "redis" {
   subnet_group_name    = aws_elasticache_subnet_group.redis.name
   security_group_ids   = [aws_security_group.redis.id]
 
+  cluster_mode            = var.redis_cluster_mode ? "enabled" : "disabled"
   num_node_groups         = var.redis_cluster_mode ? var.redis_shards : 1
   replicas_per_node_group = var.redis_replicas_per_shard
 

@@ -6,8 +6,9 @@ variable "project" {
   default     = "bidding"
 
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.project))
-    error_message = "project must be 2-16 lower-case letters, digits or dashes, starting with a letter (it prefixes names with length limits)."
+    # "<project>-staging-broadcast" must fit the 32 characters of a target group name.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,11}$", var.project))
+    error_message = "project must be 2-12 lower-case letters, digits or dashes, starting with a letter (it prefixes names with length limits)."
   }
 }
 

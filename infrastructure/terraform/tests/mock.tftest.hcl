@@ -368,7 +368,7 @@ run "prod_sizes_and_cluster_mode" {
   }
 
   assert {
-    condition     = aws_elasticache_replication_group.redis.num_node_groups == 3 && aws_elasticache_replication_group.redis.automatic_failover_enabled
+    condition     = aws_elasticache_replication_group.redis.num_node_groups == 3 && aws_elasticache_replication_group.redis.automatic_failover_enabled && aws_elasticache_replication_group.redis.cluster_mode == "enabled" && aws_elasticache_parameter_group.redis.family == "redis7"
     error_message = "cluster mode must shard Redis with failover"
   }
 
