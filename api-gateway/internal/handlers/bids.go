@@ -20,7 +20,6 @@ import (
 const (
 	msgAccepted    = "Bid accepted"
 	msgTooLow      = "Bid amount must be higher than current bid"
-	msgBelowStart  = "Bid amount must be at least the starting price"
 	msgNotActive   = "Auction is not active"
 	msgNotFound    = "Item not found"
 	msgIdemReused  = "Idempotency-Key was already used for a different bid"
@@ -116,11 +115,9 @@ func (s *server) placeBid(w http.ResponseWriter, r *http.Request) {
 		}
 		s.writeBid(w, http.StatusOK, true, msgAccepted, cur, amount, eventID, it.MinNextBid(), true)
 	case service.OutcomeTooLow:
-		msg := msgTooLow
-		if it.BidCount == 0 || it.HighestBidderID == "" {
-			msg = msgBelowStart
-		}
-		s.writeBid(w, http.StatusConflict, false, msg, it.CurrentBid, amount, "", it.MinNextBid(), true)
+		// The README's message even below the starting price; min_next_bid
+		// says what would win.
+		s.writeBid(w, http.StatusConflict, false, msgTooLow, it.CurrentBid, amount, "", it.MinNextBid(), true)
 	case service.OutcomeNotActive:
 		msg := msgNotActive
 		if it.Status != "" {
