@@ -130,8 +130,15 @@ func readContract(tb testing.TB) contract {
 				}
 			}
 		case current != "" && strings.HasPrefix(t, "- `"):
-			if m := backticked.FindStringSubmatch(t); m != nil && envName.MatchString(m[1]) {
-				c.env[current] = append(c.env[current], m[1])
+			// "- `A`, `B`: what they do": the names are before the first "`:".
+			names := t
+			if i := strings.Index(t, "`:"); i >= 0 {
+				names = t[:i+1]
+			}
+			for _, m := range backticked.FindAllStringSubmatch(names, -1) {
+				if envName.MatchString(m[1]) {
+					c.env[current] = append(c.env[current], m[1])
+				}
 			}
 		}
 	}

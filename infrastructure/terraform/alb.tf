@@ -1,5 +1,6 @@
 # One public ALB for browsers and API clients: /api/* and /health go to the
-# gateway; /ws and the live page (/, /items/*) go to the broadcast service,
+# gateway; /ws and the live page (/, /items/*, /static/*, /config.js) go to
+# the broadcast service,
 # with sticky sessions so a page and its socket stay on one instance.
 
 resource "aws_lb" "main" {
@@ -158,7 +159,8 @@ resource "aws_lb_listener_rule" "page" {
 
   condition {
     path_pattern {
-      values = ["/", "/items/*"]
+      # The page, its assets and its generated settings.
+      values = ["/", "/items/*", "/static/*", "/config.js"]
     }
   }
 }

@@ -101,8 +101,13 @@ locals {
     CORS_ALLOWED_ORIGINS     = local.public_url
     SOFT_CLOSE               = var.soft_close
     DEFAULT_AUCTION_DURATION = var.default_auction_duration
-    LOG_LEVEL                = var.log_level
-    LOG_FORMAT               = "json"
+    # Behind the ALB the client's address is the last X-Forwarded-For entry;
+    # without this every request would share the ALB's per-IP rate limit.
+    TRUST_PROXY_HEADERS = "true"
+    PREFILTER           = "true"
+    COALESCE            = "true"
+    LOG_LEVEL           = var.log_level
+    LOG_FORMAT          = "json"
     },
     # Unset means "bids need no token"; a set key comes from the secret below.
     var.auth_jwt_secret_arn == "" ? { AUTH_JWT_SECRET = "" } : {},
@@ -118,9 +123,16 @@ locals {
     ALLOWED_ORIGINS = local.public_url
     MAX_CONNECTIONS = tostring(var.max_connections)
     # The page and the API share the ALB's origin.
-    GATEWAY_URL = local.public_url
-    LOG_LEVEL   = var.log_level
-    LOG_FORMAT  = "json"
+    GATEWAY_URL        = local.public_url
+    SEND_QUEUE_SIZE    = "256"
+    SOCKET_SEND_BUFFER = "0"
+    # Pings keep idle viewer sockets well inside the ALB idle timeout.
+    PING_INTERVAL    = "25s"
+    PONG_TIMEOUT     = "60s"
+    WRITE_TIMEOUT    = "10s"
+    SHUTDOWN_TIMEOUT = "15s" # under the task's 30s stopTimeout
+    LOG_LEVEL        = var.log_level
+    LOG_FORMAT       = "json"
   }
 
   archival_environment = {
@@ -129,6 +141,7 @@ locals {
     HTTP_ADDR    = ":8082"
     BATCH_SIZE   = tostring(var.batch_size)
     BATCH_WAIT   = var.batch_wait
+    ACK_WAIT     = "30s"
     LOG_LEVEL    = var.log_level
     LOG_FORMAT   = "json"
   }

@@ -154,8 +154,8 @@ run "websocket_routing" {
   }
 
   assert {
-    condition     = aws_lb_listener_rule.page.action[0].target_group_arn == aws_lb_target_group.broadcast.arn && contains(flatten([for c in aws_lb_listener_rule.page.condition : [for p in c.path_pattern : tolist(p.values)]]), "/items/*")
-    error_message = "the live page must go to the broadcast service"
+    condition     = aws_lb_listener_rule.page.action[0].target_group_arn == aws_lb_target_group.broadcast.arn && length(setsubtract(["/", "/items/*", "/static/*", "/config.js"], flatten([for c in aws_lb_listener_rule.page.condition : [for p in c.path_pattern : tolist(p.values)]]))) == 0
+    error_message = "the live page and its assets must go to the broadcast service"
   }
 
   assert {
@@ -203,9 +203,9 @@ run "task_definitions" {
 
   # The variables each service reads (README "Environment Variables").
   variables {
-    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_PASSWORD", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "LOG_LEVEL", "LOG_FORMAT"]
-    broadcast_env = ["SERVER_ADDR", "NATS_URL", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "LOG_LEVEL", "LOG_FORMAT"]
-    archival_env  = ["POSTGRES_URL", "NATS_URL", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "LOG_LEVEL", "LOG_FORMAT"]
+    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_PASSWORD", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "LOG_LEVEL", "LOG_FORMAT"]
+    broadcast_env = ["SERVER_ADDR", "NATS_URL", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
+    archival_env  = ["POSTGRES_URL", "NATS_URL", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "LOG_LEVEL", "LOG_FORMAT"]
   }
 
   assert {
