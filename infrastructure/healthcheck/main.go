@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"time"
@@ -27,6 +28,8 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	// main prints the returned error; the default usage dump adds nothing to a health log.
+	fs.SetOutput(io.Discard)
 	timeout := fs.Duration("timeout", 2*time.Second, "give up after this long")
 	if err := fs.Parse(args); err != nil {
 		return err
