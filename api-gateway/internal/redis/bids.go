@@ -109,8 +109,9 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	case 0:
 		return notFound(reqs), nil
 	}
-	if len(res) != 6+len(reqs) {
-		return nil, fmt.Errorf("script answered %d values for %d bids", len(res)-6, len(reqs))
+	const head = 8
+	if len(res) != head+len(reqs) {
+		return nil, fmt.Errorf("script answered %d values for %d bids", len(res)-head, len(reqs))
 	}
 	base := models.Item{
 		ID:            id,
@@ -120,11 +121,12 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 		ReservePrice:  models.Money(toInt(res[4])),
 		StartsAt:      fromMilli(toInt(res[5])),
 	}
+	ts := time.Unix(toInt(res[6]), toInt(res[7])*1000).UTC()
 	out := make([]service.BidResult, len(reqs))
-	for i := range reqs {
-		v, ok := res[6+i].([]any)
-		if !ok || len(v) != 10 {
-			return nil, fmt.Errorf("script answer %d is malformed: %v", i, res[6+i])
+	for i, req := range reqs {
+		v, ok := res[head+i].([]any)
+		if !ok || len(v) != 11 {
+			return nil, fmt.Errorf("script answer %d is malformed: %v", i, res[head+i])
 		}
 		d := decision{
 			outcome:  service.Outcome(toInt(v[0])),
@@ -137,6 +139,12 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			status:   toString(v[7]),
 			oid:      toString(v[8]),
 			event:    toString(v[9]),
+		}
+		if d.outcome == service.OutcomeAccepted && !d.replayed {
+			// The same fields place.lua wrote into the outbox JSON, without
+			// parsing that JSON back.
+			ev := bidEvent(req, models.Money(toInt(v[10])), ts, d)
+			d.ev = &ev
 		}
 		if out[i], err = d.result(base); err != nil {
 			return nil, err
@@ -191,7 +199,10 @@ type decision struct {
 	ends     int64
 	status   string
 	oid      string
-	event    string
+	// event is the accepted bid's event as stored (JSON); ev, when set,
+	// is the same event already decoded.
+	event string
+	ev    *models.Event
 }
 
 // result fills base, which holds the item's static fields.
@@ -205,13 +216,31 @@ func (d decision) result(base models.Item) (service.BidResult, error) {
 	it.Status = models.Status(d.status)
 	r := service.BidResult{Outcome: d.outcome, Item: it, Replayed: d.replayed}
 	if d.outcome == service.OutcomeAccepted {
-		var ev models.Event
-		if err := json.Unmarshal([]byte(d.event), &ev); err != nil {
-			return service.BidResult{}, fmt.Errorf("decode event %q: %w", d.event, err)
+		ev := d.ev
+		if ev == nil {
+			ev = new(models.Event)
+			if err := json.Unmarshal([]byte(d.event), ev); err != nil {
+				return service.BidResult{}, fmt.Errorf("decode event %q: %w", d.event, err)
+			}
 		}
-		r.Event, r.OutboxID = &ev, d.oid
+		r.Event, r.OutboxID = ev, d.oid
 	}
 	return r, nil
+}
+
+// bidEvent is the event of an accepted bid, as place.lua and decide write
+// it to the outbox.
+func bidEvent(r service.BidRequest, prev models.Money, ts time.Time, d decision) models.Event {
+	ev := models.Event{
+		Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, BidID: r.BidID, UserID: r.UserID,
+		Amount: r.Amount, PreviousBid: prev, Timestamp: ts.UTC().Truncate(time.Microsecond),
+		Seq: uint64(d.seq), BidCount: d.count,
+	}
+	if d.ends > 0 {
+		e := fromMilli(d.ends)
+		ev.EndsAt = &e
+	}
+	return ev
 }
 
 // record is the idempotency record's hash fields, the same for both

@@ -206,16 +206,8 @@ func decide(it itemState, r service.BidRequest, now int64, t time.Time) decision
 	if soft := r.SoftClose.Milliseconds(); soft > 0 && d.ends > 0 && d.ends-now < soft {
 		d.ends = now + soft
 	}
-	ev := models.Event{
-		Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, BidID: r.BidID, UserID: r.UserID,
-		Amount: r.Amount, PreviousBid: models.Money(it.cur), Timestamp: t.UTC().Truncate(time.Microsecond),
-		Seq: uint64(d.seq), BidCount: d.count,
-	}
-	if d.ends > 0 {
-		e := fromMilli(d.ends)
-		ev.EndsAt = &e
-	}
+	ev := bidEvent(r, models.Money(it.cur), t, d)
 	b, _ := json.Marshal(ev) // an Event always marshals: plain fields and Money
-	d.event = string(b)
+	d.event, d.ev = string(b), &ev
 	return d
 }

@@ -267,11 +267,15 @@ func testOutbox(t *testing.T, s *Store, _ topology) {
 	a := newItem(t, s, models.Item{})
 	b := newItem(t, s, models.Item{})
 	var want []string
+	answered := map[string]*models.Event{}
 	for i := 0; i < 5; i++ {
 		for _, id := range []string{a.ID, b.ID} {
-			r := placeOne(t, s, bid(id, "u1", models.Money(1000+100*i)))
+			req := bid(id, "u1", models.Money(1000+100*i))
+			req.SoftClose = 2 * time.Hour // moves the end: ends_at must follow
+			r := placeOne(t, s, req)
 			wantOutcome(t, "bid", r, service.OutcomeAccepted)
 			want = append(want, r.Event.EventID)
+			answered[r.Event.EventID] = r.Event
 		}
 	}
 	if n, err := s.Backlog(ctx); err != nil || n != 10 {
@@ -291,6 +295,10 @@ func testOutbox(t *testing.T, s *Store, _ topology) {
 	ids := map[string]bool{}
 	for i, e := range got {
 		ids[e.Event.EventID] = true
+		// The answer's event and the outbox's are built separately.
+		if a := answered[e.Event.EventID]; a == nil || !sameJSON(t, *a, e.Event) {
+			t.Errorf("outbox event %+v differs from the answer's %+v", e.Event, a)
+		}
 		if i > 0 && compareStreamIDs(got[i-1].ID, e.ID) > 0 {
 			t.Errorf("entries not oldest first: %s then %s", got[i-1].ID, e.ID)
 		}

@@ -52,7 +52,7 @@ end
 local function clock()
   local t = redis.call('TIME')
   local sec, usec = tonumber(t[1]), tonumber(t[2])
-  return sec * 1000 + math.floor(usec / 1000), rfc3339(sec, string.format('%06d', usec))
+  return sec * 1000 + math.floor(usec / 1000), rfc3339(sec, string.format('%06d', usec)), sec, usec
 end
 
 local function str(v)
