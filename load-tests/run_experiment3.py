@@ -13,8 +13,8 @@ archived history holds every accepted bid exactly once.
 
 Components are broken in one of three ways, per component name:
 
-  --pause NAME=PORT     SIGSTOP the process listening on PORT, SIGCONT it after
-                        the phase. Needs no restart command, so it works with
+  --pause NAME=PORT     SIGSTOP the process listening on PORT and its children,
+                        SIGCONT them after the phase. Needs no restart command, so it works with
                         `make dev` (which stops everything if a process exits).
   --kill-port NAME=PORT SIGKILL the process listening on PORT; restore with
                         --start NAME=COMMAND.
@@ -159,6 +159,35 @@ def pid_on_port(port):
         except OSError:
             continue
     raise RuntimeError(f"no visible process owns the listener on port {port} (run as its user or root)")
+
+
+def with_descendants(pid):
+    """pid and every process below it: PostgreSQL serves each connection
+    from a child of the listener, so freezing only the listener would leave
+    existing connections working."""
+    children = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name is in parentheses and may hold spaces.
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def signal_all(pids, sig):
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            pass
 
 
 def encode(fields):
@@ -327,9 +356,9 @@ class Experiment:
 
     def break_it(self, f):
         if f["how"] == "pause":
-            f["pid"] = pid_on_port(f["port"])
-            os.kill(f["pid"], signal.SIGSTOP)
-            self.say(f"{f['name']}: paused pid {f['pid']} (port {f['port']})")
+            f["pids"] = with_descendants(pid_on_port(f["port"]))
+            signal_all(f["pids"], signal.SIGSTOP)
+            self.say(f"{f['name']}: paused pids {f['pids']} (port {f['port']})")
         elif f["how"] == "kill-port":
             pid = pid_on_port(f["port"])
             os.kill(pid, signal.SIGKILL)
@@ -340,8 +369,8 @@ class Experiment:
 
     def restore(self, f):
         if f["how"] == "pause":
-            os.kill(f["pid"], signal.SIGCONT)
-            self.say(f"{f['name']}: resumed pid {f['pid']}")
+            signal_all(f["pids"], signal.SIGCONT)
+            self.say(f"{f['name']}: resumed pids {f['pids']}")
         else:
             self.run_command(f["start"])
             self.say(f"{f['name']}: ran {f['start']!r}")
@@ -368,8 +397,8 @@ class Experiment:
                 time.sleep(self.args.phase_seconds)
         finally:
             # Never leave a component frozen, whatever went wrong.
-            if restore_pending is not None and restore_pending["how"] == "pause" and "pid" in restore_pending:
-                os.kill(restore_pending["pid"], signal.SIGCONT)
+            if restore_pending is not None and restore_pending["how"] == "pause" and "pids" in restore_pending:
+                signal_all(restore_pending["pids"], signal.SIGCONT)
             self.stop.set()
             for t in threads:
                 t.join(self.args.request_timeout + 5)
