@@ -17,8 +17,8 @@
 #   DURATION=10s          each load generator run
 #   CONCURRENCY=64        load generator workers (one request in flight each)
 #   USERS=1000            distinct bidders
-#   MODES=climb           loadgen bid modes to run against the gateway
-#                         ("climb flood" for both)
+#   MODES="climb flood"   loadgen bid modes to run against the gateway
+#                         (one of them for a shorter run)
 #   CONFIGS="lua:true lua:false optimistic:true optimistic:false"
 #                         gateway strategy:pre-filter pairs; empty runs only
 #                         the two ceilings
@@ -41,7 +41,7 @@ esac
 DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-64}
 USERS=${USERS:-1000}
-MODES=${MODES:-climb}
+MODES=${MODES:-climb flood}
 CONFIGS=${CONFIGS-lua:true lua:false optimistic:true optimistic:false}
 PREFILTER_ENV=${PREFILTER_ENV:-PREFILTER}
 EVALSHA_REQUESTS=${EVALSHA_REQUESTS:-200000}
