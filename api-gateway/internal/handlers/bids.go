@@ -50,25 +50,40 @@ func (s *server) placeBid(w http.ResponseWriter, r *http.Request) {
 		}
 		subject = sub
 	}
-	var body bidBody
-	if err := decodeJSON(w, r, s.cfg.MaxBody, &body, bidFields); err != nil {
+	buf, err := readBody(r, s.cfg.MaxBody)
+	if err != nil {
 		s.badBid(w, err.Error())
 		return
 	}
-	if body.UserID == nil {
-		s.badBid(w, "user_id is required")
-		return
+	defer releaseBody(buf)
+	var (
+		userID     string
+		amountText []byte
+	)
+	if u, a, ok := parseBidFast(buf.Bytes()); ok {
+		userID, amountText = string(u), a
+	} else {
+		var body bidBody
+		if err := decodeBytes(buf.Bytes(), &body, bidFields); err != nil {
+			s.badBid(w, err.Error())
+			return
+		}
+		if body.UserID == nil {
+			s.badBid(w, "user_id is required")
+			return
+		}
+		if len(body.Amount) == 0 {
+			s.badBid(w, "amount is required")
+			return
+		}
+		userID, amountText = *body.UserID, body.Amount
 	}
-	if err := models.ValidateID(*body.UserID); err != nil {
+	if err := models.ValidateID(userID); err != nil {
 		s.badBid(w, "user_id: "+err.Error())
 		return
 	}
-	if len(body.Amount) == 0 {
-		s.badBid(w, "amount is required")
-		return
-	}
 	// The number's text, never float64: 0.1+0.2 must stay exact.
-	amount, err := models.ParseMoney(string(body.Amount))
+	amount, err := models.ParseMoney(string(amountText))
 	if err != nil {
 		s.badBid(w, "amount: "+err.Error())
 		return
@@ -78,19 +93,19 @@ func (s *server) placeBid(w http.ResponseWriter, r *http.Request) {
 		s.badBid(w, fmt.Sprintf("Idempotency-Key must be 1-%d visible ASCII characters", maxIdemKeyLen))
 		return
 	}
-	if s.cfg.JWTSecret != "" && subject != *body.UserID {
+	if s.cfg.JWTSecret != "" && subject != userID {
 		s.d.Metrics.bid("forbidden")
 		writeError(w, http.StatusForbidden, "user_id must be the authenticated user (the token's subject)")
 		return
 	}
 	if s.perUser != nil {
-		if ok, wait := s.perUser.allow(*body.UserID, time.Now()); !ok {
+		if ok, wait := s.perUser.allow(userID, time.Now()); !ok {
 			s.d.Metrics.bid("rate_limited")
 			tooMany(w, wait, "rate limit exceeded for this user")
 			return
 		}
 	}
-	res, err := s.d.Bids.PlaceBid(r.Context(), service.Bid{ItemID: itemID, UserID: *body.UserID, Amount: amount, IdempotencyKey: key})
+	res, err := s.d.Bids.PlaceBid(r.Context(), service.Bid{ItemID: itemID, UserID: userID, Amount: amount, IdempotencyKey: key})
 	if err != nil {
 		s.d.Metrics.bid("unavailable")
 		if r.Context().Err() == nil {

@@ -50,3 +50,31 @@ func TestLimiterBounded(t *testing.T) {
 }
 
 var timeZero = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestParseBidFast(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in           string
+		user, amount string
+		ok           bool
+	}{
+		{`{"user_id":"user_1","amount":200.00}`, "user_1", "200.00", true},
+		{" {\n \"amount\" : 5 ,\t\"user_id\" : \"u-2\" } \n", "u-2", "5", true},
+		{`{"user_id":"u","amount":1e2}`, "u", "1e2", true},
+		{`{"user_id":"u","amount":-3}`, "u", "-3", true},
+		{`{"user_id":"u\u0041","amount":1}`, "", "", false},
+		{`{"user_id":"u","amount":"1"}`, "", "", false},
+		{`{"user_id":"u","amount":1,"x":1}`, "", "", false},
+		{`{"user_id":"u","user_id":"v"}`, "", "", false},
+		{`{"user_id":"u","amount":1}{}`, "", "", false},
+		{`{"user_id":"u","amount":--1}`, "", "", false},
+		{`{"USER_ID":"u","amount":1}`, "", "", false},
+		{`{"user_id":"u"}`, "", "", false},
+		{``, "", "", false},
+	} {
+		u, a, ok := parseBidFast([]byte(tt.in))
+		if ok != tt.ok || ok && (string(u) != tt.user || string(a) != tt.amount) {
+			t.Errorf("parseBidFast(%q) = %q, %q, %v; want %q, %q, %v", tt.in, u, a, ok, tt.user, tt.amount, tt.ok)
+		}
+	}
+}

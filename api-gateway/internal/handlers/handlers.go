@@ -3,10 +3,12 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -304,37 +306,35 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // decodeJSON reads one JSON object of at most max bytes into dst, rejecting
 // unknown fields and trailing data, and says which rule a bad body broke.
-func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, dst any, fields string) error {
-	body := http.MaxBytesReader(w, r.Body, max)
-	dec := json.NewDecoder(body)
+func decodeJSON(r *http.Request, max int64, dst any, fields string) error {
+	buf, err := readBody(r, max)
+	if err != nil {
+		return err
+	}
+	defer releaseBody(buf)
+	return decodeBytes(buf.Bytes(), dst, fields)
+}
+
+func decodeBytes(b []byte, dst any, fields string) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
-		return bodyError(err, max, fields)
-	}
-	if dec.More() {
-		return errors.New("request body must contain exactly one JSON object")
+		return bodyError(err, fields)
 	}
 	var extra json.RawMessage
-	if err := dec.Decode(&extra); err == nil {
-		return errors.New("request body must contain exactly one JSON object")
-	} else if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
-		return fmt.Errorf("request body must not exceed %d bytes", max)
-	} else if err.Error() != "EOF" {
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return errors.New("request body must contain exactly one JSON object")
 	}
 	return nil
 }
 
-func bodyError(err error, max int64, fields string) error {
+func bodyError(err error, fields string) error {
 	var (
-		mbe *http.MaxBytesError
-		se  *json.SyntaxError
-		te  *json.UnmarshalTypeError
+		se *json.SyntaxError
+		te *json.UnmarshalTypeError
 	)
 	switch {
-	case errors.As(err, &mbe):
-		return fmt.Errorf("request body must not exceed %d bytes", max)
-	case err.Error() == "EOF":
+	case errors.Is(err, io.EOF):
 		return fmt.Errorf("request body is empty: want a JSON object with %s", fields)
 	case errors.As(err, &se), err.Error() == "unexpected EOF":
 		return errors.New("request body is not valid JSON")

@@ -34,7 +34,7 @@ type itemBody struct {
 
 func (s *server) createItem(w http.ResponseWriter, r *http.Request) {
 	var body itemBody
-	if err := decodeJSON(w, r, s.cfg.MaxBody, &body, itemFields); err != nil {
+	if err := decodeJSON(r, s.cfg.MaxBody, &body, itemFields); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
