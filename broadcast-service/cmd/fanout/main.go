@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +37,19 @@ func run(ctx context.Context) error {
 	flag.StringVar(&rates, "rates", "10", "comma-separated events per second")
 	flag.DurationVar(&cfg.Duration, "duration", 20*time.Second, "publishing time per run")
 	flag.DurationVar(&cfg.Settle, "settle", 3*time.Second, "idle time before reading memory")
+	cpuProfile := flag.String("cpuprofile", "", "write the load program's own CPU profile here")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	fmt.Println("| viewers | events/s | events | delivered | lost | out of order | p50 | p99 | max | service RSS/conn | Go heap+stack/conn |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, vs := range strings.Split(viewers, ",") {

@@ -173,10 +173,11 @@ func (c *Client) Last(ctx context.Context, itemID string) (ev models.Event, ok b
 	return ev, true, nil
 }
 
-// After calls fn, in item seq order, for each stored event of the item with
-// after < seq <= upTo (upTo 0 means up to the newest). It returns the item seq
-// of the oldest event still retained for the item (0 when none is), so the
-// caller can tell a viewer that history before it was discarded.
+// After calls fn for each stored event of the item with after < seq <= upTo
+// (upTo 0 means up to the newest), in the order JetStream stored them, which
+// is seq order unless two publishers raced. It returns the item seq of the
+// oldest event still retained for the item (0 when none is), so the caller
+// can tell a viewer that history before it was discarded.
 //
 // JetStream's stream sequence is shared by all items, so the first wanted
 // event is found by a binary search over stream sequences with direct gets
@@ -199,8 +200,9 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 		if err != nil {
 			return oldest, fmt.Errorf("last event of %s: %w", itemID, err)
 		}
-		// Invariant: the answer lies in (lo, hi]; messages of this subject
-		// at stream seq <= lo have item seq <= after.
+		// Find the smallest stream sequence whose next message on the
+		// subject has item seq > after. Invariant: next(lo) has seq <=
+		// after; next(hi) has seq > after or does not exist.
 		lo, hi := firstStreamSeq, last.Sequence+1
 		for hi-lo > 1 {
 			mid := lo + (hi-lo)/2
@@ -208,31 +210,38 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 			if err != nil {
 				return oldest, err
 			}
-			switch {
-			case !ok || sseq >= hi:
+			if !ok || sseq >= hi || ev.Seq > after {
 				hi = mid
-			case ev.Seq > after:
-				hi = mid
-			default:
+			} else {
 				lo = sseq
 			}
 		}
 		start = hi
 	}
+	// Past upTo the read goes on for a few events, since a racing
+	// publisher may have stored a wanted event just after a later one.
+	const lookahead = 16
+	beyond := 0
 	for seq := start; ; {
 		ev, sseq, ok, err := c.next(ctx, s, subj, seq)
 		if err != nil {
 			return oldest, err
 		}
-		if !ok || (upTo != 0 && ev.Seq > upTo) {
+		if !ok {
 			return oldest, nil
+		}
+		seq = sseq + 1
+		if upTo != 0 && ev.Seq > upTo {
+			if beyond++; beyond >= lookahead {
+				return oldest, nil
+			}
+			continue
 		}
 		if ev.Seq > after {
 			if err := fn(ev); err != nil {
 				return oldest, err
 			}
 		}
-		seq = sseq + 1
 	}
 }
 

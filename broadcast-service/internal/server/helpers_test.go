@@ -134,14 +134,17 @@ func (p *publisher) event() models.Event {
 func (p *publisher) publish(n int) {
 	p.t.Helper()
 	for range n {
-		ev := p.event()
-		data, _ := json.Marshal(ev)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := p.js.Publish(ctx, stream.Subject(p.itemID), data, jetstream.WithMsgID(ev.EventID))
-		cancel()
-		if err != nil {
-			p.t.Fatalf("publish seq %d: %v", ev.Seq, err)
-		}
+		p.send(p.event())
+	}
+}
+
+func (p *publisher) send(ev models.Event) {
+	p.t.Helper()
+	data, _ := json.Marshal(ev)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.js.Publish(ctx, stream.Subject(p.itemID), data, jetstream.WithMsgID(ev.EventID)); err != nil {
+		p.t.Fatalf("publish seq %d: %v", ev.Seq, err)
 	}
 }
 

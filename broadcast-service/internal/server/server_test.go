@@ -474,3 +474,36 @@ func TestLimitsAndOrigins(t *testing.T) {
 		t.Fatalf("invalid item id: err = %v, want a refused handshake", err)
 	}
 }
+
+// TestOutOfOrderAndMissingEvents: events that arrive out of order are put
+// back in order from JetStream, and an event that never appears is announced
+// as missed instead of stalling the item forever.
+func TestOutOfOrderAndMissingEvents(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "gap_item")
+	c := dial(t, in.addr, "item_id=gap_item")
+	read(t, c)
+
+	first, second, third := pub.event(), pub.event(), pub.event()
+	pub.send(first)
+	pub.send(third) // seq 3 before 2, as two gateways racing could publish
+	pub.send(second)
+	readEvents(t, c, 1, 3)
+
+	pub.event() // seq 4 is never published
+	pub.send(pub.event())
+	for {
+		m := read(t, c)
+		if m.Type == "viewers" {
+			continue
+		}
+		if m.Type != websocket.TypeMissed {
+			t.Fatalf("got %+v, want a missed message for seq 4", m)
+		}
+		break
+	}
+	readEvents(t, c, 5, 5)
+	pub.publish(1)
+	readEvents(t, c, 6, 6)
+}

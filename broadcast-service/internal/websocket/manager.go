@@ -82,9 +82,6 @@ const numShards = 64
 // ErrClosed is returned by Join once the hub is shutting down.
 var ErrClosed = errors.New("hub is closed")
 
-// errHole stops a history read at the first seq JetStream does not have yet.
-var errHole = errors.New("hole in history")
-
 // Hub holds the feeds of every item watched on this instance.
 type Hub struct {
 	cfg     Config
@@ -325,54 +322,42 @@ func (h *Hub) apply(f *feed, ev models.Event) {
 func (h *Hub) fill(f *feed, upTo uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.GapTimeout)
 	defer cancel()
+	o := newOrderer(f.last+1, func(ev models.Event) error {
+		h.deliver(f, ev)
+		h.metrics.recovered.Inc()
+		return nil
+	})
 	wait := 5 * time.Millisecond
 	for f.last < upTo {
-		_, err := h.src.After(ctx, f.id, f.last, upTo, func(ev models.Event) error {
-			if ev.Seq != f.last+1 {
-				return errHole
-			}
-			h.deliver(f, ev)
-			h.metrics.recovered.Inc()
-			return nil
-		})
+		_, err := h.src.After(ctx, f.id, f.last, upTo, o.add)
 		if f.last >= upTo {
 			return
 		}
-		if err != nil && !errors.Is(err, errHole) && ctx.Err() == nil {
+		if errors.Is(err, errHeldFull) {
+			break
+		}
+		if err != nil && ctx.Err() == nil {
 			h.log.Warn("read history", "item_id", f.id, "after", f.last, "err", err)
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			h.skipTo(f, upTo)
-			return
 		case <-t.C:
+			wait = min(wait*2, 200*time.Millisecond)
+			continue
 		}
-		wait = min(wait*2, 200*time.Millisecond)
+		break
 	}
-}
-
-// skipTo gives up on the missing events up to upTo: whatever JetStream has
-// is sent, each hole is announced as missed.
-func (h *Hub) skipTo(f *feed, upTo uint64) {
-	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.GapTimeout)
-	defer cancel()
-	_, err := h.src.After(ctx, f.id, f.last, upTo, func(ev models.Event) error {
-		if ev.Seq <= f.last {
-			return nil
+	// Give up on what is still missing: announce each hole, send the rest.
+	for f.last < upTo {
+		from, to, ok := o.hole()
+		if !ok {
+			h.missed(f, f.last+1, upTo)
+			return
 		}
-		if ev.Seq > f.last+1 {
-			h.missed(f, f.last+1, ev.Seq-1)
-		}
-		h.deliver(f, ev)
-		return nil
-	})
-	if err != nil {
-		h.log.Warn("read history", "item_id", f.id, "after", f.last, "err", err)
-	}
-	if f.last < upTo {
-		h.missed(f, f.last+1, upTo)
+		h.missed(f, from, to)
+		_ = o.skip(to) // emit never fails here
 	}
 }
 
@@ -511,30 +496,65 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 }
 
 // replay queues the stored events since < seq <= upTo for c, waiting for
-// room in its queue: the viewer's writer is already draining it.
+// room in its queue: the viewer's writer is already draining it. Events no
+// longer retained are announced instead of skipped silently.
 func (h *Hub) replay(ctx context.Context, c *client, itemID string, since, upTo uint64) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	next := since + 1
-	oldest, err := h.src.After(ctx, itemID, since, upTo, func(ev models.Event) error {
-		if ev.Seq > next {
-			if err := c.enqueue(ctx, h.mustPrepare(truncatedMessage{Type: TypeHistoryTruncated, ItemID: itemID, SinceSeq: since, FirstSeq: ev.Seq, ServerTime: time.Now().UTC()})); err != nil {
-				return err
-			}
-		}
-		next = ev.Seq + 1
+	o := newOrderer(since+1, func(ev models.Event) error {
 		m, err := prepare(eventMessage{Event: ev, ServerTime: time.Now().UTC(), Replay: true}, ev.Seq, ev.Timestamp)
 		if err != nil {
 			return err
 		}
 		return c.enqueue(ctx, m)
 	})
+	truncated := func(first uint64) error {
+		return c.enqueue(ctx, h.mustPrepare(truncatedMessage{Type: TypeHistoryTruncated, ItemID: itemID, SinceSeq: since, FirstSeq: first, ServerTime: time.Now().UTC()}))
+	}
+	missed := func(from, to uint64) error {
+		return c.enqueue(ctx, h.mustPrepare(missedMessage{Type: TypeMissed, ItemID: itemID, FromSeq: from, ToSeq: to, ServerTime: time.Now().UTC()}))
+	}
+	seen := false
+	_, err := h.src.After(ctx, itemID, since, upTo, func(ev models.Event) error {
+		if !seen && ev.Seq > o.next {
+			// The oldest retained event is newer than what the viewer has:
+			// the history in between was discarded.
+			if err := truncated(ev.Seq); err != nil {
+				return err
+			}
+			o.next = ev.Seq
+		}
+		seen = true
+		err := o.add(ev)
+		if errors.Is(err, errHeldFull) {
+			from, to, _ := o.hole()
+			if err := missed(from, to); err != nil {
+				return err
+			}
+			if err := o.skip(to); err != nil {
+				return err
+			}
+			return o.add(ev)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("replay %s after %d: %w", itemID, since, err)
 	}
-	if next <= upTo {
-		// Nothing retained at all up to upTo (oldest is 0 or beyond it).
-		return c.enqueue(ctx, h.mustPrepare(truncatedMessage{Type: TypeHistoryTruncated, ItemID: itemID, SinceSeq: since, FirstSeq: max(oldest, upTo+1), ServerTime: time.Now().UTC()}))
+	if !seen {
+		return truncated(upTo + 1)
+	}
+	for o.next <= upTo {
+		from, to, ok := o.hole()
+		if !ok {
+			return missed(o.next, upTo)
+		}
+		if err := missed(from, to); err != nil {
+			return err
+		}
+		if err := o.skip(to); err != nil {
+			return err
+		}
 	}
 	return nil
 }
