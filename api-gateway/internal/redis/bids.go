@@ -80,14 +80,15 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	id := reqs[0].ItemID
 	keys := make([]string, 2, 2+len(reqs))
 	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
-	// The script refuses to run after this moment. The client gives up
-	// ReadTimeout after sending, which is later than now; the tenth kept
-	// back covers clock skew between this host and Redis and the reply's
-	// way back. A go-redis retry of a timed-out call arrives after the
-	// deadline, so it cannot apply the bids a second time either.
+	// The script refuses to run after this moment, on Redis's clock. The
+	// client gives up ReadTimeout after sending, which is later than now;
+	// the tenth kept back covers the error of the measured clock offset and
+	// the reply's way back. A go-redis retry of a timed-out call arrives
+	// after the deadline, so it cannot apply the bids a second time either.
 	var deadline int64
 	if s.cfg.ReadTimeout > 0 {
-		deadline = time.Now().Add(s.cfg.ReadTimeout * 9 / 10).UnixMilli()
+		offset := time.Duration(s.clockOffset.Load())
+		deadline = time.Now().Add(offset + s.cfg.ReadTimeout*9/10).UnixMilli()
 	}
 	args := make([]any, 0, 3+7*len(reqs))
 	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -106,6 +107,10 @@ type Store struct {
 	rdb     goredis.UniversalClient
 	cluster *goredis.ClusterClient // nil on a single Redis
 	cfg     Config
+
+	// clockOffset is Redis's clock minus this host's, in nanoseconds, as
+	// last measured by redisTime; bid scripts get deadlines on Redis's clock.
+	clockOffset atomic.Int64
 
 	// When Pending and CloseDue last scanned for what their hints miss.
 	scanMu                      sync.Mutex
@@ -209,13 +214,28 @@ func (s *Store) Ping(ctx context.Context) error {
 		err = s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
 			return c.Ping(ctx).Err()
 		})
-	} else {
-		err = s.rdb.Ping(ctx).Err()
+	}
+	if err == nil {
+		_, err = s.redisTime(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("ping redis: %w", classify(err))
 	}
 	return nil
+}
+
+// redisTime reads Redis's clock and, when the round trip was quick enough
+// to say something, remembers its offset from this host's clock.
+func (s *Store) redisTime(ctx context.Context) (time.Time, error) {
+	before := time.Now()
+	t, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return t, err
+	}
+	if rtt := time.Since(before); rtt < 20*time.Millisecond {
+		s.clockOffset.Store(int64(t.Sub(before.Add(rtt / 2))))
+	}
+	return t, nil
 }
 
 // Keys. Everything of one item carries the hash tag {id} so that each

@@ -245,3 +245,31 @@ func TestClusterNodeDown(t *testing.T) {
 		})
 	}
 }
+
+// TestScriptDeadlineFollowsRedisClock: bid scripts carry a deadline on
+// Redis's clock, from the offset the store measures; a wrong offset makes
+// them refuse (never apply late), and a Ping measures it again.
+func TestScriptDeadlineFollowsRedisClock(t *testing.T) {
+	r := testenv.Redis(t)
+	cfg := DefaultConfig()
+	cfg.Addrs = []string{r.Addr()}
+	s := newStore(t, cfg, StrategyLua)
+	it := newItem(t, s, models.Item{})
+
+	// As if Redis's clock ran an hour behind ours: every deadline has passed.
+	s.clockOffset.Store(int64(-time.Hour))
+	_, err := s.PlaceBids(ctxT(t), []service.BidRequest{bid(it.ID, "u1", 1000)})
+	if !errors.Is(err, service.ErrUnavailable) {
+		t.Fatalf("PlaceBids past its deadline: error %v, want ErrUnavailable", err)
+	}
+	if got := item(t, s, it.ID); got.Seq != 0 {
+		t.Fatalf("a refused script changed the item: %+v", got)
+	}
+	if err := s.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if off := time.Duration(s.clockOffset.Load()); off < -time.Second || off > time.Second {
+		t.Fatalf("measured offset %v on one machine, want about zero", off)
+	}
+	wantOutcome(t, "after Ping measured the clock", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+}

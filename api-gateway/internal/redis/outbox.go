@@ -29,7 +29,7 @@ func (s *Store) CloseDue(ctx context.Context) ([]service.OutboxEntry, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	now, err := s.rdb.Time(ctx).Result()
+	now, err := s.redisTime(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("close due auctions: %w", classify(err))
 	}
@@ -106,7 +106,7 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Duration, max int) (
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	now, err := s.rdb.Time(ctx).Result()
+	now, err := s.redisTime(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", classify(err))
 	}
