@@ -100,21 +100,8 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	gwSrv := httptest.NewServer(gw)
 	defer gwSrv.Close()
 
-	cfg := server.DefaultConfig()
-	cfg.Addr, cfg.NATSURL, cfg.GatewayURL = "127.0.0.1:0", n.URL(), gwSrv.URL
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
-		}
-	}()
+	addr, stop := startService(t, "127.0.0.1:0", n.URL(), gwSrv.URL)
+	defer func() { stop() }()
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium),
@@ -135,7 +122,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	bctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
 	defer cancelTimeout()
 
-	page := "http://" + srv.Addr() + "/items/browser_item"
+	page := "http://" + addr + "/items/browser_item"
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(page),
 		chromedp.WaitVisible(chromedp.CSS(`#conn.pill-ok`)),
@@ -166,6 +153,29 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	waitText(t, bctx, "#bid-result", "Bid accepted", 10*time.Second)
 	waitText(t, bctx, "#bids", "alice", 10*time.Second)
 
+	// The service goes away; bids go on meanwhile. The page reconnects with
+	// since_seq to the restarted service and shows what it missed, in order.
+	stop()
+	for _, amount := range []string{"130.00", "142.50"} {
+		resp, err := http.Post(gwSrv.URL+"/api/v1/items/browser_item/bid", "application/json",
+			strings.NewReader(`{"user_id":"bob","amount":`+amount+`}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		<-gw.published
+	}
+	_, stop = startService(t, addr, n.URL(), gwSrv.URL)
+	waitText(t, bctx, "#price", "$142.50", 30*time.Second)
+	got, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll('#bids li')).map(li => li.dataset.seq)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"3", "2", "1"}; strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("bid list seqs after reconnect = %v, want %v (newest first, no gap, no duplicate)", got, want)
+	}
+
 	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
@@ -191,5 +201,29 @@ func waitText(t *testing.T, ctx context.Context, sel, want string, timeout time.
 			t.Fatalf("%s shows %q (err %v) after %s, want it to contain %q", sel, got, err, timeout, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startService runs the broadcast service on addr until stop is called.
+func startService(t *testing.T, addr, natsURL, gatewayURL string) (string, func()) {
+	t.Helper()
+	cfg := server.DefaultConfig()
+	cfg.Addr, cfg.NATSURL, cfg.GatewayURL = addr, natsURL, gatewayURL
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	var once sync.Once
+	return srv.Addr(), func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server.Run: %v", err)
+			}
+		})
 	}
 }
