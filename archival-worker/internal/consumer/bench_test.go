@@ -25,7 +25,7 @@ import (
 
 // These benchmarks measure; they assert nothing about speed. Run by hand:
 //
-//	go test -run '^$' -bench . -benchtime 1x ./internal/consumer/
+//	go test -run '^$' -bench . -benchtime 3x ./internal/consumer/
 //
 // Each reports rows/s (archive rate from a stream that is already full) or
 // lag percentiles (events published steadily at a fixed rate).
@@ -35,6 +35,7 @@ import (
 type recorder struct {
 	consumer.Store
 	inserted atomic.Int64
+	busy     atomic.Int64 // nanoseconds spent in Write
 	target   int64
 	done     chan time.Time
 
@@ -43,7 +44,9 @@ type recorder struct {
 }
 
 func (r *recorder) Write(ctx context.Context, events []models.Event, dead []database.DeadLetter) (database.Result, error) {
+	start := time.Now()
 	res, err := r.Store.Write(ctx, events, dead)
+	r.busy.Add(int64(time.Since(start)))
 	if err != nil {
 		return res, err
 	}
@@ -121,9 +124,9 @@ func publishEvent(js jetstream.JetStream, e models.Event) error {
 
 // run archives with one strategy until target rows are in, or for d when
 // target is 0, and returns the recorder and the elapsed time.
-func (env benchEnv) run(b *testing.B, strategy database.Strategy, batch int, target int64, d time.Duration, during func(ctx context.Context)) (*recorder, time.Duration) {
+func (env benchEnv) run(b *testing.B, strategy database.Strategy, batch, writers int, target int64, d time.Duration, during func(ctx context.Context)) (*recorder, time.Duration) {
 	ctx := context.Background()
-	store, err := database.Open(ctx, database.Config{URL: testenv.PostgresDB(b), Strategy: strategy, MaxConns: 2})
+	store, err := database.Open(ctx, database.Config{URL: testenv.PostgresDB(b), Strategy: strategy, MaxConns: int32(writers + 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,7 +138,7 @@ func (env benchEnv) run(b *testing.B, strategy database.Strategy, batch int, tar
 	// A fresh durable each run, so every strategy starts at the stream's
 	// first message.
 	_ = env.js.DeleteConsumer(ctx, stream.Name, consumer.Durable)
-	c := consumer.New(consumer.Config{BatchSize: batch, BatchWait: 100 * time.Millisecond}, env.js, rec,
+	c := consumer.New(consumer.Config{BatchSize: batch, BatchWait: 100 * time.Millisecond, Writers: writers}, env.js, rec,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), consumer.NewMetrics(prometheus.NewRegistry()))
 	runCtx, cancel := context.WithCancel(ctx)
 	start := time.Now()
@@ -177,23 +180,34 @@ func BenchmarkArchiveRate(b *testing.B) {
 	for _, tc := range []struct {
 		strategy database.Strategy
 		batch    int
+		writers  int
 		rows     int64
 	}{
-		{database.Copy, 500, total},
-		{database.Unnest, 500, total},
-		{database.Batch, 500, total},
+		{database.Copy, 500, 1, total},
+		{database.Unnest, 500, 1, total},
+		{database.Batch, 500, 1, total},
 		// Single-row inserts are slow enough that a fifth of the stream
 		// gives a steady rate.
-		{database.Single, 500, total / 5},
-		{database.Copy, 100, total},
-		{database.Copy, 2000, total},
+		{database.Single, 500, 1, total / 5},
+		{database.Copy, 500, 2, total},
+		{database.Unnest, 500, 2, total},
+		{database.Copy, 2000, 1, total},
 	} {
-		b.Run(fmt.Sprintf("%s/batch=%d", tc.strategy, tc.batch), func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/batch=%d/writers=%d", tc.strategy, tc.batch, tc.writers), func(b *testing.B) {
+			// The machine is shared: with -benchtime Nx, report the best
+			// of N drains, the one least disturbed by other work.
+			best, busy := 0.0, 0.0
 			for range b.N {
-				_, took := env.run(b, tc.strategy, tc.batch, tc.rows, 0, nil)
-				b.ReportMetric(float64(tc.rows)/took.Seconds(), "rows/s")
-				b.ReportMetric(0, "ns/op")
+				rec, took := env.run(b, tc.strategy, tc.batch, tc.writers, tc.rows, 0, nil)
+				if rate := float64(tc.rows) / took.Seconds(); rate > best {
+					// Share of the drain the writers spent in PostgreSQL:
+					// near 100% per writer means PostgreSQL is the limit.
+					best, busy = rate, 100*float64(rec.busy.Load())/float64(took)/float64(tc.writers)
+				}
 			}
+			b.ReportMetric(best, "rows/s")
+			b.ReportMetric(busy, "write-busy-%")
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }
@@ -211,7 +225,7 @@ func BenchmarkLag(b *testing.B) {
 					b.Fatal(err)
 				}
 				const seconds = 10
-				rec, _ := env.run(b, database.Copy, 500, 0, seconds*time.Second+500*time.Millisecond, func(ctx context.Context) {
+				rec, _ := env.run(b, database.Unnest, 500, 1, 0, seconds*time.Second+500*time.Millisecond, func(ctx context.Context) {
 					go func() {
 						// One tick a millisecond, rate/1000 events a tick.
 						t := time.NewTicker(time.Millisecond)

@@ -45,6 +45,10 @@ type Config struct {
 	// WriteTimeout bounds one attempt to write a batch, so a hung
 	// PostgreSQL turns into a retry instead of a stall.
 	WriteTimeout time.Duration
+	// Writers is how many batches are written at once, each on its own
+	// PostgreSQL connection, so one batch's round trips overlap another's
+	// work.
+	Writers int
 	// ShutdownGrace is how long, after the stop signal, the batch in hand
 	// may still take to commit.
 	ShutdownGrace time.Duration
@@ -64,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.Writers <= 0 {
+		c.Writers = 1
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
@@ -119,8 +126,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if cons == nil {
 		return nil // stopped before NATS was reachable
 	}
-	// The fetcher gets the next batch while the writer writes this one. The
-	// channel is unbuffered: at most one batch waits, fetched and unacked.
+	// The fetcher cuts the next batch while the writers write. The channel
+	// is unbuffered: at most one batch waits, fetched and unacked.
 	batches := make(chan batch)
 	done := make(chan struct{})
 	go func() {
@@ -133,9 +140,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancel) })
 	defer stop()
-	for b := range batches {
-		c.handle(writeCtx, b)
+	var writers sync.WaitGroup
+	for range c.cfg.Writers {
+		writers.Go(func() {
+			for b := range batches {
+				c.handle(writeCtx, b)
+			}
+		})
 	}
+	writers.Wait()
 	<-done
 	return nil
 }
@@ -192,8 +205,8 @@ func (c *Consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 // now and then on nats-server 2.9, which is most of the lag budget.
 func (c *Consumer) fetch(ctx context.Context, cons jetstream.Consumer, out chan<- batch) {
 	for failures := 0; ctx.Err() == nil; failures++ {
-		// Two batches in flight: one being cut, one arriving.
-		it, err := cons.Messages(jetstream.PullMaxMessages(2 * c.cfg.BatchSize))
+		// One batch buffered per writer plus one being cut.
+		it, err := cons.Messages(jetstream.PullMaxMessages((c.cfg.Writers + 1) * c.cfg.BatchSize))
 		if err == nil {
 			stop := context.AfterFunc(ctx, it.Stop)
 			err = c.pump(ctx, it, out)
