@@ -80,16 +80,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	id := reqs[0].ItemID
 	keys := make([]string, 2, 2+len(reqs))
 	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
-	// The script refuses to run after this moment, on Redis's clock. The
-	// client gives up ReadTimeout after sending, which is later than now;
-	// the tenth kept back covers the error of the measured clock offset and
-	// the reply's way back. A go-redis retry of a timed-out call arrives
-	// after the deadline, so it cannot apply the bids a second time either.
-	var deadline int64
-	if s.cfg.ReadTimeout > 0 {
-		offset := time.Duration(s.clockOffset.Load())
-		deadline = time.Now().Add(offset + s.cfg.ReadTimeout*9/10).UnixMilli()
-	}
+	deadline := s.scriptDeadline()
 	args := make([]any, 0, 3+7*len(reqs))
 	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline)
 	for _, r := range reqs {
@@ -152,6 +143,20 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 		}
 	}
 	return out, nil
+}
+
+// scriptDeadline is the moment, on Redis's clock in unix ms, after which
+// a writing script refuses to run. The client gives up ReadTimeout after
+// sending, which is later than now; the tenth kept back covers the error of
+// the measured clock offset and the reply's way back. A go-redis retry of a
+// timed-out call arrives after the deadline, so it cannot apply anything a
+// second time either.
+func (s *Store) scriptDeadline() int64 {
+	if s.cfg.ReadTimeout <= 0 {
+		return 0
+	}
+	offset := time.Duration(s.clockOffset.Load())
+	return time.Now().Add(offset + s.cfg.ReadTimeout*9/10).UnixMilli()
 }
 
 // runPlace runs place.lua. On a single Redis the outbox hint's SADD rides

@@ -300,11 +300,14 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 	}
 	res, err := createScript.Run(ctx, s.rdb, []string{s.itemKey(it.ID)},
 		it.ID, it.Name, int64(it.StartingPrice), int64(it.MinIncrement), int64(it.ReservePrice),
-		unixMilli(it.StartsAt), ends).Slice()
+		unixMilli(it.StartsAt), ends, s.scriptDeadline()).Slice()
 	if err != nil {
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, classify(err))
 	}
-	if toInt(res[0]) == 0 {
+	switch toInt(res[0]) {
+	case -1:
+		return models.Item{}, fmt.Errorf("create item %s: %w: redis ran the script after its deadline", it.ID, service.ErrUnavailable)
+	case 0:
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, service.ErrItemExists)
 	}
 	return models.Item{

@@ -265,6 +265,12 @@ func TestScriptDeadlineFollowsRedisClock(t *testing.T) {
 	if got := item(t, s, it.ID); got.Seq != 0 {
 		t.Fatalf("a refused script changed the item: %+v", got)
 	}
+	if _, err := s.CreateItem(ctxT(t), models.Item{ID: "late_item", Name: "x", StartingPrice: 100}); !errors.Is(err, service.ErrUnavailable) {
+		t.Errorf("CreateItem past its deadline: error %v, want ErrUnavailable", err)
+	}
+	if _, err := s.Item(ctxT(t), "late_item"); !errors.Is(err, service.ErrItemNotFound) {
+		t.Errorf("a refused CreateItem left an item: %v", err)
+	}
 	if err := s.Ping(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
