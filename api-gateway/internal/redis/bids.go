@@ -50,11 +50,9 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 		// The hint comes after the outbox append, never before: Ack removes
 		// a hint only after seeing the stream empty and checks again after
 		// removing it, so an append that precedes this SADD is never missed.
-		if err := s.rdb.SAdd(ctx, s.outboxesKey(), id).Err(); err != nil {
-			// The bids are decided and their events are in the outbox; the
-			// relay's periodic scan finds them without the hint.
-			return results, nil
-		}
+		// If it fails, the bids are still decided and their events are in
+		// the outbox, where the relay's periodic scan finds them.
+		_ = s.rdb.SAdd(ctx, s.outboxesKey(), id).Err()
 	}
 	return results, nil
 }

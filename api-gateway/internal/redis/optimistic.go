@@ -177,9 +177,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		// MULTI cannot feed XADD's id into the record written with it, so the
 		// record gets it now. If this write is lost, a replay answers
 		// without an outbox id, which only the first answer needs for Ack.
-		if err := s.rdb.HSet(ctx, idem, "oid", oid).Err(); err != nil {
-			return res, nil
-		}
+		_ = s.rdb.HSet(ctx, idem, "oid", oid).Err()
 	}
 	return res, nil
 }

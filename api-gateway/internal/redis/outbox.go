@@ -55,10 +55,9 @@ func (s *Store) CloseDue(ctx context.Context) ([]service.OutboxEntry, error) {
 		for i, e := range out {
 			members[i] = e.Event.ItemID
 		}
-		if err := s.rdb.SAdd(ctx, s.outboxesKey(), members...).Err(); err != nil {
-			// The events are in the outboxes; the relay's scan finds them.
-			return out, nil
-		}
+		// If this fails the events are still in the outboxes, where the
+		// relay's periodic scan finds them.
+		_ = s.rdb.SAdd(ctx, s.outboxesKey(), members...).Err()
 	}
 	return out, nil
 }
@@ -83,12 +82,10 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 		if err := json.Unmarshal([]byte(toString(res[2])), &ev); err != nil {
 			return service.OutboxEntry{}, false, fmt.Errorf("decode event: %w", err)
 		}
-		e := service.OutboxEntry{ID: toString(res[1]), Event: ev}
-		if err := s.rdb.ZRem(ctx, s.endsKey(), id).Err(); err != nil {
-			// Closed and recorded; a stale hint only costs a no-op script.
-			return e, true, nil
-		}
-		return e, true, nil
+		// Closed and recorded: if the ZREM fails, the stale hint only costs
+		// a later no-op script call, which removes it.
+		_ = s.rdb.ZRem(ctx, s.endsKey(), id).Err()
+		return service.OutboxEntry{ID: toString(res[1]), Event: ev}, true, nil
 	default: // unknown or already closed
 		return service.OutboxEntry{}, false, classify(s.rdb.ZRem(ctx, s.endsKey(), id).Err())
 	}
