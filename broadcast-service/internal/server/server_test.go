@@ -507,3 +507,79 @@ func TestOutOfOrderAndMissingEvents(t *testing.T) {
 	pub.publish(1)
 	readEvents(t, c, 6, 6)
 }
+
+// TestKeepAlive: the service answers pings, pings viewers, and reaps a
+// viewer that stops answering.
+func TestKeepAlive(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), func(c *server.Config) {
+		c.PingInterval = 50 * time.Millisecond
+		c.PongTimeout = 300 * time.Millisecond
+	})
+	live := dial(t, in.addr, "item_id=ping_item")
+	pinged := make(chan struct{}, 1)
+	live.SetPingHandler(func(data string) error {
+		select {
+		case pinged <- struct{}{}:
+		default:
+		}
+		return live.WriteControl(gws.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	ponged := make(chan string, 1)
+	live.SetPongHandler(func(data string) error {
+		select {
+		case ponged <- data:
+		default:
+		}
+		return nil
+	})
+	if err := live.WriteControl(gws.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	readDone := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := live.ReadMessage(); err != nil {
+				readDone <- err
+				return
+			}
+		}
+	}()
+	select {
+	case got := <-ponged:
+		if got != "hello" {
+			t.Errorf("pong payload = %q, want hello", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no pong for the viewer's ping")
+	}
+	select {
+	case <-pinged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service never pinged")
+	}
+
+	// A viewer that never answers pings is reaped.
+	silent := dial(t, in.addr, "item_id=ping_item")
+	silent.SetPingHandler(func(string) error { return nil })
+	if err := silent.SetReadDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, _, err := silent.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("a viewer that never answers pings was not disconnected")
+		}
+		break
+	}
+	waitFor(t, 10*time.Second, "silent viewer gone", func() bool { return in.metric(t, "broadcast_connections") == 1 })
+	select {
+	case err := <-readDone:
+		t.Fatalf("the answering viewer was dropped too: %v", err)
+	default:
+	}
+}

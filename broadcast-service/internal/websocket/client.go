@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"net"
 	"sync"
 	"time"
 
@@ -25,9 +26,13 @@ const closeGrace = 2 * time.Second
 // client is one viewer connection: the HTTP handler's goroutine reads, one
 // writer goroutine writes whatever the hub queued.
 type client struct {
-	conn    *websocket.Conn
-	hub     *Hub
-	send    chan *outMsg
+	conn *websocket.Conn
+	hub  *Hub
+	send chan *outMsg
+	// pong carries the payload of the viewer's latest ping to the writer,
+	// which alone writes to the connection; one pending pong is enough
+	// (RFC 6455 5.5.3).
+	pong    chan string
 	done    chan struct{}
 	stopped sync.Once
 	code    int
@@ -40,7 +45,7 @@ type client struct {
 }
 
 func newClient(h *Hub, conn *websocket.Conn) *client {
-	return &client{conn: conn, hub: h, send: make(chan *outMsg, h.cfg.SendQueueSize), done: make(chan struct{})}
+	return &client{conn: conn, hub: h, send: make(chan *outMsg, h.cfg.SendQueueSize), pong: make(chan string, 1), done: make(chan struct{})}
 }
 
 // push queues m without ever blocking the hub; a viewer whose queue is full
@@ -125,6 +130,11 @@ func (c *client) writeLoop() {
 				c.stop(0, "")
 				return
 			}
+		case data := <-c.pong:
+			if err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(cfg.WriteTimeout)); err != nil {
+				c.stop(0, "")
+				return
+			}
 		case <-ping.C:
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
 				c.stop(0, "")
@@ -135,16 +145,42 @@ func (c *client) writeLoop() {
 	}
 }
 
+// maxBatch bounds how many queued frames go out in one writev.
+const maxBatch = 32
+
+// write sends m and whatever else is queued already in one system call.
+// Frames are written to the network connection directly: gorilla's own
+// writes (ping, pong, close) happen on this goroutine too, so nothing
+// interleaves.
 func (c *client) write(m *outMsg) error {
-	if err := c.conn.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+	var msgs [maxBatch]*outMsg
+	var bufs [maxBatch][]byte
+	msgs[0], bufs[0] = m, m.frame
+	n := 1
+fill:
+	for n < maxBatch {
+		select {
+		case m := <-c.send:
+			msgs[n], bufs[n] = m, m.frame
+			n++
+		default:
+			break fill
+		}
+	}
+	nc := c.conn.NetConn()
+	if err := nc.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
 		return err
 	}
-	if err := c.conn.WritePreparedMessage(m.pm); err != nil {
+	nb := net.Buffers(bufs[:n])
+	if _, err := nb.WriteTo(nc); err != nil {
 		return err
 	}
-	c.hub.metrics.delivered.Inc()
-	if !m.ts.IsZero() {
-		c.hub.metrics.latency.Observe(time.Since(m.ts).Seconds())
+	c.hub.metrics.delivered.Add(float64(n))
+	now := time.Now()
+	for _, m := range msgs[:n] {
+		if !m.ts.IsZero() {
+			c.hub.metrics.latency.Observe(now.Sub(m.ts).Seconds())
+		}
 	}
 	return nil
 }
@@ -155,6 +191,20 @@ func (c *client) readLoop() {
 	pong := c.hub.cfg.PongTimeout
 	c.conn.SetReadLimit(512)
 	_ = c.conn.SetReadDeadline(time.Now().Add(pong))
+	// gorilla answers pings and close frames from the reading goroutine by
+	// default; both are handed to the writer instead, the connection's
+	// only writer.
+	c.conn.SetPingHandler(func(data string) error {
+		select {
+		case c.pong <- data:
+		default:
+		}
+		return nil
+	})
+	c.conn.SetCloseHandler(func(code int, _ string) error {
+		c.stop(websocket.CloseNormalClosure, "")
+		return nil
+	})
 	c.conn.SetPongHandler(func(string) error {
 		select {
 		case <-c.done:

@@ -1,7 +1,9 @@
 package websocket
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"math"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -74,7 +76,10 @@ type missedMessage struct {
 
 // outMsg is one message framed once and shared by every viewer it goes to.
 type outMsg struct {
-	pm *websocket.PreparedMessage
+	// frame is the complete WebSocket frame: server frames are not masked
+	// and compression is not negotiated, so the same bytes suit every
+	// viewer, and queued frames can go out in one writev.
+	frame []byte
 	// seq is the event's item seq, 0 for messages that are not events.
 	seq uint64
 	// ts is the event's acceptance time, for the delivery latency histogram.
@@ -86,11 +91,28 @@ func prepare(v any, seq uint64, ts time.Time) (*outMsg, error) {
 	if err != nil {
 		return nil, err
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, data)
-	if err != nil {
-		return nil, err
+	return &outMsg{frame: textFrame(data), seq: seq, ts: ts}, nil
+}
+
+// textFrame frames data as one final, unmasked text frame (RFC 6455 5.2).
+func textFrame(data []byte) []byte {
+	n := len(data)
+	var f []byte
+	switch {
+	case n < 126:
+		f = make([]byte, 2, 2+n)
+		f[1] = byte(n)
+	case n <= math.MaxUint16:
+		f = make([]byte, 4, 4+n)
+		f[1] = 126
+		binary.BigEndian.PutUint16(f[2:], uint16(n))
+	default:
+		f = make([]byte, 10, 10+n)
+		f[1] = 127
+		binary.BigEndian.PutUint64(f[2:], uint64(n))
 	}
-	return &outMsg{pm: pm, seq: seq, ts: ts}, nil
+	f[0] = 0x80 | websocket.TextMessage // FIN + opcode
+	return append(f, data...)
 }
 
 // state is an item's live state folded from its events, for snapshots.
