@@ -24,7 +24,6 @@ require (
 	github.com/nats-io/nuid v1.0.1 // indirect
 	github.com/redis/go-redis/v9 v9.23.0 // indirect
 	github.com/rogpeppe/go-internal v1.16.0 // indirect
-	github.com/zclconf/go-cty v1.19.0 // indirect
 	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/mod v0.41.0 // indirect
@@ -34,7 +33,10 @@ require (
 	golang.org/x/tools v0.49.0 // indirect
 )
 
-require github.com/bidding-platform/shared v0.0.0
+require (
+	github.com/bidding-platform/shared v0.0.0
+	github.com/zclconf/go-cty v1.19.0
+)
 
 // go.work resolves this inside the repository; the replace keeps the module
 // buildable on its own (GOWORK=off, as the Docker builds use).

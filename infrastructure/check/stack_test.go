@@ -21,18 +21,51 @@ import (
 func TestMain(m *testing.M) { testenv.Main(m) }
 
 // TestComposeEnvironmentRuns starts the three services as docker-compose
-// would configure them (its environment, with the compose host names swapped
-// for real Redis, NATS and PostgreSQL servers on free ports), and waits until
-// each answers /health and /ready. A value the services reject, or an address
-// that points at the wrong server, fails here instead of as a restart loop.
+// configures them and waits until each answers /health and /ready. A value
+// the services reject fails here instead of as a restart loop.
 func TestComposeEnvironmentRuns(t *testing.T) {
+	f, _ := loadCompose(t)
+	env := map[string]map[string]string{}
+	for svc := range dockerServices {
+		env[svc] = map[string]string{}
+		for k, v := range f.Services[svc].Environment {
+			env[svc][k] = fmt.Sprint(v)
+		}
+	}
+	runStack(t, env)
+}
+
+// TestECSEnvironmentRuns does the same with the environment the ECS task
+// definitions set (their literal values and variable defaults; the addresses
+// of AWS resources are replaced like the compose host names).
+func TestECSEnvironmentRuns(t *testing.T) {
+	m := loadTerraform(t)
+	env := map[string]map[string]string{}
+	for svc, local := range map[string]string{
+		"api-gateway":       "gateway_environment",
+		"broadcast-service": "broadcast_environment",
+		"archival-worker":   "archival_environment",
+	} {
+		env[svc] = m.literalEnv(t, local)
+		t.Logf("%s ECS environment (literal part): %v", svc, env[svc])
+	}
+	if len(env["api-gateway"]) < 5 {
+		t.Fatalf("only %v of the gateway's ECS environment evaluated", env["api-gateway"])
+	}
+	runStack(t, env)
+}
+
+// runStack builds the three services with the images' flags, starts them with
+// env (per service) against real Redis, NATS and PostgreSQL on free ports, and
+// checks they become healthy and ready, then stop cleanly on SIGTERM. The
+// listen address, log format and dependency addresses are overridden; every
+// other value is used as given.
+func runStack(t *testing.T, env map[string]map[string]string) {
 	if testing.Short() {
 		t.Skip("builds and runs the services; skipped with -short")
 	}
 	root := repoRoot(t)
-	f, _ := loadCompose(t)
 	c := readContract(t)
-
 	var missing []string
 	for svc := range dockerServices {
 		if _, err := os.Stat(filepath.Join(root, svc, "cmd", "main.go")); err != nil {
@@ -46,10 +79,6 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 	redis := testenv.Redis(t)
 	nats := testenv.NATS(t)
 	pgURL := testenv.PostgresDB(t)
-	swap := map[string]string{
-		"redis:6379":       redis.Addr(),
-		"nats://nats:4222": nats.URL(),
-	}
 
 	bin := t.TempDir()
 	type running struct {
@@ -58,8 +87,6 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 		done      chan error
 	}
 	var procs []*running
-	// Gateway first: the archival worker and broadcast service do not need it,
-	// but the order keeps logs readable.
 	for _, svc := range []string{"api-gateway", "archival-worker", "broadcast-service"} {
 		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bin, svc), "./cmd")
 		build.Dir = filepath.Join(root, svc)
@@ -69,31 +96,45 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 		}
 
 		addr := freeAddr(t)
-		env := os.Environ()
-		var names []string
-		for k := range f.Services[svc].Environment {
+		vars := map[string]string{}
+		for k, v := range env[svc] {
+			vars[k] = v
+		}
+		// Addresses are set for every service that reads them (README), so
+		// the ECS environment, whose addresses come from AWS resources, runs too.
+		for _, k := range c.env[svc] {
+			switch k {
+			case "SERVER_ADDR", "HTTP_ADDR", "POSTGRES_URL", "REDIS_ADDR", "NATS_URL":
+				vars[k] = ""
+			}
+		}
+		for k := range vars {
+			switch k {
+			case "SERVER_ADDR", "HTTP_ADDR":
+				vars[k] = addr
+			case "POSTGRES_URL":
+				vars[k] = pgURL
+			case "REDIS_ADDR":
+				vars[k] = redis.Addr()
+			case "NATS_URL":
+				vars[k] = nats.URL()
+			case "LOG_FORMAT":
+				vars[k] = "text" // readable in a failing test's output
+			}
+		}
+		names := make([]string, 0, len(vars))
+		for k := range vars {
 			names = append(names, k)
 		}
 		sort.Strings(names)
+		cmdEnv := os.Environ()
 		for _, k := range names {
-			v := fmt.Sprint(f.Services[svc].Environment[k])
-			switch k {
-			case "SERVER_ADDR", "HTTP_ADDR":
-				v = addr
-			case "POSTGRES_URL":
-				v = pgURL
-			case "LOG_FORMAT":
-				v = "text" // readable in a failing test's output
-			default:
-				for from, to := range swap {
-					v = strings.ReplaceAll(v, from, to)
-				}
-			}
-			env = append(env, k+"="+v)
+			cmdEnv = append(cmdEnv, k+"="+vars[k])
 		}
+
 		logs := &lineLog{t: t, prefix: svc}
 		cmd := exec.Command(filepath.Join(bin, svc))
-		cmd.Env, cmd.Stdout, cmd.Stderr = env, logs, logs
+		cmd.Env, cmd.Stdout, cmd.Stderr = cmdEnv, logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", svc, err)
 		}
@@ -110,12 +151,12 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 		for _, path := range []string{"/health", "/ready"} {
 			url := "http://" + r.addr + path
 			if err := waitOK(url, r.done, 60*time.Second); err != nil {
-				t.Fatalf("%s (compose environment, %v): %s: %v", r.svc, c.env[r.svc], url, err)
+				t.Fatalf("%s with %v: %s: %v", r.svc, env[r.svc], url, err)
 			}
 		}
 	}
 
-	// docker-compose stop sends SIGTERM and waits stop_grace_period (30s).
+	// docker-compose stop and ECS both send SIGTERM, then kill after 30s.
 	for _, r := range procs {
 		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatalf("signal %s: %v", r.svc, err)
@@ -129,7 +170,7 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 				t.Errorf("%s after SIGTERM: %v, want a clean exit", r.svc, err)
 			}
 		case <-time.After(30 * time.Second):
-			t.Errorf("%s still running 30s after SIGTERM (compose would kill it)", r.svc)
+			t.Errorf("%s still running 30s after SIGTERM (it would be killed)", r.svc)
 		}
 	}
 }

@@ -11,6 +11,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
 )
 
 // tfModule is what the checks need from the Terraform files, read with the
@@ -316,3 +319,59 @@ func TestTerraformOutputsCarryNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// literalEnv evaluates the entries of the named local's object constructors
+// that depend only on variables (at their defaults) and literals. Entries
+// built from resources or other locals (addresses, URLs) are left out.
+func (m *tfModule) literalEnv(tb testing.TB, local string) map[string]string {
+	tb.Helper()
+	expr, ok := m.locals[local]
+	if !ok {
+		tb.Fatalf("no local.%s", local)
+	}
+	defaults := map[string]cty.Value{}
+	for _, body := range m.files {
+		for _, b := range body.Blocks {
+			if b.Type != "variable" {
+				continue
+			}
+			if d, ok := b.Body.Attributes["default"]; ok {
+				if v, diags := d.Expr.Value(nil); !diags.HasErrors() {
+					defaults[b.Labels[0]] = v
+				}
+			}
+		}
+	}
+	ctx := &hcl.EvalContext{
+		Variables: map[string]cty.Value{"var": cty.ObjectVal(defaults)},
+		Functions: map[string]function.Function{"tostring": toString},
+	}
+	out := map[string]string{}
+	_ = hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
+		oc, ok := n.(*hclsyntax.ObjectConsExpr)
+		if !ok {
+			return nil
+		}
+		for _, item := range oc.Items {
+			key := hcl.ExprAsKeyword(item.KeyExpr)
+			v, diags := item.ValueExpr.Value(ctx)
+			if key == "" || diags.HasErrors() || !v.IsKnown() || v.IsNull() {
+				continue
+			}
+			if s, err := convert.Convert(v, cty.String); err == nil {
+				out[key] = s.AsString()
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// toString is Terraform's tostring for the primitive values our env uses.
+var toString = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "v", Type: cty.DynamicPseudoType}},
+	Type:   function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		return convert.Convert(args[0], cty.String)
+	},
+})
