@@ -257,6 +257,14 @@ func testIdempotency(t *testing.T, s *Store, _ topology) {
 	if res[0].Replayed || !res[1].Replayed || res[1].Item != res[0].Item {
 		t.Errorf("group answers %+v and %+v, want the second to replay the first", res[0], res[1])
 	}
+	// Braces in a client's key must not move the record off the item's
+	// cluster slot (the first {...} of a key is its hash tag).
+	odd := bid(it.ID, "u5", 1800)
+	odd.IdempotencyKey = "{other}:key"
+	wantOutcome(t, "key with braces", placeOne(t, s, odd), service.OutcomeAccepted)
+	if r := placeOne(t, s, odd); !r.Replayed {
+		t.Errorf("retry with a braced key answered %+v, want a replay", r)
+	}
 	if ttl := s.rdbTTLForTest(t, s.idemKey(it.ID, "u1", "key-1")); ttl < 23*time.Hour {
 		t.Errorf("idempotency record kept %v, want at least a day", ttl)
 	}
