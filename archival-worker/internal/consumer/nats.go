@@ -280,6 +280,7 @@ func (c *Consumer) pump(ctx context.Context, it jetstream.MessagesContext, out c
 func (c *Consumer) handle(ctx context.Context, b batch) {
 	msgs, events, dead := b.msgs, b.events, b.dead
 	lastExtend := time.Now()
+	isolated := false
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
@@ -291,11 +292,12 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 			return
 		}
 		c.metrics.batches.WithLabelValues("failed").Inc()
-		if database.Permanent(err) && len(events) > 0 {
+		if database.Permanent(err) && len(events) > 0 && !isolated {
 			// One event PostgreSQL will never accept must not hold the
 			// stream up: find it, dead-letter it, write the rest.
 			c.log.WarnContext(ctx, "batch rejected by postgres, isolating the bad events", "err", err)
 			events, dead = c.isolate(ctx, msgs, events, dead)
+			isolated = true // once: a second failure is retried with backoff
 			continue
 		}
 		c.setErr(fmt.Errorf("write batch: %w", err))
