@@ -71,6 +71,10 @@ type Config struct {
 	Timeout time.Duration
 	// Client is ClientRaw or ClientNetHTTP.
 	Client string
+	// CheckWins records every accepted amount and reports amounts accepted
+	// more than once: on one item that is two winners at one price, which
+	// the auction rules forbid (ties go to the earlier bid).
+	CheckWins bool
 	// AllowNonLoopback lets tests and deliberate runs target other hosts;
 	// the command line does not expose it, so load never leaves the machine.
 	AllowNonLoopback bool
@@ -89,6 +93,7 @@ func DefaultConfig() Config {
 		FloodSpread: 100_00,
 		Timeout:     5 * time.Second,
 		Client:      ClientRaw,
+		CheckWins:   true,
 	}
 }
 

@@ -37,6 +37,11 @@ type Report struct {
 	Latency Latency `json:"latency_ms"`
 	// HighestAccepted is the largest amount any worker saw accepted.
 	HighestAccepted models.Money `json:"highest_accepted"`
+	// DoubleWins counts accepted bids whose amount another accepted bid
+	// already had: each is a second winner at one price. WinsChecked says
+	// whether every acceptance was checked.
+	DoubleWins  uint64 `json:"double_wins"`
+	WinsChecked bool   `json:"wins_checked"`
 }
 
 // Latency summarises answered requests, in milliseconds.
@@ -61,7 +66,18 @@ func buildReport(cfg Config, elapsed time.Duration, workers []*worker) Report {
 	}
 	var hist Histogram
 	var status [600]uint64
+	seen := map[models.Money]bool{}
+	r.WinsChecked = cfg.CheckWins
 	for _, w := range workers {
+		for _, m := range w.wins {
+			if seen[m] {
+				r.DoubleWins++
+			}
+			seen[m] = true
+		}
+		if uint64(len(w.wins)) < uint64(w.status[200]) {
+			r.WinsChecked = false
+		}
 		hist.Merge(&w.hist)
 		for code, n := range w.status {
 			status[code] += n
@@ -132,12 +148,12 @@ func (r Report) WriteText(w io.Writer) error {
 target:       %s item=%s mode=%s users=%d concurrency=%d
 duration:     %.2fs
 requests:     %d (%.0f/s)
-accepted:     %d (%.0f/s), rejected (409): %d, highest accepted: %s
+accepted:     %d (%.0f/s), rejected (409): %d, highest accepted: %s, double wins: %s
 status:       %s
 errors:       %d
 latency ms:   p50=%.3f p90=%.3f p99=%.3f max=%.3f mean=%.3f
 `, label, r.URL, r.Item, r.Mode, r.Users, r.Concurrency, r.Seconds,
-		r.Requests, r.RequestsPerSec, r.Accepted, r.AcceptedPerSec, r.Rejected, r.HighestAccepted,
+		r.Requests, r.RequestsPerSec, r.Accepted, r.AcceptedPerSec, r.Rejected, r.HighestAccepted, r.doubleWinsText(),
 		statusText, r.Errors,
 		r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max, r.Latency.Mean)
 	if err != nil {
@@ -149,4 +165,15 @@ latency ms:   p50=%.3f p90=%.3f p99=%.3f max=%.3f mean=%.3f
 		}
 	}
 	return nil
+}
+
+func (r Report) doubleWinsText() string {
+	switch {
+	case r.WinsChecked:
+		return strconv.FormatUint(r.DoubleWins, 10)
+	case r.DoubleWins > 0:
+		return strconv.FormatUint(r.DoubleWins, 10) + " (partial check)"
+	default:
+		return "not checked"
+	}
 }

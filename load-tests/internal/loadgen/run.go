@@ -202,7 +202,14 @@ type worker struct {
 	errors    uint64
 	errSample []string
 	highest   models.Money
+	// wins holds every accepted amount, for the double-win check.
+	wins []models.Money
 }
+
+// maxWinsPerWorker bounds the memory of the double-win check; a worker
+// that wins more often than this (only against a target that accepts
+// everything) stops recording, and the report says the check is partial.
+const maxWinsPerWorker = 1 << 20
 
 func (w *worker) run(ctx context.Context, budget *atomic.Int64) {
 	for ctx.Err() == nil {
@@ -292,6 +299,9 @@ func (w *worker) learn(status int, body []byte, sent models.Money) {
 	case http.StatusOK:
 		if sent > w.highest {
 			w.highest = sent
+		}
+		if w.cfg.CheckWins && len(w.wins) < maxWinsPerWorker {
+			w.wins = append(w.wins, sent)
 		}
 		next, ok := moneyField(body, "min_next_bid")
 		if !ok {

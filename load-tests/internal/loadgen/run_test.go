@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bidding-platform/load-tests/internal/auctiontest"
+	"github.com/bidding-platform/load-tests/internal/hello"
 	"github.com/bidding-platform/shared/models"
 )
 
@@ -73,6 +74,9 @@ func TestRunCountsMatchServer(t *testing.T) {
 			if rep.Errors != 0 {
 				t.Errorf("errors = %d (%v), want 0", rep.Errors, rep.ErrorSamples)
 			}
+			if rep.DoubleWins != 0 || !rep.WinsChecked {
+				t.Errorf("double wins = %d (checked %v), want 0 of a complete check", rep.DoubleWins, rep.WinsChecked)
+			}
 			if got, want := rep.HighestAccepted, a.Price("hot"); got != want {
 				t.Errorf("highest accepted = %s, server price %s", got, want)
 			}
@@ -108,6 +112,36 @@ func TestFloodFixedAmountHasOneWinner(t *testing.T) {
 	}
 	if got, want := rep.HighestAccepted, models.Money(500_00); got != want {
 		t.Errorf("highest accepted = %s, want %s", got, want)
+	}
+}
+
+func TestDoubleWinsAreReported(t *testing.T) {
+	t.Parallel()
+	// A target that accepts every bid lets several workers win at one price.
+	srv := httptest.NewServer(hello.Handler())
+	defer srv.Close()
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency = 4
+	cfg.Requests = 40
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Accepted != 40 || !rep.WinsChecked {
+		t.Fatalf("accepted = %d (checked %v), want 40, all checked", rep.Accepted, rep.WinsChecked)
+	}
+	// Every worker starts at the same amount, so at least the first round
+	// of three other workers repeats the first winner's amount.
+	if rep.DoubleWins < 3 {
+		t.Errorf("double wins = %d, want at least 3", rep.DoubleWins)
+	}
+	cfg.CheckWins = false
+	rep, err = Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.DoubleWins != 0 || rep.WinsChecked {
+		t.Errorf("with the check off: double wins = %d, checked %v; want 0, false", rep.DoubleWins, rep.WinsChecked)
 	}
 }
 

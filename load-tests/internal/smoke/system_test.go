@@ -159,6 +159,9 @@ func TestToolsAgainstRealServices(t *testing.T) {
 			if got, want := rep.Status["200"]+rep.Status["409"], uint64(cfg.Requests); got != want {
 				t.Errorf("%s: 200+409 = %d, want every one of %d bids answered so (status %v)", mode, got, want, rep.Status)
 			}
+			if rep.DoubleWins != 0 || !rep.WinsChecked {
+				t.Errorf("%s: %d amounts accepted twice (checked %v): two winners at one price", mode, rep.DoubleWins, rep.WinsChecked)
+			}
 			accepted += rep.Accepted
 			if rep.HighestAccepted > highest {
 				highest = rep.HighestAccepted
