@@ -43,9 +43,6 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 	} else {
 		results, err = s.placeLua(ctx, reqs)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("place bids on %s: %w", id, err)
-	}
 	if accepted(results) && !(s.cluster == nil && s.cfg.Strategy == StrategyLua) {
 		// The hint comes after the outbox append, never before: Ack removes
 		// a hint only after seeing the stream empty and checks again after
@@ -53,6 +50,12 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 		// If it fails, the bids are still decided and their events are in
 		// the outbox, where the relay's periodic scan finds them.
 		_ = s.rdb.SAdd(ctx, s.outboxesKey(), id).Err()
+	}
+	if err != nil {
+		// With optimistic, bids before the failing one may be applied;
+		// their callers get this error like the rest of the group, and an
+		// Idempotency-Key retry gets their real answer.
+		return nil, fmt.Errorf("place bids on %s: %w", id, err)
 	}
 	return results, nil
 }

@@ -52,14 +52,17 @@ func status(st string, sa, ea, now int64) string {
 	return string(models.StatusActive)
 }
 
+// placeOptimistic decides the bids one by one. On an error it also returns
+// the answers decided before it: those bids are applied, and PlaceBids
+// still has to make their events findable.
 func (s *Store) placeOptimistic(ctx context.Context, reqs []service.BidRequest) ([]service.BidResult, error) {
-	out := make([]service.BidResult, len(reqs))
-	for i, r := range reqs {
+	out := make([]service.BidResult, 0, len(reqs))
+	for _, r := range reqs {
 		res, err := s.placeOne(ctx, r)
 		if err != nil {
-			return nil, err
+			return out, err
 		}
-		out[i] = res
+		out = append(out, res)
 	}
 	return out, nil
 }
