@@ -48,6 +48,24 @@ func TestReadmeCurlSequence(t *testing.T) {
 	if evs[1].Type != "bid" || evs[1].Seq != 2 || evs[1].Amount != 15000 || evs[1].PreviousBid != 10000 || evs[1].UserID != "user_456" {
 		t.Errorf("second event = %+v", evs[1])
 	}
+
+	m := do(t, "GET", g.url+"/metrics", "")
+	for _, want := range []string{
+		`gateway_http_requests_total{method="POST",route="/api/v1/items/{id}/bid",status="200"} 2`,
+		`gateway_http_requests_total{method="POST",route="/api/v1/items/{id}/bid",status="409"} 2`,
+		`gateway_bids_total{outcome="accepted"} 2`,
+		`gateway_bids_total{outcome="too_low"} 2`,
+		`gateway_redis_seconds_count`,
+		`gateway_outbox_backlog`,
+		`gateway_publish_failures_total 0`,
+	} {
+		if !strings.Contains(string(m.Body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if r := do(t, "GET", g.url+"/ready", ""); r.Status != 200 || r.str("status") == "not_ready" || !strings.Contains(string(r.Body), `"redis":"ok"`) || !strings.Contains(string(r.Body), `"nats":"ok"`) {
+		t.Errorf("/ready = %d %s", r.Status, r.Body)
+	}
 }
 
 var eventIDPattern = regexp.MustCompile(`"event_id":"evt_[0-9a-z]{26}"`)

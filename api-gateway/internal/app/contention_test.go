@@ -47,6 +47,17 @@ func TestConcurrentBidsLinearizable(t *testing.T) {
 			})
 		}
 	}
+	// The measurement switches must not change the answers either.
+	for _, sw := range []struct{ prefilter, coalesce bool }{{false, true}, {true, false}, {false, false}} {
+		t.Run(fmt.Sprintf("single/lua/prefilter=%v/coalesce=%v", sw.prefilter, sw.coalesce), func(t *testing.T) {
+			t.Parallel()
+			n := testenv.NATS(t)
+			cfg := testConfig([]string{r.Addr()}, false, n.URL())
+			cfg.Prefilter, cfg.Coalesce = sw.prefilter, sw.coalesce
+			g := startGateway(t, cfg)
+			runContention(t, g, n, 100, 10)
+		})
+	}
 }
 
 func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUser int) {
