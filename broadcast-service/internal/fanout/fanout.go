@@ -47,6 +47,7 @@ type Report struct {
 	OutOfOrder              int64
 	P50, P99, Max           time.Duration
 	RSSPerConn, GoPerConn   float64 // bytes
+	StackPerConn            float64 // bytes, the goroutine stacks' part of GoPerConn
 	SlowDropped             float64
 	ConnectTime, RunTime    time.Duration
 	ServiceRSS, ServiceHeap float64 // bytes, with all viewers connected
@@ -54,10 +55,10 @@ type Report struct {
 
 func (r Report) String() string {
 	return fmt.Sprintf("viewers=%d rate=%d events=%d received=%d/%d lost=%d out_of_order=%d p50=%s p99=%s max=%s "+
-		"mem_per_conn_rss=%.1fKiB mem_per_conn_go=%.1fKiB slow_dropped=%.0f connect=%s",
+		"mem_per_conn_rss=%.1fKiB mem_per_conn_go=%.1fKiB (stacks %.1fKiB) slow_dropped=%.0f connect=%s",
 		r.Viewers, int(float64(r.Events)/r.RunTime.Seconds()+0.5), r.Events, r.Received, r.Expected, r.Expected-r.Received, r.OutOfOrder,
 		r.P50.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond), r.Max.Round(100*time.Microsecond),
-		r.RSSPerConn/1024, r.GoPerConn/1024, r.SlowDropped, r.ConnectTime.Round(time.Millisecond))
+		r.RSSPerConn/1024, r.GoPerConn/1024, r.StackPerConn/1024, r.SlowDropped, r.ConnectTime.Round(time.Millisecond))
 }
 
 type viewer struct {
@@ -112,6 +113,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"]
 	}
 	rep.GoPerConn = (goMem(idle) - goMem(before)) / n
+	rep.StackPerConn = (idle["go_memstats_stack_inuse_bytes"] - before["go_memstats_stack_inuse_bytes"]) / n
 
 	var wg sync.WaitGroup
 	for _, v := range viewers {

@@ -15,7 +15,10 @@ type Config struct {
 	AllowedOrigins []string
 	MaxConnections int
 	GatewayURL     string
-	SendQueueSize  int
+	// SendQueueSize bounds each viewer's queue. 128 messages is seconds of
+	// a busy auction; the kernel's socket buffer holds more behind it, and
+	// each slot costs 8 bytes per idle viewer.
+	SendQueueSize int
 	// SocketSendBuffer fixes each viewer's kernel send buffer; 0 leaves
 	// it to the OS.
 	SocketSendBuffer int
@@ -35,7 +38,7 @@ func DefaultConfig() Config {
 		NATSURL:         config.DefaultNATSURL,
 		MaxConnections:  50000,
 		GatewayURL:      "http://localhost:8080",
-		SendQueueSize:   256,
+		SendQueueSize:   128,
 		PingInterval:    25 * time.Second,
 		PongTimeout:     60 * time.Second,
 		WriteTimeout:    10 * time.Second,

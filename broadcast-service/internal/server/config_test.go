@@ -21,7 +21,7 @@ func TestConfigRead(t *testing.T) {
 			name: "defaults",
 			env:  nil,
 			check: func(c server.Config) bool {
-				return c.Addr == ":8081" && c.MaxConnections == 50000 && c.GatewayURL == "http://localhost:8080" && c.SendQueueSize == 256
+				return c.Addr == ":8081" && c.MaxConnections == 50000 && c.GatewayURL == "http://localhost:8080" && c.SendQueueSize == 128
 			},
 		},
 		{

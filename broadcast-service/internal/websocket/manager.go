@@ -62,7 +62,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.SendQueueSize <= 0 {
-		c.SendQueueSize = 256
+		c.SendQueueSize = 128
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 50000
