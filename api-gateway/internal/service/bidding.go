@@ -136,7 +136,7 @@ func (s *Service) PlaceBid(ctx context.Context, b Bid) (BidResult, error) {
 		// this gateway knows); while a batch is in flight its result may
 		// already be superseded, so queued bids are filtered when the batch
 		// returns (see round), which keeps every answer linearizable.
-		if s.cfg.Prefilter && b.IdempotencyKey == "" && !l.busy {
+		if s.cfg.Prefilter && b.IdempotencyKey == "" && !l.busy && l.direct == 0 {
 			if res, ok := l.decide(b.Amount, now, s.cfg); ok {
 				l.mu.Unlock()
 				s.cfg.Metrics.Prefiltered(res.Outcome)
@@ -145,6 +145,7 @@ func (s *Service) PlaceBid(ctx context.Context, b Bid) (BidResult, error) {
 		}
 		req := s.request(b)
 		if !s.cfg.Coalesce {
+			l.direct++
 			l.mu.Unlock()
 			return s.direct(l, req)
 		}
@@ -208,6 +209,7 @@ func (s *Service) direct(l *lane, req BidRequest) (BidResult, error) {
 	results, err := s.call([]BidRequest{req})
 	l.mu.Lock()
 	l.learn(results, err, s.now())
+	l.direct--
 	l.mu.Unlock()
 	if err != nil {
 		return BidResult{}, err
@@ -351,7 +353,10 @@ type lane struct {
 	known   bool
 	checked time.Time
 	// busy: a round is running; bids queue behind it.
-	busy     bool
+	busy bool
+	// direct counts uncoalesced store calls in flight (COALESCE=false);
+	// like busy, it means the cache may already be superseded.
+	direct   int
 	queue    []*pending
 	lastUsed time.Time
 	// dead: evicted from the map; whoever holds it looks again.
@@ -467,7 +472,7 @@ func (sh *laneShard) evict(now time.Time) {
 	var spare string
 	for id, l := range sh.lanes {
 		l.mu.Lock()
-		if !l.busy && len(l.queue) == 0 {
+		if !l.busy && l.direct == 0 && len(l.queue) == 0 {
 			if now.Sub(l.lastUsed) > laneIdle {
 				l.dead = true
 				delete(sh.lanes, id)
@@ -480,7 +485,7 @@ func (sh *laneShard) evict(now time.Time) {
 	if len(sh.lanes) >= maxLanesPerShard && spare != "" {
 		l := sh.lanes[spare]
 		l.mu.Lock()
-		if !l.busy && len(l.queue) == 0 {
+		if !l.busy && l.direct == 0 && len(l.queue) == 0 {
 			l.dead = true
 			delete(sh.lanes, spare)
 		}
