@@ -271,12 +271,23 @@ class ViewerGroup:
             await asyncio.sleep(0.02)
         return self.pipe.recv()
 
+    async def watch_lag(self, lags):
+        """How late this loop wakes up: when it is as late as the measured
+        latency, this script, not the server, is the bottleneck."""
+        while True:
+            t = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - t - 0.01)
+
     async def main(self):
         conns = await self.connect_all()
         await self.until(self.args.timeout,
                          lambda: all(v.snapshot_seq is not None or t.done() for _, t, v in conns))
         self.pipe.send(("ready", len(conns)))
+        lags = array.array("d")
+        watcher = asyncio.create_task(self.watch_lag(lags))
         _, final_seq = await self.next_message()
+        watcher.cancel()
         # Every viewer should end with every event after its snapshot, up to
         # the item's final seq.
         if final_seq is not None:
@@ -300,6 +311,7 @@ class ViewerGroup:
                 out["closed"][str(v.close_code)] = out["closed"].get(str(v.close_code), 0) + 1
             if v.error and len(out["viewer_errors"]) < 5:
                 out["viewer_errors"].append(v.error)
+        out["loop_lag"] = lags.tobytes()
         self.pipe.send(("result", out, {k: v.tobytes() for k, v in self.receipts.items()}))
 
 
@@ -392,9 +404,10 @@ class Run:
         final_seq = int(final.get("seq") or 0) if status == 200 else None
         for _, pipe in groups:
             pipe.send(("finish", final_seq))
-        results, latencies, foreign = [], array.array("d"), 0
+        results, latencies, foreign, lags = [], array.array("d"), 0, array.array("d")
         for proc, pipe in groups:
             _, out, receipts = self.recv(pipe, "result", args.timeout * 2 + 30)
+            lags.frombytes(out.pop("loop_lag"))
             results.append(out)
             for key, raw in receipts.items():
                 times = array.array("d")
@@ -405,9 +418,9 @@ class Run:
                     continue
                 latencies.extend(t - sent for t in times)
             proc.join(5)
-        return self.report(results, sorted(latencies), foreign, final_seq, connect_s, bids_s)
+        return self.report(results, sorted(latencies), foreign, final_seq, connect_s, bids_s, sorted(lags))
 
-    def report(self, results, lat, foreign, final_seq, connect_s, bids_s):
+    def report(self, results, lat, foreign, final_seq, connect_s, bids_s, lags):
         def total(key):
             return sum(r[key] for r in results)
 
@@ -433,6 +446,8 @@ class Run:
             "deliveries": len(lat),
             "latency_ms": {"p50": ms(percentile(lat, 0.50)), "p90": ms(percentile(lat, 0.90)),
                            "p99": ms(percentile(lat, 0.99)), "max": ms(lat[-1] if lat else 0.0)},
+            "client_loop_lag_ms": {"p50": ms(percentile(lags, 0.50)), "p99": ms(percentile(lags, 0.99)),
+                                   "max": ms(lags[-1] if lags else 0.0)},
             "missed": total("missed"),
             "viewers_missing_events": total("incomplete"),
             "duplicates": total("duplicates"),
@@ -458,6 +473,9 @@ def print_text(r):
         print(f"  bid error: {e}")
     print(f"deliveries:   {r['deliveries']}")
     print(f"latency ms:   p50={l['p50']} p90={l['p90']} p99={l['p99']} max={l['max']}")
+    g = r["client_loop_lag_ms"]
+    print(f"client lag:   p50={g['p50']} p99={g['p99']} max={g['max']} ms (this script's event loops waking late; "
+          f"when close to the latency, the client is the bottleneck)")
     print(f"missed:       {r['missed']} (viewers missing events: {r['viewers_missing_events']})")
     print(f"duplicates:   {r['duplicates']}")
     print(f"out of order: {r['out_of_order']}")
