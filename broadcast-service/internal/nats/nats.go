@@ -123,6 +123,11 @@ func (c *Client) ensure(ctx context.Context) (jetstream.Stream, error) {
 }
 
 func (c *Client) bids(ctx context.Context) (jetstream.Stream, error) {
+	// Fail fast while reconnecting: a request would only wait for its
+	// deadline, and viewers are better told to retry.
+	if !c.nc.IsConnected() {
+		return nil, ErrNotConnected
+	}
 	c.mu.Lock()
 	s := c.stream
 	c.mu.Unlock()

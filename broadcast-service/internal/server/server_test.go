@@ -583,3 +583,39 @@ func TestKeepAlive(t *testing.T) {
 	default:
 	}
 }
+
+// TestNATSDownNewViewer: while NATS is down a new viewer of an item nobody
+// watches is told to retry (close code CloseUnavailable) and /ready says
+// 503; once NATS is back, viewers are served again.
+func TestNATSDownNewViewer(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	ready := func() int {
+		resp, err := http.Get("http://" + in.addr + "/ready")
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	n.Stop()
+	waitFor(t, 10*time.Second, "/ready to fail", func() bool { return ready() == http.StatusServiceUnavailable })
+	c := dial(t, in.addr, "item_id=down_item")
+	var closeErr *gws.CloseError
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		if !errors.As(err, &closeErr) || closeErr.Code != websocket.CloseUnavailable {
+			t.Fatalf("viewer joining while NATS is down: %v, want close code %d", err, websocket.CloseUnavailable)
+		}
+		break
+	}
+	n.Start()
+	waitFor(t, 30*time.Second, "/ready to pass", func() bool { return ready() == http.StatusOK })
+	c = dial(t, in.addr, "item_id=down_item")
+	if m := read(t, c); m.Type != "snapshot" {
+		t.Fatalf("after NATS is back the first message is %+v, want a snapshot", m)
+	}
+}

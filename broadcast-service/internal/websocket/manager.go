@@ -495,6 +495,9 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 	return f, nil
 }
 
+// maxReplay bounds how many stored events one resuming viewer is sent.
+const maxReplay = 10000
+
 // replay queues the stored events since < seq <= upTo for c, waiting for
 // room in its queue: the viewer's writer is already draining it. Events no
 // longer retained are announced instead of skipped silently.
@@ -514,8 +517,18 @@ func (h *Hub) replay(ctx context.Context, c *client, itemID string, since, upTo 
 	missed := func(from, to uint64) error {
 		return c.enqueue(ctx, h.mustPrepare(missedMessage{Type: TypeMissed, ItemID: itemID, FromSeq: from, ToSeq: to, ServerTime: time.Now().UTC()}))
 	}
+	from := since
+	if upTo-since > maxReplay {
+		// A resume point this old is a page left open for hours; what it
+		// missed is beyond a live view, so it gets the newest part only.
+		from = upTo - maxReplay
+		if err := truncated(from + 1); err != nil {
+			return err
+		}
+		o.next = from + 1
+	}
 	seen := false
-	_, err := h.src.After(ctx, itemID, since, upTo, func(ev models.Event) error {
+	_, err := h.src.After(ctx, itemID, from, upTo, func(ev models.Event) error {
 		if !seen && ev.Seq > o.next {
 			// The oldest retained event is newer than what the viewer has:
 			// the history in between was discarded.
