@@ -168,9 +168,21 @@ func TestRedisOutage(t *testing.T) {
 	if a := g.bid(t, "lot", "alice", "5.00"); a.Status != 200 {
 		t.Fatalf("bid = %d %s", a.Status, a.Body)
 	}
+	// A hung Redis (SIGSTOP) is a 503 too, not a hang; the client's own
+	// 10s timeout turns a hang into a failure here.
+	e.redis.Pause()
+	if a := g.bid(t, "lot", "bob", "6.00"); a.Status != 503 {
+		t.Errorf("bid with Redis hung = %d %s, want 503", a.Status, a.Body)
+	}
+	e.redis.Resume()
+	waitFor(t, 10*time.Second, "bids after Redis resumed", func() error {
+		if a := g.bid(t, "lot", "bob", "6.00"); a.Status != 200 {
+			return fmt.Errorf("%d %s", a.Status, a.Body)
+		}
+		return nil
+	})
 	e.redis.Stop()
-	// The client's own 10s timeout turns a hang into a failure here.
-	for _, amount := range []string{"6.00", "1.00", "7.00"} {
+	for _, amount := range []string{"8.00", "1.00", "9.00"} {
 		a := g.bid(t, "lot", "bob", amount)
 		if a.Status != 503 || a.Header.Get("Retry-After") == "" {
 			t.Errorf("bid %s with Redis down = %d %s, want 503 with Retry-After", amount, a.Status, a.Body)
