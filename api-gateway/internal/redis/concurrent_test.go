@@ -279,3 +279,84 @@ func TestScriptDeadlineFollowsRedisClock(t *testing.T) {
 	}
 	wantOutcome(t, "after Ping measured the clock", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
 }
+
+// TestRelayWhileBidding drains the outbox the way the relay does while bids
+// keep arriving: every accepted event must come out exactly once, which
+// also checks that dropping the hint of an emptied outbox never hides an
+// event appended at the same moment.
+func TestRelayWhileBidding(t *testing.T) {
+	forEach(t, topologies(t), func(t *testing.T, s *Store, _ topology) {
+		const itemsN, bidsPerItem = 5, 60
+		var ids []string
+		for i := 0; i < itemsN; i++ {
+			ids = append(ids, newItem(t, s, models.Item{StartingPrice: 100, MinIncrement: 1}).ID)
+		}
+		accepted := make(chan string, itemsN*bidsPerItem)
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < bidsPerItem; i++ {
+					res, err := s.PlaceBids(context.Background(), []service.BidRequest{bid(id, "u1", models.Money(100+i))})
+					if err == nil && res[0].Outcome == service.OutcomeAccepted {
+						accepted <- res[0].Event.EventID
+					}
+				}
+			}()
+		}
+		go func() { wg.Wait(); close(done) }()
+
+		seen := map[string]int{}
+		relay := func() error {
+			got, err := s.Pending(context.Background(), 0, 50)
+			if err != nil {
+				return err
+			}
+			for _, e := range got {
+				seen[e.Event.EventID]++
+			}
+			return s.Ack(context.Background(), got...)
+		}
+		for running := true; running; {
+			select {
+			case <-done:
+				running = false
+			default:
+			}
+			if err := relay(); err != nil {
+				t.Fatalf("relay: %v", err)
+			}
+		}
+		close(accepted)
+		want := map[string]bool{}
+		for id := range accepted {
+			want[id] = true
+		}
+		waitUntil(t, 10*time.Second, func() error {
+			if err := relay(); err != nil {
+				return err
+			}
+			n, err := s.Backlog(context.Background())
+			if err != nil || n != 0 {
+				return fmt.Errorf("backlog %d, %v", n, err)
+			}
+			if len(seen) < len(want) {
+				return fmt.Errorf("relayed %d of %d events", len(seen), len(want))
+			}
+			return nil
+		})
+		for id := range want {
+			if seen[id] != 1 {
+				t.Errorf("event %s relayed %d times, want once", id, seen[id])
+			}
+		}
+		if len(seen) != len(want) {
+			t.Errorf("relayed %d events, %d were accepted", len(seen), len(want))
+		}
+		if len(want) != itemsN*bidsPerItem {
+			t.Errorf("%d bids accepted, want all %d (each bid raises the price)", len(want), itemsN*bidsPerItem)
+		}
+	})
+}
