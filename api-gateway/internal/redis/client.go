@@ -31,7 +31,8 @@ const (
 	StrategyOptimistic = "optimistic"
 )
 
-// Config says how to reach Redis and how to decide bids.
+// Config says how to reach Redis and how to decide bids. New fills zero
+// durations, retries and the strategy from DefaultConfig.
 type Config struct {
 	// Addrs is one host:port, or the seed nodes of a cluster.
 	Addrs    []string
@@ -52,7 +53,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	OpTimeout    time.Duration
 	// MaxRetries is how often go-redis retries a command after a network
-	// error; few, so that failing fast wins over hoping.
+	// error; few, so that failing fast wins over hoping. Zero means the
+	// default (1), negative means none. Writing scripts carry a deadline,
+	// so a retry never applies a bid its caller already gave up on.
 	MaxRetries int
 	// OptimisticRetries bounds the WATCH/MULTI/EXEC attempts for one bid.
 	OptimisticRetries int
