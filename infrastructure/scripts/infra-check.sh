@@ -32,9 +32,12 @@ elif [ -z "$plugin_dir" ]; then
   step "no provider mirror (registry.terraform.io folder) found, so terraform cannot init offline: falling back to the Go HCL checks"
 else
   tf=infrastructure/terraform
-  # Keep terraform's working data out of the repository.
-  data_dir=$(mktemp -d)
-  trap 'rm -rf "$data_dir"' EXIT
+  # Keep terraform's working data out of the repository, and deep enough
+  # that its provider copy is not found by the search above next time.
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  data_dir=$tmp/terraform/data
+  mkdir -p "$data_dir"
   export TF_DATA_DIR=$data_dir TF_IN_AUTOMATION=1
   step "terraform init -backend=false -plugin-dir=$plugin_dir"
   if terraform -chdir="$tf" init -backend=false -plugin-dir="$plugin_dir" -input=false -no-color >"$data_dir/init.log" 2>&1; then
