@@ -280,3 +280,25 @@ func (c *Client) Drain() error {
 
 // Close closes the connection at once; it is idempotent.
 func (c *Client) Close() { c.nc.Close() }
+
+// viewersPrefix carries instances' viewer counts: core NATS only, outside
+// the BIDS stream's subjects, since counts are worthless once stale.
+const viewersPrefix = "broadcast.viewers."
+
+// SubscribeViewers receives the viewer counts other instances publish for
+// the item.
+func (c *Client) SubscribeViewers(itemID string, fn func(data []byte)) (unsubscribe func() error, err error) {
+	sub, err := c.nc.Subscribe(viewersPrefix+itemID, func(m *gonats.Msg) { fn(m.Data) })
+	if err != nil {
+		return nil, fmt.Errorf("subscribe viewer counts of %s: %w", itemID, err)
+	}
+	return sub.Unsubscribe, nil
+}
+
+// PublishViewers publishes this instance's viewer count of the item.
+func (c *Client) PublishViewers(itemID string, data []byte) error {
+	if err := c.nc.Publish(viewersPrefix+itemID, data); err != nil {
+		return fmt.Errorf("publish viewer count of %s: %w", itemID, err)
+	}
+	return nil
+}

@@ -436,6 +436,18 @@ func TestTwoInstances(t *testing.T) {
 			t.Errorf("instance %s holds %v subscriptions, want 1", in.addr, got)
 		}
 	}
+	// Viewer counts add up across instances.
+	for i, c := range conns {
+		for {
+			m := read(t, c)
+			if m.Type == "viewers" && m.Count == len(conns) {
+				break
+			}
+			if m.Type == "viewers" && m.Count > len(conns) {
+				t.Fatalf("viewer %d told of %d viewers, there are %d", i, m.Count, len(conns))
+			}
+		}
+	}
 }
 
 func TestLimitsAndOrigins(t *testing.T) {

@@ -26,6 +26,10 @@ type Source interface {
 	// After calls fn for each stored event with after < seq <= upTo (0: no
 	// bound) and returns the seq of the oldest event still retained.
 	After(ctx context.Context, itemID string, after, upTo uint64, fn func(models.Event) error) (oldest uint64, err error)
+	// SubscribeViewers and PublishViewers exchange each instance's viewer
+	// count of an item, so every instance can show the total.
+	SubscribeViewers(itemID string, fn func(data []byte)) (unsubscribe func() error, err error)
+	PublishViewers(itemID string, data []byte) error
 }
 
 // Config tunes the hub and its viewers. Zero fields take the defaults below.
@@ -88,7 +92,9 @@ type Hub struct {
 	src     Source
 	log     *slog.Logger
 	metrics *Metrics
-	shards  [numShards]shard
+	// instance tells this instance's viewer counts from the others'.
+	instance string
+	shards   [numShards]shard
 	// resync coalesces reconnect notifications: one pending catch-up pass
 	// covers any number of reconnects, so the channel holds one.
 	resync chan struct{}
@@ -106,11 +112,12 @@ type shard struct {
 
 // feed is one item's live subscription on this instance and its viewers.
 type feed struct {
-	id    string
-	ready chan struct{} // closed once initialised; err says how
-	err   error
-	refs  int // viewers joined or joining; guarded by the shard lock
-	unsub func() error
+	id           string
+	ready        chan struct{} // closed once initialised; err says how
+	err          error
+	refs         int // viewers joined or joining; guarded by the shard lock
+	unsub        func() error
+	unsubViewers func() error
 
 	mu           sync.Mutex
 	initializing bool
@@ -118,12 +125,19 @@ type feed struct {
 	last         uint64         // seq of the last event sent to viewers
 	state        state
 	clients      map[*client]struct{}
-	countDirty   bool
+	// Viewer counts: other instances' counts, what this instance last
+	// published and when, the total last shown, and whether to publish at
+	// the next tick regardless.
+	remote      map[string]remoteCount
+	published   int
+	publishedAt time.Time
+	shown       int
+	announce    bool
 }
 
 // NewHub returns a hub reading events from src.
 func NewHub(cfg Config, src Source, metrics *Metrics, log *slog.Logger) *Hub {
-	h := &Hub{cfg: cfg.withDefaults(), src: src, log: log, metrics: metrics, resync: make(chan struct{}, 1)}
+	h := &Hub{cfg: cfg.withDefaults(), src: src, log: log, metrics: metrics, instance: newInstanceID(), resync: make(chan struct{}, 1)}
 	for i := range h.shards {
 		h.shards[i].feeds = make(map[string]*feed)
 	}
@@ -155,9 +169,9 @@ func (h *Hub) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			h.close()
 			return nil
-		case <-tick.C:
+		case now := <-tick.C:
 			for _, f := range h.feeds() {
-				h.pushViewers(f)
+				h.tickViewers(f, now)
 			}
 		case <-h.resync:
 			for _, f := range h.feeds() {
@@ -214,7 +228,7 @@ func (h *Hub) acquire(ctx context.Context, itemID string) (*feed, error) {
 	s.mu.Lock()
 	f, ok := s.feeds[itemID]
 	if !ok {
-		f = &feed{id: itemID, ready: make(chan struct{}), initializing: true, clients: make(map[*client]struct{})}
+		f = &feed{id: itemID, ready: make(chan struct{}), initializing: true, clients: make(map[*client]struct{}), remote: make(map[string]remoteCount)}
 		s.feeds[itemID] = f
 	}
 	f.refs++
@@ -256,9 +270,15 @@ func (h *Hub) init(ctx context.Context, f *feed) error {
 		_ = unsub()
 		return err
 	}
+	// Without the other instances' counts the page shows this instance's
+	// viewers only; that is no reason to refuse the viewer.
+	unsubViewers, err := h.src.SubscribeViewers(f.id, func(data []byte) { h.onViewers(f, data) })
+	if err != nil {
+		h.log.Warn("subscribe viewer counts", "item_id", f.id, "err", err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.unsub = unsub
+	f.unsub, f.unsubViewers = unsub, unsubViewers
 	if ok {
 		f.last = ev.Seq
 		f.state.apply(ev)
@@ -283,6 +303,10 @@ func (h *Hub) release(f *feed) {
 	if last && f.err == nil && f.unsub != nil {
 		if err := f.unsub(); err != nil {
 			h.log.Debug("unsubscribe", "item_id", f.id, "err", err)
+		}
+		if f.unsubViewers != nil {
+			_ = f.unsubViewers()
+			h.publishViewers(f.id, 0) // the others drop this instance at once
 		}
 		h.metrics.subscriptions.Dec()
 	}
@@ -418,23 +442,6 @@ func (h *Hub) deliver(f *feed, ev models.Event) {
 	}
 }
 
-func (h *Hub) pushViewers(f *feed) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.countDirty || f.initializing {
-		return
-	}
-	f.countDirty = false
-	m, err := prepare(viewersMessage{Type: TypeViewers, ItemID: f.id, Count: len(f.clients), ServerTime: time.Now().UTC()}, 0, time.Time{})
-	if err != nil {
-		h.log.Error("encode viewers", "err", err)
-		return
-	}
-	for c := range f.clients {
-		c.push(m)
-	}
-}
-
 // join adds c to the item's feed: first a snapshot, then, with since set,
 // the stored events after *since, then live events, with nothing missing or
 // repeated in between. It returns the feed for leave.
@@ -453,7 +460,7 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 	snap, err := prepare(snapshotMessage{
 		Type: TypeSnapshot, ItemID: itemID, CurrentBid: f.state.currentBid, HighestBidderID: f.state.bidder,
 		Status: f.state.statusOr("unknown"), Seq: f.last, EndsAt: f.state.endsAt, BidCount: f.state.bidCount,
-		WinnerID: f.state.winner, Viewers: len(f.clients) + 1, ServerTime: time.Now().UTC(),
+		WinnerID: f.state.winner, Viewers: f.total() + 1, ServerTime: time.Now().UTC(),
 	}, 0, time.Time{})
 	if err != nil {
 		f.mu.Unlock()
@@ -463,7 +470,6 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 	c.push(snap)
 	upTo := f.last
 	f.clients[c] = struct{}{}
-	f.countDirty = true
 	if since == nil || *since >= upTo {
 		if since != nil {
 			c.minSeq = *since // a viewer ahead of this instance skips what it has
@@ -485,7 +491,6 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 	c.backlog = nil
 	if err != nil {
 		delete(f.clients, c)
-		f.countDirty = true
 		h.release(f)
 		return nil, err
 	}
@@ -585,7 +590,6 @@ func (h *Hub) mustPrepare(v any) *outMsg {
 func (h *Hub) leave(f *feed, c *client) {
 	f.mu.Lock()
 	delete(f.clients, c)
-	f.countDirty = true
 	f.mu.Unlock()
 	h.release(f)
 }
