@@ -23,10 +23,6 @@ type Handler struct {
 	log      *slog.Logger
 }
 
-// writeBufferPool lends write buffers only while a message is being written
-// through NextWriter (close and ping frames), so idle viewers hold none.
-var writeBufferPool = &sync.Pool{}
-
 // NewHandler returns the WebSocket endpoint of hub.
 func NewHandler(hub *Hub, log *slog.Logger) *Handler {
 	return &Handler{
@@ -38,7 +34,9 @@ func NewHandler(hub *Hub, log *slog.Logger) *Handler {
 			// buffer is enough and keeps idle connections cheap.
 			ReadBufferSize:  512,
 			WriteBufferSize: 1024,
-			WriteBufferPool: writeBufferPool,
+			// Event frames bypass gorilla's writer, so its buffer is
+			// needed rarely; a pool keeps idle viewers from holding one.
+			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     checkOrigin(hub.cfg.AllowedOrigins),
 		},
 	}
