@@ -179,30 +179,11 @@ func TestToolsAgainstRealServices(t *testing.T) {
 		}
 	})
 
-	t.Run("fan-out script sees every event", func(t *testing.T) {
-		const viewers, bids = 20, 20
-		out, code := runPython(t, 2*time.Minute, "websocket_fanout_test.py",
-			"--connections", strconv.Itoa(viewers), "--bids", strconv.Itoa(bids), "--interval", "0.02",
-			"--gateway", gateway, "--broadcast", "ws://"+broadcastAddr, "--json")
-		if code != 0 {
-			t.Fatalf("websocket_fanout_test.py: exit %d\n%s", code, out)
-		}
-		var rep struct {
-			Deliveries  int `json:"deliveries"`
-			Missed      int `json:"missed"`
-			Duplicates  int `json:"duplicates"`
-			OutOfOrder  int `json:"out_of_order"`
-			Connections struct {
-				Open int `json:"open"`
-			} `json:"connections"`
-		}
-		if err := json.Unmarshal([]byte(lastJSON(out)), &rep); err != nil {
-			t.Fatalf("decode report: %v\n%s", err, out)
-		}
-		if rep.Connections.Open != viewers || rep.Deliveries != viewers*bids || rep.Missed+rep.Duplicates+rep.OutOfOrder != 0 {
-			t.Errorf("report %+v: want %d viewers, %d deliveries and nothing missed, duplicated or reordered", rep, viewers, viewers*bids)
-		}
-	})
+	for _, client := range []string{"raw", "websockets"} {
+		t.Run("fan-out script sees every event with the "+client+" client", func(t *testing.T) {
+			fanout(t, client, gateway, broadcastAddr)
+		})
+	}
 
 	t.Run("resilience experiment keeps bidding while NATS and broadcast are frozen", func(t *testing.T) {
 		_, bport, _ := net.SplitHostPort(broadcastAddr)
@@ -238,6 +219,34 @@ func TestToolsAgainstRealServices(t *testing.T) {
 			}
 		}
 	})
+}
+
+// fanout runs the fan-out script with 20 viewers and 20 bids and checks
+// every viewer got every event once, in order.
+func fanout(t *testing.T, client, gateway, broadcastAddr string) {
+	t.Helper()
+	const viewers, bids = 20, 20
+	out, code := runPython(t, 2*time.Minute, "websocket_fanout_test.py", "--client", client,
+		"--connections", strconv.Itoa(viewers), "--bids", strconv.Itoa(bids), "--interval", "0.02",
+		"--gateway", gateway, "--broadcast", "ws://"+broadcastAddr, "--json")
+	if code != 0 {
+		t.Fatalf("websocket_fanout_test.py: exit %d\n%s", code, out)
+	}
+	var rep struct {
+		Deliveries  int `json:"deliveries"`
+		Missed      int `json:"missed"`
+		Duplicates  int `json:"duplicates"`
+		OutOfOrder  int `json:"out_of_order"`
+		Connections struct {
+			Open int `json:"open"`
+		} `json:"connections"`
+	}
+	if err := json.Unmarshal([]byte(lastJSON(out)), &rep); err != nil {
+		t.Fatalf("decode report: %v\n%s", err, out)
+	}
+	if rep.Connections.Open != viewers || rep.Deliveries != viewers*bids || rep.Missed+rep.Duplicates+rep.OutOfOrder != 0 {
+		t.Errorf("report %+v: want %d viewers, %d deliveries and nothing missed, duplicated or reordered", rep, viewers, viewers*bids)
+	}
 }
 
 // lastJSON returns the JSON object a script printed last: the report, after
