@@ -78,3 +78,26 @@ func TestParseBidFast(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the fast path accepts, encoding/json reads the same way.
+func FuzzParseBid(f *testing.F) {
+	for _, s := range []string{
+		`{"user_id":"user_1","amount":200.00}`, `{"amount":5,"user_id":"u"}`, `{"user_id":"u","amount":1e2}`,
+		`{"user_id":"u","amount":-0}`, `{"user_id":"a","amount":01}`, `{"user_id":"a","amount":1.}`, ` { "user_id" : "x" , "amount" : 3 } `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		user, amount, ok := parseBidFast(b)
+		if !ok {
+			return
+		}
+		var body bidBody
+		if err := decodeBytes(b, &body, bidFields); err != nil {
+			t.Fatalf("fast path accepted %q, encoding/json says %v", b, err)
+		}
+		if body.UserID == nil || *body.UserID != string(user) || string(body.Amount) != string(amount) {
+			t.Fatalf("fast path read %q as %q/%q, encoding/json as %v/%q", b, user, amount, body.UserID, body.Amount)
+		}
+	})
+}
