@@ -576,3 +576,30 @@ func TestNATSRestartedMidStreamLosesNothing(t *testing.T) {
 	waitFor(t, 2*time.Minute, "archive drained", func() error { return drained(js) })
 	checkArchive(t, pgURL, evs)
 }
+
+// Two workers share the durable consumer; together they archive each event
+// once, and each of them does part of the work.
+func TestTwoWorkersShareTheConsumer(t *testing.T) {
+	t.Parallel()
+	ns := testenv.NATS(t)
+	pgURL := testenv.PostgresDB(t)
+	js := ns.JetStream()
+	ensureStream(t, js)
+	a := startWorker(t, ns.URL(), pgURL)
+	b := startWorker(t, ns.URL(), pgURL)
+
+	evs := history(20, 250)
+	publish(t, js, withDuplicates(evs, 0.05))
+	waitFor(t, 2*time.Minute, "archive drained", func() error { return drained(js) })
+	checkArchive(t, pgURL, evs)
+	for name, w := range map[string]*worker{"a": a, "b": b} {
+		_, body, err := get(w.addr, "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(body, "archival_batches_total{result=\"committed\"}") ||
+			strings.Contains(body, "archival_batches_total{result=\"committed\"} 0\n") {
+			t.Errorf("worker %s committed no batch", name)
+		}
+	}
+}
