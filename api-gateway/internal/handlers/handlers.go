@@ -151,8 +151,16 @@ func (s *server) observe(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
+		if rc := chi.RouteContext(r.Context()); rc != nil && len(rc.RoutePatterns) > 0 {
+			// RoutePattern joins and cleans on every call; our patterns'
+			// last parts are unique, so remember the full one by that.
+			last := rc.RoutePatterns[len(rc.RoutePatterns)-1]
+			if v, ok := s.d.Metrics.routeName.Load(last); ok {
+				route = v.(string)
+			} else if p := rc.RoutePattern(); p != "" {
+				route = p
+				s.d.Metrics.routeName.Store(last, p)
+			}
 		}
 		if sw.status == 0 {
 			sw.status = http.StatusOK

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,24 @@ type Metrics struct {
 	published    prometheus.Counter
 	pubFailures  prometheus.Counter
 	backlog      prometheus.Gauge
+
+	// Children resolved once: WithLabelValues hashes and locks on every
+	// call, which shows on the hot path.
+	bidsBy    map[string]prometheus.Counter
+	prefBy    [service.OutcomeIdempotencyConflict + 1]prometheus.Counter
+	reqMu     sync.RWMutex
+	reqBy     map[reqKey]reqChildren
+	routeName sync.Map // last chi pattern -> full route pattern
+}
+
+type reqKey struct {
+	route, method string
+	status        int
+}
+
+type reqChildren struct {
+	count    prometheus.Counter
+	duration prometheus.Observer
 }
 
 // NewMetrics creates and registers the collectors.
@@ -65,18 +84,55 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.requests, m.duration, m.bids, m.prefiltered, m.storeSeconds, m.storeBatch,
 		m.storeErrors, m.published, m.pubFailures, m.backlog)
+	m.bidsBy = make(map[string]prometheus.Counter)
+	for _, o := range []string{"accepted", "too_low", "not_found", "not_active", "idempotency_conflict", "unknown",
+		"invalid", "unauthorized", "forbidden", "rate_limited", "unavailable"} {
+		m.bidsBy[o] = m.bids.WithLabelValues(o)
+	}
+	for o := range m.prefBy {
+		m.prefBy[o] = m.prefiltered.WithLabelValues(outcomeName(service.Outcome(o)))
+	}
+	m.reqBy = make(map[reqKey]reqChildren)
 	return m
 }
 
 func (m *Metrics) request(route, method string, status int, d time.Duration) {
-	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	k := reqKey{route, method, status}
+	m.reqMu.RLock()
+	c, ok := m.reqBy[k]
+	m.reqMu.RUnlock()
+	if !ok {
+		c = reqChildren{
+			count:    m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: m.duration.WithLabelValues(route),
+		}
+		m.reqMu.Lock()
+		// Bounded: routes are chi patterns, methods and statuses few.
+		if len(m.reqBy) < 4096 {
+			m.reqBy[k] = c
+		}
+		m.reqMu.Unlock()
+	}
+	c.count.Inc()
+	c.duration.Observe(d.Seconds())
 }
 
-func (m *Metrics) bid(outcome string) { m.bids.WithLabelValues(outcome).Inc() }
+func (m *Metrics) bid(outcome string) {
+	if c, ok := m.bidsBy[outcome]; ok {
+		c.Inc()
+		return
+	}
+	m.bids.WithLabelValues(outcome).Inc()
+}
 
 // Prefiltered implements service.Metrics.
-func (m *Metrics) Prefiltered(o service.Outcome) { m.prefiltered.WithLabelValues(outcomeName(o)).Inc() }
+func (m *Metrics) Prefiltered(o service.Outcome) {
+	if int(o) >= 0 && int(o) < len(m.prefBy) {
+		m.prefBy[o].Inc()
+		return
+	}
+	m.prefiltered.WithLabelValues(outcomeName(o)).Inc()
+}
 
 // StoreCall implements service.Metrics.
 func (m *Metrics) StoreCall(d time.Duration, bids int, err error) {
