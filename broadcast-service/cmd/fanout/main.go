@@ -50,7 +50,7 @@ func run(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Println("| viewers | events/s | events | delivered | lost | out of order | p50 | p99 | max | service RSS/conn | Go heap+stack/conn |")
+	fmt.Println("| viewers | events/s (asked/achieved) | events | delivered | not received in 10 s | out of order | p50 | p99 | max | service RSS/conn | Go heap+stack/conn |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, vs := range strings.Split(viewers, ",") {
 		for _, rs := range strings.Split(rates, ",") {
@@ -68,8 +68,8 @@ func run(ctx context.Context) error {
 				return fmt.Errorf("%d viewers at %s/s: %w", c.Viewers, rs, err)
 			}
 			fmt.Fprintln(os.Stderr, rep)
-			fmt.Printf("| %d | %s | %d | %d | %d | %d | %s | %s | %s | %.1f KiB | %.1f KiB |\n",
-				rep.Viewers, rs, rep.Events, rep.Received, rep.Expected-rep.Received, rep.OutOfOrder,
+			fmt.Printf("| %d | %s / %.0f | %d | %d | %d | %d | %s | %s | %s | %.1f KiB | %.1f KiB |\n",
+				rep.Viewers, rs, float64(rep.Events)/rep.RunTime.Seconds(), rep.Events, rep.Received, rep.Expected-rep.Received, rep.OutOfOrder,
 				rep.P50.Round(100*time.Microsecond), rep.P99.Round(100*time.Microsecond), rep.Max.Round(100*time.Microsecond),
 				rep.RSSPerConn/1024, rep.GoPerConn/1024)
 			// Let the service notice the closed connections before the next run.

@@ -54,7 +54,7 @@ type Report struct {
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("viewers=%d rate=%d events=%d received=%d/%d lost=%d out_of_order=%d p50=%s p99=%s max=%s "+
+	return fmt.Sprintf("viewers=%d rate=%d events=%d received=%d/%d not_received=%d out_of_order=%d p50=%s p99=%s max=%s "+
 		"mem_per_conn_rss=%.1fKiB mem_per_conn_go=%.1fKiB (stacks %.1fKiB) slow_dropped=%.0f connect=%s",
 		r.Viewers, int(float64(r.Events)/r.RunTime.Seconds()+0.5), r.Events, r.Received, r.Expected, r.Expected-r.Received, r.OutOfOrder,
 		r.P50.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond), r.Max.Round(100*time.Microsecond),
