@@ -6,7 +6,8 @@
 #   2. a plain net/http hello handler driven by the same load generator, the
 #      most any Go HTTP service can answer here;
 # then the API gateway for each REDIS_STRATEGY (lua, optimistic), with and
-# without its local pre-filter, against a private Redis and NATS (JetStream).
+# without its local pre-filter (and once without coalescing either: the simple
+# gateway), against a private Redis and NATS (JetStream).
 # Prints a markdown table and keeps it, with every raw report, in
 # load-tests/results/contended-<time>/ (not committed).
 #
@@ -19,10 +20,10 @@
 #   USERS=1000            distinct bidders
 #   MODES="climb flood"   loadgen bid modes to run against the gateway
 #                         (one of them for a shorter run)
-#   CONFIGS="lua:true lua:false optimistic:true optimistic:false"
-#                         gateway strategy:pre-filter pairs; empty runs only
-#                         the two ceilings
-#   PREFILTER_ENV=PREFILTER   the gateway's switch for the pre-filter
+#   CONFIGS="lua:true lua:false lua:false:false optimistic:true optimistic:false"
+#                         gateway strategy:pre-filter[:coalescing] (coalescing
+#                         defaults to true); empty runs only the two ceilings
+#   PREFILTER_ENV=PREFILTER   COALESCE_ENV=COALESCE   the gateway's switches
 #   EVALSHA_REQUESTS=200000   EVALSHA_CLIENTS=50
 #   RESULTS_DIR=load-tests/results/contended-<time>   where the table goes
 set -euo pipefail
@@ -42,8 +43,9 @@ DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-64}
 USERS=${USERS:-1000}
 MODES=${MODES:-climb flood}
-CONFIGS=${CONFIGS-lua:true lua:false optimistic:true optimistic:false}
+CONFIGS=${CONFIGS-lua:true lua:false lua:false:false optimistic:true optimistic:false}
 PREFILTER_ENV=${PREFILTER_ENV:-PREFILTER}
+COALESCE_ENV=${COALESCE_ENV:-COALESCE}
 EVALSHA_REQUESTS=${EVALSHA_REQUESTS:-200000}
 EVALSHA_CLIENTS=${EVALSHA_CLIENTS:-50}
 
@@ -155,14 +157,16 @@ if ! $redis_only; then
 
   n=0
   for conf in $CONFIGS; do
-    strategy=${conf%%:*}
-    prefilter=${conf##*:}
+    IFS=: read -r strategy prefilter coalesce <<<"$conf"
+    prefilter=${prefilter:-true}
+    coalesce=${coalesce:-true}
     for mode in $MODES; do
       n=$((n + 1))
       gport=$(free_port)
       label="gateway $strategy, pre-filter $([ "$prefilter" = true ] && echo on || echo off)"
+      [ "$coalesce" = true ] || label="$label, coalescing off"
       env SERVER_ADDR="127.0.0.1:$gport" REDIS_ADDR="127.0.0.1:$rport" NATS_URL="nats://127.0.0.1:$nport" \
-        REDIS_STRATEGY="$strategy" "$PREFILTER_ENV=$prefilter" AUTO_CREATE_ITEMS=true \
+        REDIS_STRATEGY="$strategy" "$PREFILTER_ENV=$prefilter" "$COALESCE_ENV=$coalesce" AUTO_CREATE_ITEMS=true \
         RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 LOG_LEVEL=warn LOG_FORMAT=text \
         POSTGRES_URL="postgres://bidding:password@127.0.0.1:1/bidding?sslmode=disable&connect_timeout=1" \
         "$work/api-gateway" >"$work/gateway-$n.log" 2>&1 &
