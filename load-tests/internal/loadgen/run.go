@@ -62,7 +62,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			rng:    rand.New(rand.NewPCG(uint64(i)+1, uint64(began.UnixNano()))),
 		}
 		if cfg.Client == ClientRaw {
-			w.conn = newConn(u.Host, u.Host, cfg.Timeout)
+			addr := u.Host
+			if u.Port() == "" {
+				addr = net.JoinHostPort(u.Hostname(), "80")
+			}
+			w.conn = newConn(addr, u.Host, cfg.Timeout)
 		}
 		workers[i] = w
 		wg.Go(func() { w.run(runCtx, &budget) })
