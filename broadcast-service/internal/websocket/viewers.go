@@ -63,7 +63,7 @@ func (h *Hub) onViewers(f *feed, data []byte) {
 // Counts are throttled to one message per tick however busy the item.
 func (h *Hub) tickViewers(f *feed, now time.Time) {
 	f.mu.Lock()
-	if f.initializing || f.err != nil {
+	if f.initializing { // also true for good when initialisation failed
 		f.mu.Unlock()
 		return
 	}
