@@ -82,10 +82,24 @@ func (b *bidder) finish(t *testing.T) map[string]models.Money {
 	return b.accepted
 }
 
-// checkExactlyOnce: JetStream holds every accepted event once, and nothing else.
+// checkExactlyOnce: JetStream holds every accepted event once, and nothing
+// else, in seq order.
 func checkExactlyOnce(t *testing.T, n *testenv.NATSServer, item string, accepted map[string]models.Money) {
 	t.Helper()
-	evs := waitEvents(t, n.JetStream(), item, len(accepted))
+	js := n.JetStream()
+	evs := waitEvents(t, js, item, len(accepted))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	raw, err := streamEvents(ctx, js, item)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range raw {
+		if e.Seq != uint64(i+1) {
+			t.Errorf("JetStream position %d holds seq %d: the stream is not in seq order", i+1, e.Seq)
+			break
+		}
+	}
 	seen := map[string]bool{}
 	for i, e := range evs {
 		if seen[e.EventID] {

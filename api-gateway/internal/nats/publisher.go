@@ -4,6 +4,7 @@
 package nats
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -99,7 +100,34 @@ type Client struct {
 
 	feedMu sync.Mutex
 	feed   *nats.Subscription
+
+	// Per-item order. JetStream keeps the first copy of each event id, so
+	// an item's events stay in seq order as long as nobody publishes event
+	// k while an earlier one is unpublished. After a failure (or a drop)
+	// for an item, the item is held: direct publishing stops and the relay
+	// publishes its outbox in order, then hands what was held back to the
+	// queue. Every item starts held until the first relay pass, which
+	// publishes what a crashed gateway left behind first.
+	holdMu  sync.Mutex
+	holds   map[string]*hold
+	holdAll bool
+	// kick wakes the relay early; capacity 1 merges requests.
+	kick chan struct{}
 }
+
+// hold is one held item: the events the bid path handed over meanwhile,
+// in order (they are in the outbox too).
+type hold struct {
+	events   []service.OutboxEntry
+	overflow bool
+	// covered: a relay pass that started after the hold reads every event
+	// it holds back; only such a pass may release it.
+	covered bool
+}
+
+// maxHeld bounds the events kept per held item; beyond it the item stays
+// held until a relay pass has published them from the outbox.
+const maxHeld = 4096
 
 type published struct {
 	entry service.OutboxEntry
@@ -117,6 +145,9 @@ func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
 		queue:    make(chan service.OutboxEntry, cfg.Queue),
 		inflight: make(chan published, 4096),
 		ensure:   make(chan struct{}, 1),
+		holds:    make(map[string]*hold),
+		holdAll:  true,
+		kick:     make(chan struct{}, 1),
 	}
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name("api-gateway"),
@@ -126,8 +157,8 @@ func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
 		// No client-side buffer while disconnected: the outbox is the
 		// buffer, and a publish that fails at once is retried by the relay.
 		nats.ReconnectBufSize(-1),
-		nats.ConnectHandler(func(*nats.Conn) { c.requestEnsure(); log.Info("nats connected") }),
-		nats.ReconnectHandler(func(*nats.Conn) { c.requestEnsure(); log.Info("nats reconnected") }),
+		nats.ConnectHandler(func(*nats.Conn) { c.requestEnsure(); c.wakeRelay(); log.Info("nats connected") }),
+		nats.ReconnectHandler(func(*nats.Conn) { c.requestEnsure(); c.wakeRelay(); log.Info("nats reconnected") }),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
 				log.Warn("nats disconnected; bids continue into the outbox", "err", err)
@@ -166,11 +197,90 @@ func (c *Client) requestEnsure() {
 }
 
 // Publish queues an accepted event for JetStream without blocking. When the
-// queue is full the event stays in the outbox for the relay.
+// item is held or the queue is full the event waits in the outbox for the
+// relay.
 func (c *Client) Publish(e service.OutboxEntry) {
+	id := e.Event.ItemID
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	h := c.holds[id]
+	if h == nil && c.holdAll {
+		h = &hold{}
+		c.holds[id] = h
+	}
+	if h != nil {
+		if len(h.events) < maxHeld {
+			h.events = append(h.events, e)
+		} else {
+			h.overflow = true
+		}
+		return
+	}
 	select {
 	case c.queue <- e:
 	default:
+		// Dropped: later events of this item must not overtake it.
+		c.holds[id] = &hold{}
+		c.wakeRelay()
+	}
+}
+
+func (c *Client) wakeRelay() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// holdItem stops direct publishing for an item after a failed publish.
+func (c *Client) holdItem(id string) {
+	c.holdMu.Lock()
+	if c.holds[id] == nil {
+		c.holds[id] = &hold{}
+	}
+	c.holdMu.Unlock()
+	c.wakeRelay()
+}
+
+// startPass marks the start of a relay pass: whatever was held so far is
+// in the outbox and will be read by this pass. It reports whether anything
+// is held.
+func (c *Client) startPass() bool {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	for _, h := range c.holds {
+		h.events, h.overflow, h.covered = h.events[:0], false, true
+	}
+	return c.holdAll || len(c.holds) > 0
+}
+
+// release ends the holds after a relay pass that published the whole
+// outbox: events held since the pass started go to the queue, ahead of
+// anything the bid path hands over next.
+func (c *Client) release() {
+	c.holdMu.Lock()
+	defer c.holdMu.Unlock()
+	c.holdAll = false
+	for id, h := range c.holds {
+		if h.overflow || !h.covered {
+			continue
+		}
+		n := 0
+		for _, e := range h.events {
+			select {
+			case c.queue <- e:
+				n++
+				continue
+			default:
+			}
+			break
+		}
+		if n < len(h.events) {
+			h.events = append(h.events[:0], h.events[n:]...)
+			h.overflow = true // the rest waits for the next pass
+			continue
+		}
+		delete(c.holds, id)
 	}
 }
 
@@ -252,9 +362,15 @@ func (c *Client) publishLoop(ctx context.Context) {
 }
 
 func (c *Client) publishOne(e service.OutboxEntry) {
+	c.holdMu.Lock()
+	held := c.holds[e.Event.ItemID] != nil
+	c.holdMu.Unlock()
+	if held {
+		return // a failure since it was queued: the relay publishes it in order
+	}
 	f, err := c.publishAsync(e)
 	if err != nil {
-		c.failed(err)
+		c.failed(e, err)
 		return
 	}
 	c.inflight <- published{entry: e, ack: f}
@@ -272,8 +388,9 @@ func (c *Client) publishAsync(e service.OutboxEntry) (jetstream.PubAckFuture, er
 	return c.js.PublishMsgAsync(msg)
 }
 
-func (c *Client) failed(err error) {
-	c.log.Debug("publish failed", "err", err)
+func (c *Client) failed(e service.OutboxEntry, err error) {
+	c.log.Debug("publish failed", "event_id", e.Event.EventID, "err", err)
+	c.holdItem(e.Event.ItemID)
 	c.cfg.Metrics.PublishFailed(1)
 	// A missing stream shows as "no responders" or, because our own price
 	// feed subscribes to the same subjects, as an ack timeout; ensuring the
@@ -304,7 +421,7 @@ func (c *Client) ackLoop() {
 		case <-p.ack.Ok():
 			batch = append(batch, p.entry)
 		case err := <-p.ack.Err():
-			c.failed(err)
+			c.failed(p.entry, err)
 		}
 		if len(batch) >= 256 || len(c.inflight) == 0 {
 			flush()
@@ -338,30 +455,57 @@ func (c *Client) ensureLoop(ctx context.Context) {
 }
 
 // relayLoop republishes outbox entries that were not acknowledged in time:
-// NATS was down, the queue was full, or a gateway died mid-publish.
+// NATS was down, the queue was full, or a gateway died mid-publish. While
+// an item is held it publishes the whole outbox, young entries included,
+// in order, and then releases the holds.
 func (c *Client) relayLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.RelayEvery)
 	defer t.Stop()
+	var lastBacklog time.Time
+	soon := true // the first pass at once: it ends the startup hold
 	for {
+		var wake <-chan time.Time
+		if soon {
+			wake = time.After(50 * time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-c.kick:
+		case <-wake:
 		}
-		c.updateBacklog(ctx)
+		if time.Since(lastBacklog) >= c.cfg.RelayEvery {
+			c.updateBacklog(ctx)
+			lastBacklog = time.Now()
+		}
 		if !c.nc.IsConnected() {
+			soon = false // the reconnect handler kicks us
 			continue
 		}
+		held := c.startPass()
+		age := c.cfg.RelayAge
+		if held {
+			age = 0
+		}
+		ok := true
 		for ctx.Err() == nil {
-			n, err := c.RelayOnce(ctx)
+			n, err := c.relayBatch(ctx, age)
 			if err != nil {
 				c.log.Debug("outbox relay", "err", err)
+				ok = false
 				break
 			}
 			if n < c.cfg.RelayBatch {
 				break
 			}
 		}
+		if ok && held && ctx.Err() == nil {
+			c.release()
+		}
+		c.holdMu.Lock()
+		soon = c.holdAll || len(c.holds) > 0
+		c.holdMu.Unlock()
 	}
 }
 
@@ -373,12 +517,13 @@ func (c *Client) updateBacklog(ctx context.Context) {
 	}
 }
 
-// RelayOnce republishes one batch of old outbox entries, waits for their
-// acknowledgements and removes the confirmed ones. It returns how many
-// entries it found.
-func (c *Client) RelayOnce(ctx context.Context) (int, error) {
+// relayBatch republishes one batch of outbox entries older than age, in
+// outbox order, waits for their acknowledgements and removes the confirmed
+// ones. It returns how many entries it found, and an error if any of them
+// could not be published.
+func (c *Client) relayBatch(ctx context.Context, age time.Duration) (int, error) {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	entries, err := c.outbox.Pending(pctx, c.cfg.RelayAge, c.cfg.RelayBatch)
+	entries, err := c.outbox.Pending(pctx, age, c.cfg.RelayBatch)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("outbox pending: %w", err)
@@ -387,16 +532,17 @@ func (c *Client) RelayOnce(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	futures := make([]jetstream.PubAckFuture, len(entries))
+	var firstErr error
 	for i, e := range entries {
 		f, err := c.publishAsync(e)
 		if err != nil {
-			c.failed(err)
+			c.failed(e, err)
+			firstErr = cmp.Or(firstErr, err)
 			continue
 		}
 		futures[i] = f
 	}
 	done := make([]service.OutboxEntry, 0, len(entries))
-	var firstErr error
 	for i, f := range futures {
 		if f == nil {
 			continue
@@ -405,10 +551,8 @@ func (c *Client) RelayOnce(ctx context.Context) (int, error) {
 		case <-f.Ok():
 			done = append(done, entries[i])
 		case err := <-f.Err():
-			c.failed(err)
-			if firstErr == nil {
-				firstErr = err
-			}
+			c.failed(entries[i], err)
+			firstErr = cmp.Or(firstErr, err)
 		}
 	}
 	if len(done) > 0 {
@@ -419,9 +563,11 @@ func (c *Client) RelayOnce(ctx context.Context) (int, error) {
 			return len(entries), fmt.Errorf("outbox ack: %w", err)
 		}
 		c.cfg.Metrics.Published(len(done))
-		c.log.Info("relayed outbox entries", "count", len(done))
+		if age > 0 {
+			c.log.Info("relayed outbox entries", "count", len(done))
+		}
 	}
-	if len(done) == 0 && firstErr != nil {
+	if firstErr != nil {
 		return len(entries), fmt.Errorf("republish: %w", firstErr)
 	}
 	return len(entries), nil
