@@ -63,6 +63,9 @@ def parse_args(argv=None):
     p.add_argument("--client", choices=("raw", "websockets"), default="raw",
                    help="viewer implementation: a minimal RFC 6455 client (default; cheap enough for "
                         "10,000 viewers) or the websockets library (cross-check)")
+    p.add_argument("--reconnect", type=float, default=0.0,
+                   help="share of viewers (0..1) that drop halfway through the bids and come back with "
+                        "since_seq (raw client); their events must still arrive exactly once, in order")
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1,
                    help="viewer processes, each with its own event loop (default: one per CPU)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -77,6 +80,8 @@ def parse_args(argv=None):
         errs.append("--interval must be 0..60 and bids*interval at most an hour")
     if args.users < 1 or args.connect_concurrency < 1 or args.timeout <= 0 or not 1 <= args.processes <= 64:
         errs.append("--users, --connect-concurrency and --timeout must be positive, --processes 1..64")
+    if not 0 <= args.reconnect <= 1 or (args.reconnect > 0 and args.client != "raw"):
+        errs.append("--reconnect must be 0..1 and needs --client raw")
     for name in ("gateway", "broadcast"):
         host = urlparse(getattr(args, name)).hostname
         if host is None:
@@ -163,7 +168,8 @@ class Gateway:
 class Viewer:
     """One viewer's sequence accounting, without keeping every message."""
 
-    __slots__ = ("snapshot_seq", "last_seq", "seen", "unique", "duplicates", "out_of_order", "close_code", "error")
+    __slots__ = ("snapshot_seq", "last_seq", "seen", "unique", "duplicates", "out_of_order", "close_code", "error",
+                 "reconnected")
 
     def __init__(self):
         self.snapshot_seq = None
@@ -176,6 +182,12 @@ class Viewer:
         self.out_of_order = 0
         self.close_code = None
         self.error = None
+        self.reconnected = False
+
+    def contiguous(self):
+        """The highest seq up to which nothing is missing."""
+        i = self.seen.find(0)
+        return self.snapshot_seq + (len(self.seen) if i < 0 else i)
 
     def event(self, seq):
         i = seq - self.snapshot_seq - 1
@@ -221,8 +233,8 @@ class RawViewer(asyncio.Protocol):
         self.closed = loop.create_future()
 
     @classmethod
-    async def connect(cls, group, viewer):
-        u = urlparse(group.args.ws_url)
+    async def connect(cls, group, viewer, since=None):
+        u = urlparse(group.args.ws_url + (f"&since_seq={since}" if since is not None else ""))
         key = base64.b64encode(os.urandom(16))
         loop = asyncio.get_running_loop()
         _, proto = await loop.create_connection(lambda: cls(group, viewer, key), u.hostname, u.port or 80)
@@ -343,6 +355,8 @@ class ViewerGroup:
         self.viewers = []
         self.receipts = {}  # amount text -> array of receipt times
         self.parsed = {}  # message -> (type, seq, amount key)
+        self.reconnected = 0
+        self.reconnect_failures = 0
         self.connect_failures = 0
         self.connect_errors = []
         self.no_snapshot = 0
@@ -375,7 +389,8 @@ class ViewerGroup:
         if seq is None or kind in ("viewers", "presence"):
             return
         v.event(seq)
-        if key is not None:
+        # Replayed events arrive late by design; latency is for live ones.
+        if key is not None and not v.reconnected:
             r = self.receipts.get(key)
             if r is None:
                 r = self.receipts[key] = array.array("d")
@@ -433,6 +448,33 @@ class ViewerGroup:
             await asyncio.sleep(0.01)
             lags.append(time.perf_counter() - t - 0.01)
 
+    async def reconnect(self, conns):
+        """Drops a share of the viewers and brings them back with since_seq,
+        as a viewer on a flaky network does; the seq accounting then shows
+        whether catch-up filled the gap without duplicates."""
+        k = round(len(conns) * self.args.reconnect)
+        dropped = conns[:k]
+        for ws, _, _ in dropped:
+            ws.transport.abort()
+        # Stay away for a few events, so there is something to catch up on.
+        await asyncio.sleep(max(0.2, 3 * self.args.interval))
+        sem = asyncio.Semaphore(self.args.connect_concurrency)
+
+        async def back(i):
+            _, _, v = conns[i]
+            v.reconnected = True
+            async with sem:
+                try:
+                    ws = await asyncio.wait_for(RawViewer.connect(self, v, since=v.contiguous()), self.args.timeout)
+                except Exception as e:  # noqa: BLE001 - counted
+                    self.reconnect_failures += 1
+                    if len(self.connect_errors) < 5:
+                        self.connect_errors.append("reconnect: " + repr(e))
+                    return
+            conns[i] = (ws, ws.closed, v)
+            self.reconnected += 1
+        await asyncio.gather(*(back(i) for i in range(k)))
+
     async def main(self):
         conns = await self.connect_all()
         await self.until(self.args.timeout,
@@ -440,7 +482,11 @@ class ViewerGroup:
         self.pipe.send(("ready", len(conns)))
         lags = array.array("d")
         watcher = asyncio.create_task(self.watch_lag(lags))
-        _, final_seq = await self.next_message()
+        msg = await self.next_message()
+        if msg[0] == "reconnect":
+            await self.reconnect(conns)
+            msg = await self.next_message()
+        _, final_seq = msg
         watcher.cancel()
         # Every viewer should end with every event after its snapshot, up to
         # the item's final seq.
@@ -453,7 +499,8 @@ class ViewerGroup:
 
         out = {"open": len(self.viewers), "failed": self.connect_failures, "errors": self.connect_errors,
                "without_snapshot": self.no_snapshot, "missed": 0, "incomplete": 0, "duplicates": 0,
-               "out_of_order": 0, "closed": {}, "viewer_errors": []}
+               "out_of_order": 0, "closed": {}, "viewer_errors": [],
+               "reconnected": self.reconnected, "reconnect_failures": self.reconnect_failures}
         for v in self.viewers:
             out["duplicates"] += v.duplicates
             out["out_of_order"] += v.out_of_order
@@ -484,11 +531,14 @@ class Run:
         self.bids = {"accepted": 0, "rejected": 0, "other": 0, "errors": 0}
         self.bid_errors = []
 
-    def bid_loop(self, gw, start):
+    def bid_loop(self, gw, start, groups):
         """Places the bids on a fixed schedule."""
         amount = start
         t0 = time.monotonic()
         for i in range(self.args.bids):
+            if self.args.reconnect > 0 and i == self.args.bids // 2:
+                for _, pipe in groups:
+                    pipe.send(("reconnect",))
             due = t0 + i * self.args.interval
             delay = due - time.monotonic()
             if delay > 0:
@@ -551,7 +601,7 @@ class Run:
         connect_s = time.perf_counter() - t_connect
 
         t_bids = time.perf_counter()
-        self.bid_loop(gw, start)
+        self.bid_loop(gw, start, groups)
         bids_s = time.perf_counter() - t_bids
 
         status, final = gw.request("GET", f"/api/v1/items/{args.item}")
@@ -593,6 +643,7 @@ class Run:
                             "failed": total("failed"), "errors": sum((r["errors"] for r in results), [])[:5],
                             "without_snapshot": total("without_snapshot"), "connect_s": round(connect_s, 3),
                             "closed_by_server": closed,
+                            "reconnected": total("reconnected"), "reconnect_failures": total("reconnect_failures"),
                             "viewer_errors": sum((r["viewer_errors"] for r in results), [])[:5]},
             "bids": dict(self.bids, sent=self.args.bids, interval_s=self.args.interval,
                          duration_s=round(bids_s, 3), errors_sample=self.bid_errors),
@@ -619,6 +670,9 @@ def print_text(r):
         print(f"  connect error: {e}")
     if c["closed_by_server"]:
         print(f"  closed by server: {c['closed_by_server']}")
+    if c["reconnected"] or c["reconnect_failures"]:
+        print(f"  reconnected with since_seq: {c['reconnected']} ({c['reconnect_failures']} failed); "
+              f"their replayed events are not in the latency numbers")
     for e in c["viewer_errors"]:
         print(f"  viewer error: {e}")
     print(f"bids:         {b['sent']} sent every {b['interval_s']}s in {b['duration_s']}s: "
@@ -647,7 +701,7 @@ def main(argv=None):
     else:
         print_text(report)
     c = report["connections"]
-    clean = (c["failed"] == 0 and c["without_snapshot"] == 0 and report["missed"] == 0
+    clean = (c["failed"] == 0 and c["reconnect_failures"] == 0 and c["without_snapshot"] == 0 and report["missed"] == 0
              and report["duplicates"] == 0 and report["out_of_order"] == 0
              and report["final_seq"] is not None and report["bids"]["accepted"] > 0)
     return 0 if clean else 1
