@@ -6,10 +6,13 @@ components one after another, and reports per phase how many bids got a
 correct answer (200 accepted or 409 rejected), how many got 503 and how many
 failed outright, with latency. The design promises: bidding continues while
 NATS, PostgreSQL, the broadcast service or the archival worker is down, and
-stops with a fast 503 only while Redis is gone. At the end it checks that the
-gateway's bid count for each workload item equals the bids the workload saw
-accepted (no lost or phantom acceptance) and, with --check-history, that the
-archived history holds every accepted bid exactly once.
+stops with a fast 503 only while Redis is gone. Every bid carries its own
+Idempotency-Key; after the last phase each bid that got no answer or a 5xx is
+sent again with its key, which tells whether it had been applied. Then the
+gateway's bid count for each workload item must equal the acceptances the
+workload knows of (no lost or phantom acceptance), no 5xx may have hidden an
+applied bid, and, with --check-history, the archived history must hold every
+accepted bid exactly once.
 
 Components are broken in one of three ways, per component name:
 
@@ -204,11 +207,13 @@ class Client:
         self.host, self.port, self.prefix, self.timeout = u.hostname, u.port or 80, u.path.rstrip("/"), timeout
         self.conn = None
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, key=None):
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             headers = {"Content-Type": "application/json"} if body is not None else {}
+            if key:
+                headers["Idempotency-Key"] = key
             self.conn.request(method, self.prefix + path, body=body, headers=headers)
             resp = self.conn.getresponse()
             data = resp.read()
@@ -234,12 +239,17 @@ class Stats:
         self.phase = "baseline"
         self.phases = {}
         self.accepted = {}  # item -> [event ids]
+        self.unknowns = []  # (item, body, key, first answer) of bids with unknown outcome
 
     def set_phase(self, name):
         with self.lock:
             self.phase = name
             self.phases.setdefault(name, {"started": time.time(), "n": 0, "ok": 0, "accepted": 0,
                                           "status": {}, "errors": 0, "err_sample": [], "lat": []})
+
+    def unknown(self, item, body, key, answer):
+        with self.lock:
+            self.unknowns.append((item, body, key, answer))
 
     def record(self, status, latency, err=None, item=None, event_id=None):
         with self.lock:
@@ -312,17 +322,23 @@ class Experiment:
             n += 1
             with self.next_lock:
                 amount = self.next[item]
+            body = encode({"user_id": user, "amount": amount})
+            # Every bid carries its own key, so a bid whose outcome is unknown
+            # (no answer, or a 5xx) can be asked about again after recovery.
+            key = f"exp3-{uuid.uuid4().hex}"
             t = time.perf_counter()
             try:
-                status, data = c.request("POST", f"/api/v1/items/{item}/bid",
-                                         encode({"user_id": user, "amount": amount}))
+                status, data = c.request("POST", f"/api/v1/items/{item}/bid", body, key)
             except Exception as e:  # noqa: BLE001 - an outage is what we measure
                 self.stats.record(None, time.perf_counter() - t, err=type(e).__name__ + ": " + str(e)[:120])
+                self.stats.unknown(item, body, key, "no answer")
                 if self.stop.wait(0.05):  # no hot loop against a dead port
                     return
                 continue
             lat = time.perf_counter() - t
             self.stats.record(status, lat, item=item, event_id=data.get("event_id"))
+            if status >= 500:
+                self.stats.unknown(item, body, key, str(status))
             nxt = data.get("min_next_bid") if status in (200, 409) else None
             if nxt is not None:
                 with self.next_lock:
@@ -404,6 +420,31 @@ class Experiment:
                 t.join(self.args.request_timeout + 5)
         return self.report()
 
+    def resolve_unknowns(self):
+        """Asks again, with the same Idempotency-Key, about every bid whose
+        first answer was missing or a 5xx. The gateway replays the first
+        outcome of a bid it applied; one it never saw is decided now, and,
+        as the workload's prices have climbed past it, loses."""
+        c = Client(self.args.gateway, self.args.request_timeout)
+        out = {"asked": 0, "applied": 0, "not_applied": 0, "unresolved": 0, "applied_after": {}}
+        for item, body, key, answer in self.stats.unknowns:
+            out["asked"] += 1
+            try:
+                status, data = c.request("POST", f"/api/v1/items/{item}/bid", body, key)
+            except Exception:  # noqa: BLE001 - counted
+                out["unresolved"] += 1
+                continue
+            if status == 200:
+                out["applied"] += 1
+                out["applied_after"][answer] = out["applied_after"].get(answer, 0) + 1
+                with self.stats.lock:
+                    self.stats.accepted.setdefault(item, []).append(data.get("event_id"))
+            elif status == 409:
+                out["not_applied"] += 1
+            else:
+                out["unresolved"] += 1
+        return out
+
     def check_counts(self):
         c = Client(self.args.gateway, self.args.request_timeout)
         out = {}
@@ -469,14 +510,11 @@ class Experiment:
                 "p99_ms": round(percentile(lat, 0.99) * 1000, 2),
                 "max_ms": round(max(lat) * 1000, 2) if lat else 0.0,
             })
+        resolved = self.resolve_unknowns()
         counts = self.check_counts()
-        # A bid whose answer never arrived (timeout, reset) may or may not
-        # have been applied, so the gateway may count up to that many more
-        # acceptances than the workload saw. Fewer is a lost acceptance; more
-        # than the unanswered requests means bids were applied although the
-        # gateway answered otherwise (e.g. 503 after a Redis timeout while the
-        # command still ran).
-        unanswered = sum(p["errors"] for p in phases)
+        # After resolving unknown outcomes the gateway's count must equal the
+        # acceptances the workload knows of. Fewer is a lost acceptance; more
+        # can only be a bid still unresolved.
         lost = extra = 0
         for c in counts.values():
             n = c.get("gateway_bid_count")
@@ -485,8 +523,11 @@ class Experiment:
                 continue
             lost += max(0, c["accepted_seen"] - n)
             extra += max(0, n - c["accepted_seen"])
-        verdict = {"lost_acceptances": lost, "extra_acceptances": extra, "unanswered_requests": unanswered,
-                   "applied_despite_answer": max(0, extra - unanswered)}
+        verdict = {"lost_acceptances": lost, "unexplained_acceptances": max(0, extra - resolved["unresolved"]),
+                   "unknown_outcomes": resolved["asked"], "applied_after_5xx": sum(
+                       v for k, v in resolved["applied_after"].items() if k != "no answer"),
+                   "applied_without_answer": resolved["applied_after"].get("no answer", 0),
+                   "unresolved": resolved["unresolved"]}
         rep = {"gateway": self.args.gateway, "items": self.items, "phases": phases,
                "counts": counts, "verdict": verdict, "log": self.log}
         if self.args.check_history:
@@ -506,9 +547,11 @@ def print_text(rep):
         for e in p["error_sample"]:
             print(f"  {p['phase']}: {e}")
     v = rep["verdict"]
-    print(f"bid counts: {v['lost_acceptances']} lost acceptances; {v['extra_acceptances']} acceptances the workload "
-          f"did not see, of which {v['unanswered_requests']} can be requests that got no answer and "
-          f"{v['applied_despite_answer']} were applied although the answer said otherwise")
+    print(f"outcomes: {v['unknown_outcomes']} bids had no answer or a 5xx; asked again with their "
+          f"Idempotency-Key, {v['applied_after_5xx']} answered 5xx and {v['applied_without_answer']} "
+          f"unanswered had been applied, {v['unresolved']} stayed unknown")
+    print(f"bid counts: {v['lost_acceptances']} lost acceptances, "
+          f"{v['unexplained_acceptances']} unexplained acceptances")
     if "history" in rep:
         missing = sum(h["missing"] for h in rep["history"].values())
         dups = sum(h["duplicates"] for h in rep["history"].values())
@@ -523,7 +566,9 @@ def main(argv=None):
     else:
         print_text(rep)
     v = rep["verdict"]
-    counts_ok = v["lost_acceptances"] == 0 and v["applied_despite_answer"] == 0
+    # A 5xx says the bid was not placed; one that was applied anyway is a
+    # wrong answer.
+    counts_ok = v["lost_acceptances"] == 0 and v["unexplained_acceptances"] == 0 and v["applied_after_5xx"] == 0
     history_ok = all(h["missing"] == 0 and h["duplicates"] == 0 for h in rep.get("history", {}).values())
     return 0 if counts_ok and history_ok else 1
 
