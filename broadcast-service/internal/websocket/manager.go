@@ -470,6 +470,12 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 	c.push(snap)
 	upTo := f.last
 	f.clients[c] = struct{}{}
+	h.mu.Lock()
+	if h.closed {
+		// close ran between the check above and now and did not see c.
+		c.stop(closeGoingAway, "server shutting down")
+	}
+	h.mu.Unlock()
 	if since == nil || *since >= upTo {
 		if since != nil {
 			c.minSeq = *since // a viewer ahead of this instance skips what it has
