@@ -40,6 +40,8 @@ type Config struct {
 	// AckWait is how long an unacknowledged message stays with a worker
 	// that may have died before JetStream redelivers it.
 	AckWait time.Duration
+	// Writers is how many batches are written to PostgreSQL at once.
+	Writers int
 	Log     config.Log
 }
 
@@ -52,6 +54,7 @@ func DefaultConfig() Config {
 		BatchSize:   500,
 		BatchWait:   100 * time.Millisecond,
 		AckWait:     30 * time.Second,
+		Writers:     2,
 		Log:         config.DefaultLog(),
 	}
 }
@@ -69,10 +72,12 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Int("BATCH_SIZE", &c.BatchSize)
 	e.Duration("BATCH_WAIT", &c.BatchWait)
 	e.Duration("ACK_WAIT", &c.AckWait)
+	e.Int("WRITERS", &c.Writers)
 	c.Log.Read(e)
 	e.Check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE=%d: want 1 to 10000", c.BatchSize)
 	e.Check(c.BatchWait > 0 && c.BatchWait <= time.Minute, "BATCH_WAIT=%v: want more than 0 and at most 1m", c.BatchWait)
 	e.Check(c.AckWait >= time.Second, "ACK_WAIT=%v: want at least 1s", c.AckWait)
+	e.Check(c.Writers >= 1 && c.Writers <= 16, "WRITERS=%d: want 1 to 16", c.Writers)
 	if err := e.Err(); err != nil {
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
@@ -94,7 +99,7 @@ type App struct {
 // New prepares the worker and binds its HTTP port, so a port in use fails
 // here. Neither PostgreSQL nor NATS needs to be up yet.
 func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
-	store, err := database.Open(ctx, database.Config{URL: cfg.PostgresURL.Reveal(), MaxConns: 4})
+	store, err := database.Open(ctx, database.Config{URL: cfg.PostgresURL.Reveal(), MaxConns: int32(cfg.Writers) + 2})
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +128,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Regi
 		store.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait},
+	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait, Writers: cfg.Writers},
 		js, store, log.With("component", "consumer"), consumer.NewMetrics(reg))
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
@@ -185,7 +190,7 @@ func (a *App) Run(ctx context.Context) error {
 		if !a.migrate(gctx) {
 			return nil
 		}
-		a.log.InfoContext(gctx, "archiving", "batch_size", a.cfg.BatchSize, "batch_wait", a.cfg.BatchWait)
+		a.log.InfoContext(gctx, "archiving", "batch_size", a.cfg.BatchSize, "batch_wait", a.cfg.BatchWait, "writers", a.cfg.Writers)
 		err := a.consumer.Run(gctx)
 		// Acknowledgements are asynchronous publishes: push them out
 		// before the connection closes.

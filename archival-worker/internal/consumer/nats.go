@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/archival-worker/internal/database"
@@ -47,7 +46,8 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Writers is how many batches are written at once, each on its own
 	// PostgreSQL connection, so one batch's round trips overlap another's
-	// work.
+	// work. Order between batches does not matter: bid inserts are
+	// idempotent and item rows only move to a higher seq.
 	Writers int
 	// ShutdownGrace is how long, after the stop signal, the batch in hand
 	// may still take to commit.
@@ -241,16 +241,13 @@ func (c *Consumer) pump(ctx context.Context, it jetstream.MessagesContext, out c
 		}
 		msgs := make([]jetstream.Msg, 1, c.cfg.BatchSize)
 		msgs[0] = first
-		deadline := time.Now().Add(c.cfg.BatchWait)
+		// One deadline for the whole batch: cheaper than a timer per message.
+		cut, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
 		var nextErr error
 		for len(msgs) < c.cfg.BatchSize {
-			wait := time.Until(deadline)
-			if wait <= 0 {
-				break
-			}
-			m, err := it.Next(jetstream.NextMaxWait(wait))
-			if errors.Is(err, nats.ErrTimeout) {
-				break
+			m, err := it.Next(jetstream.NextContext(cut))
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				break // cut the batch; a stopped ctx is handled below
 			}
 			if err != nil {
 				nextErr = err
@@ -258,6 +255,7 @@ func (c *Consumer) pump(ctx context.Context, it jetstream.MessagesContext, out c
 			}
 			msgs = append(msgs, m)
 		}
+		cancel()
 		// Decoding here overlaps it with the previous batch's write.
 		b := batch{msgs: msgs}
 		b.events, b.dead = decodeAll(msgs)
