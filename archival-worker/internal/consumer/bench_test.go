@@ -225,7 +225,7 @@ func BenchmarkLag(b *testing.B) {
 					b.Fatal(err)
 				}
 				const seconds = 10
-				rec, _ := env.run(b, database.Unnest, 500, 1, 0, seconds*time.Second+500*time.Millisecond, func(ctx context.Context) {
+				rec, _ := env.run(b, database.Unnest, 500, 2, 0, seconds*time.Second+500*time.Millisecond, func(ctx context.Context) {
 					go func() {
 						// One tick a millisecond, rate/1000 events a tick.
 						t := time.NewTicker(time.Millisecond)

@@ -37,7 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "archival_consumer_pending_messages",
-			Help: "Messages in the stream not yet delivered to the consumer (lag), as of the last batch.",
+			Help: "Messages in the stream not yet delivered to the consumer (lag), as of the last batch pulled.",
 		}),
 		lastCommit: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "archival_last_commit_timestamp_seconds",

@@ -256,6 +256,11 @@ func (c *Consumer) pump(ctx context.Context, it jetstream.MessagesContext, out c
 			msgs = append(msgs, m)
 		}
 		cancel()
+		// Set here, where messages arrive in order, not at commit, where
+		// writers finish in any order.
+		if meta, err := msgs[len(msgs)-1].Metadata(); err == nil {
+			c.metrics.pending.Set(float64(meta.NumPending))
+		}
 		// Decoding here overlaps it with the previous batch's write.
 		b := batch{msgs: msgs}
 		b.events, b.dead = decodeAll(msgs)
@@ -354,11 +359,8 @@ func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []m
 
 func (c *Consumer) committed(msgs []jetstream.Msg, events []models.Event, res database.Result, took time.Duration) {
 	now := time.Now()
-	for _, m := range msgs {
-		// An acknowledgement lost here only causes a redelivery, which
-		// the idempotent insert skips.
-		_ = m.Ack()
-	}
+	// Metrics first, so that once the stream shows everything acknowledged
+	// the counters already include it.
 	m := c.metrics
 	m.batches.WithLabelValues("committed").Inc()
 	m.rows.Add(float64(res.Inserted))
@@ -372,8 +374,10 @@ func (c *Consumer) committed(msgs []jetstream.Msg, events []models.Event, res da
 			m.lag.Observe(now.Sub(e.Timestamp).Seconds())
 		}
 	}
-	if meta, err := msgs[len(msgs)-1].Metadata(); err == nil {
-		m.pending.Set(float64(meta.NumPending))
+	for _, msg := range msgs {
+		// An acknowledgement lost here only causes a redelivery, which
+		// the idempotent insert skips.
+		_ = msg.Ack()
 	}
 }
 
