@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 
-MODULES := shared api-gateway broadcast-service archival-worker load-tests
+MODULES := shared api-gateway broadcast-service archival-worker load-tests infrastructure
 SERVICES := api-gateway broadcast-service archival-worker
 COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml
 # Static, reproducible binaries; the Dockerfiles use the same flags.
