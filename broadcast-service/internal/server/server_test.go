@@ -33,6 +33,7 @@ func TestHealthReadyAndPage(t *testing.T) {
 		{"/ready", `"nats":"ok"`},
 		{"/metrics", "broadcast_connections"},
 		{"/", "Watch an auction"},
+		{"/?item=lot_2", "Place a bid"}, // the picker without JavaScript redirects
 		{"/items/lot_1", "Place a bid"},
 		{"/config.js", `"gatewayURL":"http://gw.example:9000"`},
 		{"/static/app.js", "since_seq"},

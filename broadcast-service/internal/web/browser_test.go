@@ -122,12 +122,18 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	bctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
 	defer cancelTimeout()
 
-	page := "http://" + addr + "/items/browser_item"
+	// The item picker leads to the item's page.
+	page := "http://" + addr + "/"
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(page),
+		chromedp.SendKeys(chromedp.CSS(`#item-id`), "browser_item"),
+		chromedp.Click(chromedp.CSS(`#pick button`)),
 		chromedp.WaitVisible(chromedp.CSS(`#conn.pill-ok`)),
 	); err != nil {
-		t.Fatalf("open %s: %v", page, err)
+		t.Fatalf("pick an item on %s: %v", page, err)
+	}
+	if url, err := chromedp.Run(bctx, chromedp.Location()); err != nil || !strings.HasSuffix(url, "/items/browser_item") {
+		t.Fatalf("the picker led to %q (err %v), want /items/browser_item", url, err)
 	}
 	waitText(t, bctx, "#name", "Vintage Watch", 10*time.Second)
 

@@ -29,7 +29,15 @@ func Register(mux *http.ServeMux, cfg Config) {
 	}
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
 	mux.HandleFunc("GET /config.js", configJS(cfg))
-	mux.HandleFunc("GET /{$}", page(static, "index.html"))
+	index := page(static, "index.html")
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		// The picker's form works without JavaScript too: /?item=X.
+		if id := r.URL.Query().Get("item"); id != "" && models.ValidateID(id) == nil {
+			http.Redirect(w, r, "/items/"+id, http.StatusSeeOther)
+			return
+		}
+		index(w, r)
+	})
 	mux.HandleFunc("GET /items/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if models.ValidateID(r.PathValue("id")) != nil {
 			http.Error(w, "item id must be 1-64 letters, digits, '_' or '-'", http.StatusNotFound)
