@@ -603,3 +603,32 @@ func TestTwoWorkersShareTheConsumer(t *testing.T) {
 		}
 	}
 }
+
+// The worker may start before PostgreSQL: it reports not ready, migrates
+// once PostgreSQL is up, then archives.
+func TestStartsBeforePostgres(t *testing.T) {
+	t.Parallel()
+	ns := testenv.NATS(t)
+	pg := testenv.Postgres(t)
+	pgURL := pg.CreateDB(t)
+	pg.Stop()
+	js := ns.JetStream()
+	w := startWorker(t, ns.URL(), pgURL)
+	code, body, err := get(w.addr, "/ready")
+	if err != nil || code != http.StatusServiceUnavailable || !strings.Contains(body, "schema") {
+		t.Errorf("GET /ready with PostgreSQL down = %d %s (%v), want 503 naming the schema", code, body, err)
+	}
+	ensureStream(t, js)
+	evs := history(5, 100)
+	publish(t, js, evs)
+	pg.Start()
+	waitFor(t, time.Minute, "archive drained", func() error { return drained(js) })
+	checkArchive(t, pgURL, evs)
+	waitFor(t, 10*time.Second, "ready", func() error {
+		code, body, err := get(w.addr, "/ready")
+		if err == nil && code != http.StatusOK {
+			err = fmt.Errorf("GET /ready = %d %s", code, body)
+		}
+		return err
+	})
+}
