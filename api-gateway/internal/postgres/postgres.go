@@ -9,12 +9,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/bidding-platform/shared/models"
@@ -102,6 +104,9 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 			ORDER BY seq DESC, event_id DESC LIMIT $4`, itemID, seq, eventID, limit+1)
 	}
 	if err != nil {
+		if isUndefinedTable(err) {
+			return emptyPage(itemID), nil
+		}
 		return models.BidPage{}, fmt.Errorf("query bid history of %s: %w", itemID, err)
 	}
 	bids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (models.Bid, error) {
@@ -115,6 +120,12 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 		b.Timestamp = b.Timestamp.UTC()
 		return b, err
 	})
+	if isUndefinedTable(err) {
+		// The archival worker creates the tables when it first starts; until
+		// then nothing has been archived, which is an empty history, not an
+		// outage.
+		return emptyPage(itemID), nil
+	}
 	if err != nil {
 		return models.BidPage{}, fmt.Errorf("read bid history of %s: %w", itemID, err)
 	}
@@ -128,6 +139,15 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 		page.Bids = []models.Bid{}
 	}
 	return page, nil
+}
+
+func emptyPage(itemID string) models.BidPage {
+	return models.BidPage{ItemID: itemID, Bids: []models.Bid{}}
+}
+
+func isUndefinedTable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
 }
 
 // cursorVersion lets the format change without misreading old cursors.

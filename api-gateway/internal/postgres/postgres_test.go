@@ -214,3 +214,19 @@ func TestDownOrHungPostgresFailsInsteadOfHanging(t *testing.T) {
 	}
 	down.Close()
 }
+
+func TestHistoryBeforeTheArchiveExistsIsEmpty(t *testing.T) {
+	t.Parallel()
+	s, err := postgres.Open(context.Background(), testenv.PostgresDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	page, err := s.BidHistory(context.Background(), "item_1", 10, "")
+	if err != nil {
+		t.Fatalf("BidHistory on a database the worker has not migrated: %v, want an empty page", err)
+	}
+	if len(page.Bids) != 0 || page.NextCursor != "" || page.ItemID != "item_1" {
+		t.Errorf("page = %+v, want item_1 with no bids and no cursor", page)
+	}
+}
