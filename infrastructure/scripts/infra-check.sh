@@ -38,7 +38,8 @@ else
   trap 'rm -rf "$tmp"' EXIT
   data_dir=$tmp/terraform/data
   mkdir -p "$data_dir"
-  export TF_DATA_DIR=$data_dir TF_IN_AUTOMATION=1
+  # No CLI configuration is needed offline; an empty one silences the warning.
+  export TF_DATA_DIR=$data_dir TF_IN_AUTOMATION=1 TF_CLI_CONFIG_FILE=/dev/null
   step "terraform init -backend=false -plugin-dir=$plugin_dir"
   if terraform -chdir="$tf" init -backend=false -plugin-dir="$plugin_dir" -input=false -no-color >"$data_dir/init.log" 2>&1; then
     step "terraform validate"

@@ -142,6 +142,7 @@ locals {
     BATCH_SIZE   = tostring(var.batch_size)
     BATCH_WAIT   = var.batch_wait
     ACK_WAIT     = "30s"
+    WRITERS      = "2"
     LOG_LEVEL    = var.log_level
     LOG_FORMAT   = "json"
   }
