@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"sort"
 	"time"
 )
 
@@ -28,29 +27,48 @@ type Check func(ctx context.Context) error
 // pass, 503 naming the failing ones otherwise, so a load balancer stops
 // sending traffic to an instance whose dependencies are gone.
 func Readiness(service string, timeout time.Duration, checks map[string]Check) http.HandlerFunc {
-	names := make([]string, 0, len(checks))
-	for name := range checks {
-		names = append(names, name)
+	return Degradable(service, timeout, checks, nil)
+}
+
+// Degradable is Readiness for a service that keeps working, with less, when
+// some dependencies are down: a failing optional check is reported as
+// "degraded" with 200, so a load balancer keeps the instance; only a failing
+// required check answers 503. Checks run concurrently, so the answer takes
+// as long as the slowest check, not their sum.
+func Degradable(service string, timeout time.Duration, required, optional map[string]Check) http.HandlerFunc {
+	type result struct {
+		name     string
+		err      error
+		required bool
 	}
-	sort.Strings(names)
 	return func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		results := make(map[string]string, len(checks))
-		status := http.StatusOK
-		for _, name := range names {
-			if err := checks[name](ctx); err != nil {
-				results[name] = err.Error()
-				status = http.StatusServiceUnavailable
-				continue
+		results := make(chan result, len(required)+len(optional))
+		for name, check := range required {
+			go func() { results <- result{name, check(ctx), true} }()
+		}
+		for name, check := range optional {
+			go func() { results <- result{name, check(ctx), false} }()
+		}
+		checks := make(map[string]string, len(required)+len(optional))
+		status, state := http.StatusOK, "ready"
+		for range len(required) + len(optional) {
+			res := <-results
+			switch {
+			case res.err == nil:
+				checks[res.name] = "ok"
+			case res.required:
+				checks[res.name] = res.err.Error()
+				status, state = http.StatusServiceUnavailable, "not_ready"
+			default:
+				checks[res.name] = "degraded: " + res.err.Error()
+				if state == "ready" {
+					state = "degraded"
+				}
 			}
-			results[name] = "ok"
 		}
-		state := "ready"
-		if status != http.StatusOK {
-			state = "not_ready"
-		}
-		writeJSON(w, status, map[string]any{"status": state, "service": service, "checks": results})
+		writeJSON(w, status, map[string]any{"status": state, "service": service, "checks": checks})
 	}
 }
 

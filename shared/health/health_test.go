@@ -47,3 +47,35 @@ func TestReadiness(t *testing.T) {
 		})
 	}
 }
+
+func TestDegradable(t *testing.T) {
+	t.Parallel()
+	ok := func(context.Context) error { return nil }
+	down := func(context.Context) error { return errors.New("connection refused") }
+	for _, tt := range []struct {
+		name       string
+		required   map[string]Check
+		optional   map[string]Check
+		wantStatus int
+		wantState  string
+	}{
+		{"all up", map[string]Check{"redis": ok}, map[string]Check{"nats": ok}, http.StatusOK, "ready"},
+		{"optional down", map[string]Check{"redis": ok}, map[string]Check{"nats": down}, http.StatusOK, "degraded"},
+		{"required down", map[string]Check{"redis": down}, map[string]Check{"nats": down}, http.StatusServiceUnavailable, "not_ready"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			Degradable("svc", time.Second, tt.required, tt.optional)(rec, httptest.NewRequest(http.MethodGet, "/ready", nil))
+			var body struct {
+				Status string
+				Checks map[string]string
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if rec.Code != tt.wantStatus || body.Status != tt.wantState || len(body.Checks) != 2 {
+				t.Errorf("got %d %q %v, want %d %q and both checks", rec.Code, body.Status, body.Checks, tt.wantStatus, tt.wantState)
+			}
+		})
+	}
+}

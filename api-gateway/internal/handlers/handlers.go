@@ -107,7 +107,10 @@ func New(cfg Config, d Deps) http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.observe, s.recover, s.cors)
 	r.Get("/health", health.Liveness(ServiceName))
-	r.Get("/ready", s.ready)
+	// 503 only when Redis is unreachable: without NATS or PostgreSQL bids
+	// are still taken (the outbox holds events), so a load balancer must keep
+	// sending them; those dependencies show as "degraded".
+	r.Get("/ready", health.Degradable(ServiceName, time.Second, d.Ready, d.Degraded))
 	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.limitIP)
@@ -251,44 +254,6 @@ func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
 	secs := int((wait + time.Second - 1) / time.Second)
 	w.Header().Set("Retry-After", fmt.Sprint(max(1, secs)))
 	writeError(w, http.StatusTooManyRequests, msg)
-}
-
-// ready answers 503 only when Redis is unreachable: without NATS or
-// PostgreSQL bids are still taken (the outbox holds events), so a load
-// balancer must keep sending them; those appear as "degraded".
-func (s *server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
-	defer cancel()
-	type result struct {
-		name     string
-		err      error
-		required bool
-	}
-	results := make(chan result, len(s.d.Ready)+len(s.d.Degraded))
-	for name, c := range s.d.Ready {
-		go func() { results <- result{name, c(ctx), true} }()
-	}
-	for name, c := range s.d.Degraded {
-		go func() { results <- result{name, c(ctx), false} }()
-	}
-	checks := make(map[string]string)
-	status, state := http.StatusOK, "ready"
-	for range len(s.d.Ready) + len(s.d.Degraded) {
-		res := <-results
-		switch {
-		case res.err == nil:
-			checks[res.name] = "ok"
-		case res.required:
-			checks[res.name] = res.err.Error()
-			status, state = http.StatusServiceUnavailable, "not_ready"
-		default:
-			checks[res.name] = "degraded: " + res.err.Error()
-			if state == "ready" {
-				state = "degraded"
-			}
-		}
-	}
-	writeJSON(w, status, map[string]any{"status": state, "service": ServiceName, "checks": checks})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
