@@ -328,13 +328,7 @@ func TestPostgresKilledMidStreamLosesNothing(t *testing.T) {
 
 	evs := history(10, 500)
 	publish(t, js, evs[:3000])
-	waitFor(t, time.Minute, "first rows archived", func() error {
-		n, err := countBids(t, pgURL)
-		if err == nil && n == 0 {
-			err = fmt.Errorf("no rows yet")
-		}
-		return err
-	})
+	waitForFirstRows(t, pgURL)
 	pg.Kill()
 	publish(t, js, evs[3000:])
 	waitFor(t, 30*time.Second, "worker reports not ready", func() error {
@@ -564,13 +558,7 @@ func TestNATSRestartedMidStreamLosesNothing(t *testing.T) {
 
 	evs := history(10, 300)
 	publish(t, js, evs[:1500])
-	waitFor(t, time.Minute, "first rows archived", func() error {
-		n, err := countBids(t, pgURL)
-		if err == nil && n == 0 {
-			err = fmt.Errorf("no rows yet")
-		}
-		return err
-	})
+	waitForFirstRows(t, pgURL)
 	ns.Restart()
 	publish(t, js, evs[1500:])
 	waitFor(t, 2*time.Minute, "archive drained", func() error { return drained(js) })
@@ -628,6 +616,19 @@ func TestStartsBeforePostgres(t *testing.T) {
 		code, body, err := get(w.addr, "/ready")
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("GET /ready = %d %s", code, body)
+		}
+		return err
+	})
+}
+
+// waitForFirstRows waits until the worker has committed something, so that a
+// fault injected next hits it mid-stream.
+func waitForFirstRows(t *testing.T, pgURL string) {
+	t.Helper()
+	waitFor(t, time.Minute, "first rows archived", func() error {
+		n, err := countBids(t, pgURL)
+		if err == nil && n == 0 {
+			err = fmt.Errorf("no rows yet")
 		}
 		return err
 	})
