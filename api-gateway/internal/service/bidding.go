@@ -289,7 +289,18 @@ func (s *Service) round(l *lane) bool {
 	results, err := s.call(reqs)
 	l.mu.Lock()
 	l.learn(results, err, s.now())
+	var stranded []*pending
+	if err != nil {
+		// Redis did not answer in time. The bids queued behind this call
+		// arrived during the same outage: answer them now instead of making
+		// each batch wait out its own timeout, which would stretch a 503
+		// to several timeouts under load. None of them reached Redis.
+		stranded, l.queue = l.queue, nil
+	}
 	l.mu.Unlock()
+	for _, p := range stranded {
+		p.finish(BidResult{}, err)
+	}
 	for i, p := range batch {
 		if err != nil {
 			p.finish(BidResult{}, err)

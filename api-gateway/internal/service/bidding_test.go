@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,8 @@ type memStore struct {
 	calls [][]BidRequest
 	// gate, when set, holds each PlaceBids call until it receives.
 	gate chan struct{}
+	// fail, when set, is what PlaceBids returns after the gate.
+	fail error
 }
 
 func newMemStore() *memStore { return &memStore{items: map[string]models.Item{}} }
@@ -33,6 +36,9 @@ func (m *memStore) PlaceBids(ctx context.Context, reqs []BidRequest) ([]BidResul
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.calls = append(m.calls, reqs)
+	if m.fail != nil {
+		return nil, m.fail
+	}
 	out := make([]BidResult, len(reqs))
 	for i, r := range reqs {
 		it, ok := m.items[r.ItemID]
@@ -239,6 +245,49 @@ func TestCoalescing(t *testing.T) {
 	defer p.mu.Unlock()
 	if len(p.got) != int(it.BidCount) {
 		t.Errorf("%d events published, want %d", len(p.got), it.BidCount)
+	}
+}
+
+// When Redis does not answer, the bids queued behind the failed call get
+// their 503 at once instead of each batch waiting out its own timeout.
+func TestOutageAnswersQueuedBidsAtOnce(t *testing.T) {
+	t.Parallel()
+	store := newMemStore()
+	s, _ := newService(t, store, Config{Prefilter: true, Coalesce: true})
+	store.gate = make(chan struct{})
+	ctx := context.Background()
+
+	errs := make(chan error, 11)
+	bid := func(user string) {
+		_, err := s.PlaceBid(ctx, Bid{ItemID: "lot", UserID: user, Amount: 5000})
+		errs <- err
+	}
+	go bid("first")
+	waitLane(t, s, func(l *lane) bool { return l.busy })
+	for i := 0; i < 10; i++ {
+		go bid(fmt.Sprintf("u%d", i))
+	}
+	waitLane(t, s, func(l *lane) bool { return len(l.queue) == 10 })
+	store.mu.Lock()
+	store.fail = fmt.Errorf("dial tcp: connection refused: %w", ErrUnavailable)
+	store.mu.Unlock()
+	store.gate <- struct{}{} // only the first call gets through, and fails
+
+	deadline := time.After(5 * time.Second)
+	for i := 0; i < 11; i++ {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrUnavailable) {
+				t.Errorf("bid %d: err = %v, want ErrUnavailable", i, err)
+			}
+		case <-deadline:
+			t.Fatalf("%d of 11 bids answered; the rest wait for another store call", i)
+		}
+	}
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	if got := len(store.calls); got != 1 {
+		t.Errorf("%d store calls, want 1 (queued bids must not reach the store)", got)
 	}
 }
 
