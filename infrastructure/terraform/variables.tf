@@ -317,9 +317,9 @@ variable "max_connections" {
 }
 
 variable "batch_size" {
-  description = "BATCH_SIZE: messages the archival worker writes per PostgreSQL transaction."
+  description = "BATCH_SIZE: most messages the archival worker writes per PostgreSQL transaction."
   type        = number
-  default     = 500
+  default     = 4000
 
   validation {
     condition     = var.batch_size >= 1 && var.batch_size <= 10000

@@ -51,7 +51,7 @@ func DefaultConfig() Config {
 		PostgresURL: config.Secret(config.DefaultPostgresURL),
 		NATSURL:     config.DefaultNATSURL,
 		HTTPAddr:    ":8082",
-		BatchSize:   500,
+		BatchSize:   4000,
 		BatchWait:   100 * time.Millisecond,
 		AckWait:     30 * time.Second,
 		Writers:     2,

@@ -17,7 +17,7 @@ func TestLoadConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.HTTPAddr != ":8082" || c.BatchSize != 500 || c.BatchWait != 100*time.Millisecond ||
+		if c.HTTPAddr != ":8082" || c.BatchSize != 4000 || c.BatchWait != 100*time.Millisecond ||
 			c.NATSURL != config.DefaultNATSURL || c.PostgresURL.Reveal() != config.DefaultPostgresURL || c.AckWait != 30*time.Second || c.Writers != 2 {
 			t.Errorf("defaults = %+v, want the README's", c)
 		}

@@ -192,6 +192,9 @@ func BenchmarkArchiveRate(b *testing.B) {
 		{database.Copy, 500, 2, total},
 		{database.Unnest, 500, 2, total},
 		{database.Copy, 2000, 1, total},
+		{database.Unnest, 2000, 2, total},
+		{database.Unnest, 2000, 3, total},
+		{database.Unnest, 4000, 2, total},
 	} {
 		b.Run(fmt.Sprintf("%s/batch=%d/writers=%d", tc.strategy, tc.batch, tc.writers), func(b *testing.B) {
 			// The machine is shared: with -benchtime Nx, report the best
@@ -225,7 +228,7 @@ func BenchmarkLag(b *testing.B) {
 					b.Fatal(err)
 				}
 				const seconds = 10
-				rec, _ := env.run(b, database.Unnest, 500, 2, 0, seconds*time.Second+500*time.Millisecond, func(ctx context.Context) {
+				rec, _ := env.run(b, database.Unnest, 4000, 2, 0, seconds*time.Second+500*time.Millisecond, func(ctx context.Context) {
 					go func() {
 						// One tick a millisecond, rate/1000 events a tick.
 						t := time.NewTicker(time.Millisecond)

@@ -58,7 +58,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
-		c.BatchSize = 500
+		c.BatchSize = 4000
 	}
 	if c.BatchWait <= 0 {
 		c.BatchWait = 100 * time.Millisecond
