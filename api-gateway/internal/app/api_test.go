@@ -307,3 +307,48 @@ func TestItems(t *testing.T) {
 		t.Errorf("close event = %+v, want auction_closed won by alice", evs[1])
 	}
 }
+
+// A bid inside the soft-close window moves the end to SOFT_CLOSE after the
+// bid; a bid earlier leaves the end alone.
+func TestSoftCloseThroughHTTP(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.AutoCreate, c.SoftClose = false, time.Minute })
+	g := e.gw
+	create := func(id string, endsAt time.Time) time.Time {
+		t.Helper()
+		a := do(t, "POST", g.url+"/api/v1/items", `{"id":"`+id+`","name":"Lot","starting_price":10,"ends_at":"`+endsAt.UTC().Format(time.RFC3339Nano)+`"}`)
+		if a.Status != 201 {
+			t.Fatalf("create %s = %d %s", id, a.Status, a.Body)
+		}
+		return endsAtOf(t, a)
+	}
+	bid := func(id string) {
+		t.Helper()
+		if a := do(t, "POST", g.url+"/api/v1/items/"+id+"/bid", `{"user_id":"u1","amount":10}`); a.Status != 200 {
+			t.Fatalf("bid on %s = %d %s", id, a.Status, a.Body)
+		}
+	}
+
+	closing := create("closing", time.Now().Add(20*time.Second))
+	before := time.Now()
+	bid("closing")
+	moved := endsAtOf(t, do(t, "GET", g.url+"/api/v1/items/closing", ""))
+	if !moved.After(closing) || moved.Before(before.Add(time.Minute-2*time.Second)) {
+		t.Errorf("ends_at after a bid 20s before the end = %v, want about a minute after the bid (was %v)", moved, closing)
+	}
+
+	far := create("far", time.Now().Add(time.Hour))
+	bid("far")
+	if got := endsAtOf(t, do(t, "GET", g.url+"/api/v1/items/far", "")); !got.Equal(far) {
+		t.Errorf("ends_at after a bid an hour before the end = %v, want unchanged %v", got, far)
+	}
+}
+
+func endsAtOf(t *testing.T, a answer) time.Time {
+	t.Helper()
+	ts, err := time.Parse(time.RFC3339Nano, a.str("ends_at"))
+	if err != nil {
+		t.Fatalf("ends_at in %s: %v", a.Body, err)
+	}
+	return ts
+}
