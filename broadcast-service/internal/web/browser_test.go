@@ -176,10 +176,21 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	}
 	_, stop = startService(t, addr, n.URL(), gwSrv.URL)
 	waitText(t, bctx, "#price", "$142.50", 30*time.Second)
-	got, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](
-		`Array.from(document.querySelectorAll('#bids li')).map(li => li.dataset.seq)`))
-	if err != nil {
-		t.Fatal(err)
+	// The snapshot can show the new price before the replayed events that
+	// fill the list arrive, so wait for the list to reach three entries.
+	var got []string
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var err error
+		got, err = chromedp.Run(bctx, chromedp.Evaluate[[]string](
+			`Array.from(document.querySelectorAll('#bids li')).map(li => li.dataset.seq)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) >= 3 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if want := []string{"3", "2", "1"}; strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("bid list seqs after reconnect = %v, want %v (newest first, no gap, no duplicate)", got, want)
