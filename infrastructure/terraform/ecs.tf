@@ -29,11 +29,9 @@ resource "aws_cloudwatch_log_group" "service" {
 
 # ---------------------------------------------------------------- IAM
 
-# The execution role lets ECS pull images, write logs and read exactly the
-# secrets the tasks get injected; the services themselves call no AWS API.
-resource "aws_iam_role" "execution" {
-  name = "${local.name}-ecs-execution"
-  assume_role_policy = jsonencode({
+locals {
+  # Every role here is assumed by ECS tasks and by nothing else.
+  ecs_tasks_assume_role = jsonencode({
     Version = "2012-10-17"
     Statement = [{
       Effect    = "Allow"
@@ -41,6 +39,13 @@ resource "aws_iam_role" "execution" {
       Action    = "sts:AssumeRole"
     }]
   })
+}
+
+# The execution role lets ECS pull images, write logs and read exactly the
+# secrets the tasks get injected; the services themselves call no AWS API.
+resource "aws_iam_role" "execution" {
+  name               = "${local.name}-ecs-execution"
+  assume_role_policy = local.ecs_tasks_assume_role
 }
 
 resource "aws_iam_role_policy_attachment" "execution" {
@@ -63,15 +68,8 @@ resource "aws_iam_role_policy" "execution_secrets" {
 
 # The service tasks' role: no permissions (they use no AWS API).
 resource "aws_iam_role" "task" {
-  name = "${local.name}-ecs-task"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  name               = "${local.name}-ecs-task"
+  assume_role_policy = local.ecs_tasks_assume_role
 }
 
 # ---------------------------------------------------------------- configuration

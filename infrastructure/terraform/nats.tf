@@ -68,15 +68,8 @@ resource "aws_service_discovery_service" "nats" {
 # The NATS task mounts the access point with IAM authorisation: this role and
 # no other may write the store.
 resource "aws_iam_role" "nats_task" {
-  name = "${local.name}-nats-task"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "ecs-tasks.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-    }]
-  })
+  name               = "${local.name}-nats-task"
+  assume_role_policy = local.ecs_tasks_assume_role
 }
 
 resource "aws_iam_role_policy" "nats_efs" {
