@@ -375,7 +375,10 @@ func classify(err error) error {
 	var rerr goredis.Error
 	if errors.As(err, &rerr) {
 		msg := rerr.Error()
-		for _, p := range []string{"CLUSTERDOWN", "LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY "} {
+		// A MOVED or ASK that reaches us means go-redis used up its
+		// redirects: the slot's owner is unreachable or the cluster is
+		// resharding, which is an outage of that item, not a bad request.
+		for _, p := range []string{"CLUSTERDOWN", "LOADING", "TRYAGAIN", "MASTERDOWN", "READONLY", "BUSY ", "MOVED ", "ASK "} {
 			if strings.HasPrefix(msg, p) {
 				return fmt.Errorf("%w: %w", service.ErrUnavailable, err)
 			}
