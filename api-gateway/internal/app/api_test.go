@@ -126,21 +126,55 @@ func TestMalformedBids(t *testing.T) {
 		{name: "bad idempotency key", body: `{"user_id":"bob","amount":30}`, headers: []string{"Idempotency-Key", strings.Repeat("k", 129)}, status: 400, msg: "Idempotency-Key must be"},
 		{name: "unknown item", path: "/api/v1/items/nosuch/bid", body: `{"user_id":"bob","amount":30}`, status: 404, msg: "Item not found"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			path := tt.path
-			if path == "" {
-				path = "/api/v1/items/lot1/bid"
-			}
-			a := do(t, "POST", g.url+path, tt.body, tt.headers...)
-			if a.Status != tt.status || !strings.Contains(a.str("message"), tt.msg) || a.str("success") != "false" {
-				t.Errorf("POST %.80s\n got %d %s\nwant %d with message containing %q", tt.body, a.Status, a.Body, tt.status, tt.msg)
-			}
-		})
+	// API clients' bids take the gateway's native fasthttp path; a browser's
+	// (it sends Origin) goes through chi for CORS, which then says Vary:
+	// Origin. Both must answer alike.
+	for _, via := range []struct {
+		name    string
+		headers []string
+	}{{"native", nil}, {"chi", []string{"Origin", "http://page.test"}}} {
+		for _, tt := range tests {
+			t.Run(via.name+"/"+tt.name, func(t *testing.T) {
+				path := tt.path
+				if path == "" {
+					path = "/api/v1/items/lot1/bid"
+				}
+				a := do(t, "POST", g.url+path, tt.body, append(tt.headers, via.headers...)...)
+				if a.Status != tt.status || !strings.Contains(a.str("message"), tt.msg) || a.str("success") != "false" {
+					t.Errorf("POST %.80s\n got %d %s\nwant %d with message containing %q", tt.body, a.Status, a.Body, tt.status, tt.msg)
+				}
+				if chi := a.Header.Get("Vary") == "Origin"; chi != (via.name == "chi") {
+					t.Errorf("answered by the chi router: %v, want %v", chi, via.name == "chi")
+				}
+				if ct := a.Header.Get("Content-Type"); ct != "application/json" {
+					t.Errorf("Content-Type = %q", ct)
+				}
+			})
+		}
 	}
 	after := g.item(t, "lot1")
 	if after != before {
 		t.Errorf("item changed by bad requests:\n got %+v\nwant %+v", after, before)
+	}
+}
+
+// What the HTTP server itself refuses, before any handler, still gets the
+// API's error shape.
+func TestUnreadableRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot", "10.00", "1.00")
+	huge := `{"user_id":"bob","amount":30,"pad":"` + strings.Repeat("x", 100<<10) + `"}`
+	if a := do(t, "POST", g.url+"/api/v1/items/lot/bid", huge); a.Status != 413 || !strings.Contains(a.str("message"), "must not exceed 4096 bytes") {
+		t.Errorf("100 KiB body: got %d %s", a.Status, a.Body)
+	}
+	long := strings.Repeat("k", 20<<10)
+	if a := do(t, "POST", g.url+"/api/v1/items/lot/bid", `{"user_id":"bob","amount":30}`, "X-Padding", long); a.Status != 431 || !strings.Contains(a.str("message"), "headers are too large") {
+		t.Errorf("20 KiB header: got %d %s", a.Status, a.Body)
+	}
+	if it := g.item(t, "lot"); it.BidCount != 0 {
+		t.Errorf("bid count = %d after refused requests, want 0", it.BidCount)
 	}
 }
 

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,87 +34,122 @@ type bidBody struct {
 	Amount json.RawMessage `json:"amount"`
 }
 
+// bidInput is one bid request as a transport hands it over.
+type bidInput struct {
+	itemID  string
+	body    []byte
+	bodyErr error // the body could not be read or was too large
+	auth    string
+	idemKey string
+}
+
+// bidAnswer is a bid's HTTP answer. body aliases the buffer given to
+// decideBid.
+type bidAnswer struct {
+	status     int
+	body       []byte
+	retryAfter string // seconds, on 429 and 503
+	challenge  bool   // a 401 asks for a bearer token
+}
+
+const bearerChallenge = `Bearer realm="bids"`
+
+// placeBid is the bid route on net/http (browsers, through CORS); fastBid
+// is the same route on fasthttp. Both only translate: decideBid is the bid.
 func (s *server) placeBid(w http.ResponseWriter, r *http.Request) {
-	itemID := chi.URLParam(r, "id")
-	if err := models.ValidateID(itemID); err != nil {
-		s.badBid(w, "item id: "+err.Error())
-		return
+	in := bidInput{itemID: chi.URLParam(r, "id"), auth: r.Header.Get("Authorization"), idemKey: r.Header.Get("Idempotency-Key")}
+	if buf, err := readBody(r, s.cfg.MaxBody); err != nil {
+		in.bodyErr = err
+	} else {
+		in.body = buf.Bytes()
+		defer releaseBody(buf)
+	}
+	bp := s.bufs.Get().(*[]byte)
+	a := s.decideBid(r.Context(), in, (*bp)[:0])
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Cache-Control"] = noStore
+	if a.retryAfter != "" {
+		h.Set("Retry-After", a.retryAfter)
+	}
+	if a.challenge {
+		h.Set("WWW-Authenticate", bearerChallenge)
+	}
+	w.WriteHeader(a.status)
+	_, _ = w.Write(a.body) // the client went away; nothing to do
+	*bp = a.body[:0]
+	s.bufs.Put(bp)
+}
+
+// decideBid validates a bid, checks who sends it and lets the bidding
+// service decide it; the answer is encoded into buf.
+func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnswer {
+	if err := models.ValidateID(in.itemID); err != nil {
+		return s.badBid(buf, "item id: "+err.Error())
 	}
 	var subject string
 	if s.cfg.JWTSecret != "" {
-		sub, err := s.authenticate(r)
+		sub, err := s.authenticate(in.auth)
 		if err != nil {
 			s.d.Metrics.bid("unauthorized")
-			w.Header().Set("WWW-Authenticate", `Bearer realm="bids"`)
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
+			a := errorAnswer(buf, http.StatusUnauthorized, err.Error())
+			a.challenge = true
+			return a
 		}
 		subject = sub
 	}
-	buf, err := readBody(r, s.cfg.MaxBody)
-	if err != nil {
-		s.badBid(w, err.Error())
-		return
+	if in.bodyErr != nil {
+		return s.badBid(buf, in.bodyErr.Error())
 	}
-	defer releaseBody(buf)
 	var (
 		userID     string
 		amountText []byte
 	)
-	if u, a, ok := parseBidFast(buf.Bytes()); ok {
+	if u, a, ok := parseBidFast(in.body); ok {
 		userID, amountText = string(u), a
 	} else {
 		var body bidBody
-		if err := decodeBytes(buf.Bytes(), &body, bidFields); err != nil {
-			s.badBid(w, err.Error())
-			return
+		if err := decodeBytes(in.body, &body, bidFields); err != nil {
+			return s.badBid(buf, err.Error())
 		}
 		if body.UserID == nil {
-			s.badBid(w, "user_id is required")
-			return
+			return s.badBid(buf, "user_id is required")
 		}
 		if len(body.Amount) == 0 {
-			s.badBid(w, "amount is required")
-			return
+			return s.badBid(buf, "amount is required")
 		}
 		userID, amountText = *body.UserID, body.Amount
 	}
 	if err := models.ValidateID(userID); err != nil {
-		s.badBid(w, "user_id: "+err.Error())
-		return
+		return s.badBid(buf, "user_id: "+err.Error())
 	}
 	// The number's text, never float64: 0.1+0.2 must stay exact.
 	amount, err := models.ParseMoney(string(amountText))
 	if err != nil {
-		s.badBid(w, "amount: "+err.Error())
-		return
+		return s.badBid(buf, "amount: "+err.Error())
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if key != "" && !validKey(key) {
-		s.badBid(w, fmt.Sprintf("Idempotency-Key must be 1-%d visible ASCII characters", maxIdemKeyLen))
-		return
+	if in.idemKey != "" && !validKey(in.idemKey) {
+		return s.badBid(buf, fmt.Sprintf("Idempotency-Key must be 1-%d visible ASCII characters", maxIdemKeyLen))
 	}
 	if s.cfg.JWTSecret != "" && subject != userID {
 		s.d.Metrics.bid("forbidden")
-		writeError(w, http.StatusForbidden, "user_id must be the authenticated user (the token's subject)")
-		return
+		return errorAnswer(buf, http.StatusForbidden, "user_id must be the authenticated user (the token's subject)")
 	}
 	if s.perUser != nil {
 		if ok, wait := s.perUser.allow(userID, time.Now()); !ok {
 			s.d.Metrics.bid("rate_limited")
-			tooMany(w, wait, "rate limit exceeded for this user")
-			return
+			return tooManyAnswer(buf, wait, "rate limit exceeded for this user")
 		}
 	}
-	res, err := s.d.Bids.PlaceBid(r.Context(), service.Bid{ItemID: itemID, UserID: userID, Amount: amount, IdempotencyKey: key})
+	res, err := s.d.Bids.PlaceBid(ctx, service.Bid{ItemID: in.itemID, UserID: userID, Amount: amount, IdempotencyKey: in.idemKey})
 	if err != nil {
 		s.d.Metrics.bid("unavailable")
-		if r.Context().Err() == nil {
-			s.d.Log.Warn("bid store unavailable", "item_id", itemID, "err", err)
+		if ctx.Err() == nil {
+			s.d.Log.Warn("bid store unavailable", "item_id", in.itemID, "err", err)
 		}
-		w.Header().Set("Retry-After", "1")
-		s.writeBid(w, http.StatusServiceUnavailable, false, msgUnavailable, 0, amount, "", 0, false)
-		return
+		a := bidReply(buf, http.StatusServiceUnavailable, false, msgUnavailable, 0, amount, "", 0, false)
+		a.retryAfter = "1"
+		return a
 	}
 	s.d.Metrics.bid(outcomeName(res.Outcome))
 	it := res.Item
@@ -128,30 +164,42 @@ func (s *server) placeBid(w http.ResponseWriter, r *http.Request) {
 		if res.Replayed {
 			cur = amount
 		}
-		s.writeBid(w, http.StatusOK, true, msgAccepted, cur, amount, eventID, it.MinNextBid(), true)
+		return bidReply(buf, http.StatusOK, true, msgAccepted, cur, amount, eventID, it.MinNextBid(), true)
 	case service.OutcomeTooLow:
 		// The README's message even below the starting price; min_next_bid
 		// says what would win.
-		s.writeBid(w, http.StatusConflict, false, msgTooLow, it.CurrentBid, amount, "", it.MinNextBid(), true)
+		return bidReply(buf, http.StatusConflict, false, msgTooLow, it.CurrentBid, amount, "", it.MinNextBid(), true)
 	case service.OutcomeNotActive:
 		msg := msgNotActive
 		if it.Status != "" {
 			msg += " (" + string(it.Status) + ")"
 		}
-		s.writeBid(w, http.StatusConflict, false, msg, it.CurrentBid, amount, "", it.MinNextBid(), it.ID != "")
+		return bidReply(buf, http.StatusConflict, false, msg, it.CurrentBid, amount, "", it.MinNextBid(), it.ID != "")
 	case service.OutcomeNotFound:
-		s.writeBid(w, http.StatusNotFound, false, msgNotFound, 0, amount, "", 0, false)
+		return bidReply(buf, http.StatusNotFound, false, msgNotFound, 0, amount, "", 0, false)
 	case service.OutcomeIdempotencyConflict:
-		s.writeBid(w, http.StatusUnprocessableEntity, false, msgIdemReused, 0, amount, "", 0, false)
-	default:
-		s.d.Log.Error("unknown bid outcome", "outcome", int(res.Outcome))
-		writeError(w, http.StatusInternalServerError, "internal error")
+		return bidReply(buf, http.StatusUnprocessableEntity, false, msgIdemReused, 0, amount, "", 0, false)
 	}
+	s.d.Log.Error("unknown bid outcome", "outcome", int(res.Outcome))
+	return errorAnswer(buf, http.StatusInternalServerError, "internal error")
 }
 
-func (s *server) badBid(w http.ResponseWriter, msg string) {
+func (s *server) badBid(buf []byte, msg string) bidAnswer {
 	s.d.Metrics.bid("invalid")
-	writeError(w, http.StatusBadRequest, msg)
+	return errorAnswer(buf, http.StatusBadRequest, msg)
+}
+
+// errorAnswer is writeError's body, encoded into buf.
+func errorAnswer(buf []byte, status int, msg string) bidAnswer {
+	b := append(buf, `{"success":false,"message":`...)
+	b = appendString(b, msg)
+	return bidAnswer{status: status, body: append(b, "}\n"...)}
+}
+
+func tooManyAnswer(buf []byte, wait time.Duration, msg string) bidAnswer {
+	a := errorAnswer(buf, http.StatusTooManyRequests, msg)
+	a.retryAfter = retryAfter(wait)
+	return a
 }
 
 func validKey(k string) bool {
@@ -167,8 +215,7 @@ func validKey(k string) bool {
 }
 
 // authenticate checks the bearer token and returns its subject.
-func (s *server) authenticate(r *http.Request) (string, error) {
-	h := r.Header.Get("Authorization")
+func (s *server) authenticate(h string) (string, error) {
 	tok, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok || strings.TrimSpace(tok) == "" {
 		return "", errors.New("authentication required: send Authorization: Bearer <token>")
@@ -188,13 +235,11 @@ func (s *server) authenticate(r *http.Request) (string, error) {
 	return claims.Subject, nil
 }
 
-// writeBid encodes a bid answer by hand, once, into a pooled buffer: the
-// shape is fixed and every string in it is either ours or a validated id,
-// so this is the hot path's only encoding.
-func (s *server) writeBid(w http.ResponseWriter, status int, success bool, msg string, cur, your models.Money, eventID string, minNext models.Money, withPrices bool) {
-	bp := s.bufs.Get().(*[]byte)
-	b := (*bp)[:0]
-	b = append(b, `{"success":`...)
+// bidReply encodes a bid answer by hand into buf: the shape is fixed and
+// every string in it is either ours or a validated id, so this is the hot
+// path's only encoding.
+func bidReply(buf []byte, status int, success bool, msg string, cur, your models.Money, eventID string, minNext models.Money, withPrices bool) bidAnswer {
+	b := append(buf, `{"success":`...)
 	b = strconv.AppendBool(b, success)
 	b = append(b, `,"message":`...)
 	b = appendString(b, msg)
@@ -214,14 +259,7 @@ func (s *server) writeBid(w http.ResponseWriter, status int, success bool, msg s
 		b = append(b, `,"min_next_bid":`...)
 		b = appendMoney(b, minNext)
 	}
-	b = append(b, "}\n"...)
-	h := w.Header()
-	h["Content-Type"] = jsonType
-	h["Cache-Control"] = noStore
-	w.WriteHeader(status)
-	_, _ = w.Write(b) // the client went away; nothing to do
-	*bp = b
-	s.bufs.Put(bp)
+	return bidAnswer{status: status, body: append(b, "}\n"...)}
 }
 
 var (

@@ -22,7 +22,7 @@ func readBody(r *http.Request, max int64) (*bytes.Buffer, error) {
 	}
 	if int64(buf.Len()) > max {
 		releaseBody(buf)
-		return nil, fmt.Errorf("request body must not exceed %d bytes", max)
+		return nil, errBodyTooLarge(max)
 	}
 	return buf, nil
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -84,8 +85,12 @@ type server struct {
 	bufs    sync.Pool
 }
 
-// New returns the gateway's HTTP handler.
+// New returns the gateway's net/http handler: every route through chi.
 func New(cfg Config, d Deps) http.Handler {
+	return newServer(cfg, d).router()
+}
+
+func newServer(cfg Config, d Deps) *server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = 4 << 10
 	}
@@ -104,19 +109,23 @@ func New(cfg Config, d Deps) http.Handler {
 		}
 		s.origins[o] = true
 	}
+	return s
+}
+
+func (s *server) router() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.observe, s.recover, s.cors)
 	r.Get("/health", health.Liveness(ServiceName))
 	// 503 only when Redis is unreachable: without NATS or PostgreSQL bids
 	// are still taken (the outbox holds events), so a load balancer must keep
 	// sending them; those dependencies show as "degraded".
-	r.Get("/ready", health.Degradable(ServiceName, time.Second, d.Ready, d.Degraded))
-	r.Handle("/metrics", promhttp.HandlerFor(d.Gatherer, promhttp.HandlerOpts{}))
+	r.Get("/ready", health.Degradable(ServiceName, time.Second, s.d.Ready, s.d.Degraded))
+	r.Handle("/metrics", promhttp.HandlerFor(s.d.Gatherer, promhttp.HandlerOpts{}))
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.limitIP)
 		r.Post("/items", s.createItem)
 		r.Get("/items/{id}", s.getItem)
-		r.Post("/items/{id}/bid", s.placeBid)
+		r.Post(bidPattern, s.placeBid)
 		r.Get("/items/{id}/bids", s.bidHistory)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
@@ -219,8 +228,18 @@ func (s *server) cors(next http.Handler) http.Handler {
 }
 
 func (s *server) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return s.clientIPOf(r.Header.Get("X-Forwarded-For"), host)
+}
+
+// clientIPOf is the address rate limits count against: the peer's, or with
+// TrustProxy the one the load balancer appended to X-Forwarded-For.
+func (s *server) clientIPOf(xff, peer string) string {
 	if s.cfg.TrustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+		if xff != "" {
 			if i := strings.LastIndexByte(xff, ','); i >= 0 {
 				xff = xff[i+1:]
 			}
@@ -229,11 +248,7 @@ func (s *server) clientIP(r *http.Request) string {
 			}
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return peer
 }
 
 func (s *server) limitIP(next http.Handler) http.Handler {
@@ -251,9 +266,14 @@ func (s *server) limitIP(next http.Handler) http.Handler {
 }
 
 func tooMany(w http.ResponseWriter, wait time.Duration, msg string) {
-	secs := int((wait + time.Second - 1) / time.Second)
-	w.Header().Set("Retry-After", fmt.Sprint(max(1, secs)))
+	w.Header().Set("Retry-After", retryAfter(wait))
 	writeError(w, http.StatusTooManyRequests, msg)
+}
+
+// retryAfter is a Retry-After value: whole seconds, at least one.
+func retryAfter(wait time.Duration) string {
+	secs := int((wait + time.Second - 1) / time.Second)
+	return strconv.Itoa(max(1, secs))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
