@@ -2,8 +2,10 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,14 +25,25 @@ const (
 // closeGrace bounds the close handshake with a viewer that is going away.
 const closeGrace = 2 * time.Second
 
-// client is one viewer connection: the HTTP handler's goroutine reads, one
-// writer goroutine writes whatever the hub queued.
+// client is one viewer connection: the HTTP handler's goroutine reads, and
+// frames reach the socket one of two ways. While the viewer keeps up, the
+// fan-out writes each frame itself with a non-blocking write, which costs one
+// system call and wakes no goroutine. When the socket is full, or frames are
+// already waiting, they go to a bounded queue that the viewer's writer
+// goroutine drains with blocking, deadline-bound writes. Only one of the two
+// owns the socket at a time (mu, writing), so frames never interleave or
+// overtake each other.
 type client struct {
 	conn *websocket.Conn
-	hub  *Hub
-	send chan *outMsg
+	// raw is the socket for the fan-out's direct writes; nil when the
+	// connection is not a plain socket, and then every frame is queued.
+	raw syscall.RawConn
+	hub *Hub
+	// wake tells the writer that q has frames; one pending signal covers
+	// any number of them, so it holds one.
+	wake chan struct{}
 	// pong carries the payload of the viewer's latest ping to the writer,
-	// which alone writes to the connection; one pending pong is enough
+	// which alone writes control frames; one pending pong is enough
 	// (RFC 6455 5.5.3).
 	pong    chan string
 	done    chan struct{}
@@ -38,19 +51,36 @@ type client struct {
 	code    int
 	text    string
 
+	mu sync.Mutex
+	q  []*outMsg // frames for the writer, at most SendQueueSize
+	// writing: the writer goroutine owns the socket (it is writing frames
+	// taken off q, or a control frame), so the fan-out must queue.
+	writing bool
+	// room is made by a replay waiting for space in q; the writer signals
+	// it whenever it takes frames off q.
+	room chan struct{}
+
 	// Guarded by the feed's lock.
 	catching bool      // replaying history; live events wait in backlog
 	backlog  []*outMsg // bounded by the queue size
 	minSeq   uint64    // events at or below this seq are not sent
+	idx      int       // position in the feed's list
 }
 
 func newClient(h *Hub, conn *websocket.Conn) *client {
-	return &client{conn: conn, hub: h, send: make(chan *outMsg, h.cfg.SendQueueSize), pong: make(chan string, 1), done: make(chan struct{})}
+	c := &client{conn: conn, hub: h, wake: make(chan struct{}, 1), pong: make(chan string, 1), done: make(chan struct{})}
+	if sc, ok := conn.NetConn().(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
+	}
+	return c
 }
 
-// push queues m without ever blocking the hub; a viewer whose queue is full
-// is disconnected as slow. Caller holds the feed's lock.
-func (c *client) push(m *outMsg) {
+// push sends m, or queues it, without ever blocking the hub; a viewer whose
+// queue is full is disconnected as slow. Caller holds the feed's lock, and s
+// belongs to the caller's goroutine.
+func (c *client) push(m *outMsg, s *sender) {
 	if m.seq != 0 && m.seq <= c.minSeq {
 		return
 	}
@@ -60,30 +90,72 @@ func (c *client) push(m *outMsg) {
 	default:
 	}
 	if c.catching {
-		if len(c.backlog) >= cap(c.send) {
+		if len(c.backlog) >= c.hub.cfg.SendQueueSize {
 			c.slow()
 			return
 		}
 		c.backlog = append(c.backlog, m)
 		return
 	}
-	select {
-	case c.send <- m:
-	default:
+	c.mu.Lock()
+	if !c.writing && len(c.q) == 0 && c.raw != nil {
+		n, err := s.write(c.raw, m.frame)
+		if err == nil && n == len(m.frame) {
+			c.mu.Unlock()
+			s.sent(m)
+			return
+		}
+		if err != nil && !errors.Is(err, syscall.EAGAIN) {
+			c.mu.Unlock()
+			c.stop(0, "") // the connection is gone; the reader ends too
+			return
+		}
+		if n > 0 {
+			// The socket took part of the frame: the rest must go
+			// before anything else, the close frame included.
+			m = &outMsg{frame: m.frame[n:], seq: m.seq, ts: m.ts, rest: true}
+		}
+	}
+	if len(c.q) >= c.hub.cfg.SendQueueSize {
+		c.mu.Unlock()
 		c.slow()
+		return
+	}
+	c.q = append(c.q, m)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 
 // enqueue queues m, waiting for room; only a joining viewer's own replay uses
 // it, before the viewer receives live events.
 func (c *client) enqueue(ctx context.Context, m *outMsg) error {
-	select {
-	case c.send <- m:
-		return nil
-	case <-c.done:
-		return context.Canceled
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		c.mu.Lock()
+		if len(c.q) < c.hub.cfg.SendQueueSize {
+			c.q = append(c.q, m)
+			c.mu.Unlock()
+			c.signal()
+			return nil
+		}
+		if c.room == nil {
+			c.room = make(chan struct{}, 1)
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-c.done:
+			return context.Canceled
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -104,7 +176,7 @@ func (c *client) stop(code int, text string) bool {
 	return first
 }
 
-// writeLoop writes queued messages and pings until the client stops.
+// writeLoop writes queued frames, pongs and pings until the client stops.
 func (c *client) writeLoop() {
 	cfg := &c.hub.cfg
 	ping := time.NewTicker(cfg.PingInterval)
@@ -117,71 +189,121 @@ func (c *client) writeLoop() {
 	for {
 		select {
 		case <-c.done:
-			if c.code != 0 {
-				msg := websocket.FormatCloseMessage(c.code, c.text)
-				_ = c.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))
-			}
+			c.closeFrame()
 			return
 		default:
 		}
+		var err error
 		select {
-		case m := <-c.send:
-			if err := c.write(m); err != nil {
-				c.stop(0, "")
-				return
-			}
+		case <-c.wake:
+			err = c.flush(false)
 		case data := <-c.pong:
-			if err := c.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(cfg.WriteTimeout)); err != nil {
-				c.stop(0, "")
-				return
-			}
+			err = c.control(websocket.PongMessage, []byte(data))
 		case <-ping.C:
-			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(cfg.WriteTimeout)); err != nil {
-				c.stop(0, "")
-				return
-			}
+			err = c.control(websocket.PingMessage, nil)
 		case <-c.done:
+		}
+		if err != nil {
+			c.stop(0, "")
+			return
 		}
 	}
 }
 
-// maxBatch bounds how many queued frames go out in one writev.
-const maxBatch = 32
+// closeFrame takes the socket for good and sends the close code, if any.
+func (c *client) closeFrame() {
+	c.mu.Lock()
+	c.writing = true // the fan-out no longer writes; pushes see done
+	q := c.q
+	c.q = nil
+	c.mu.Unlock()
+	if c.code == 0 {
+		return
+	}
+	deadline := time.Now().Add(closeGrace)
+	if len(q) > 0 && q[0].rest {
+		// A frame cut short must be completed, or the close frame would
+		// land inside it.
+		if err := c.writeFrames(q[:1], deadline); err != nil {
+			return
+		}
+	}
+	msg := websocket.FormatCloseMessage(c.code, c.text)
+	_ = c.conn.WriteControl(websocket.CloseMessage, msg, deadline)
+}
 
-// write sends m and whatever else is queued already in one system call.
-// Frames are written to the network connection directly: gorilla's own
-// writes (ping, pong, close) happen on this goroutine too, so nothing
-// interleaves.
-func (c *client) write(m *outMsg) error {
-	var msgs [maxBatch]*outMsg
-	var bufs [maxBatch][]byte
-	msgs[0], bufs[0] = m, m.frame
-	n := 1
-fill:
-	for n < maxBatch {
-		select {
-		case m := <-c.send:
-			msgs[n], bufs[n] = m, m.frame
-			n++
-		default:
-			break fill
+// control writes a ping or pong frame after whatever is queued, so it cannot
+// land inside an event frame the fan-out only partly wrote.
+func (c *client) control(messageType int, data []byte) error {
+	if err := c.flush(true); err != nil {
+		return err
+	}
+	if err := c.conn.WriteControl(messageType, data, time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	return c.flush(false)
+}
+
+// flush writes queued frames until none are left, then hands the socket back
+// to the fan-out, or, with hold, keeps it for a control frame.
+func (c *client) flush(hold bool) error {
+	c.mu.Lock()
+	c.writing = true
+	for len(c.q) > 0 {
+		batch := c.q
+		c.q = nil
+		if c.room != nil {
+			select {
+			case c.room <- struct{}{}:
+			default:
+			}
+		}
+		c.mu.Unlock()
+		err := c.writeFrames(batch, time.Now().Add(c.hub.cfg.WriteTimeout))
+		c.mu.Lock()
+		if err != nil {
+			c.mu.Unlock()
+			return err
 		}
 	}
+	c.writing = hold
+	c.mu.Unlock()
+	return nil
+}
+
+// maxBatch bounds how many frames go out in one writev.
+const maxBatch = 64
+
+// writeFrames writes msgs with as few system calls as the socket allows,
+// blocking until deadline. Frames are written to the network connection
+// directly: gorilla's own writes (ping, pong, close) happen on this
+// goroutine too, so nothing interleaves.
+func (c *client) writeFrames(msgs []*outMsg, deadline time.Time) error {
 	nc := c.conn.NetConn()
-	if err := nc.SetWriteDeadline(time.Now().Add(c.hub.cfg.WriteTimeout)); err != nil {
+	if err := nc.SetWriteDeadline(deadline); err != nil {
 		return err
 	}
-	nb := net.Buffers(bufs[:n])
-	if _, err := nb.WriteTo(nc); err != nil {
-		return err
-	}
-	c.hub.metrics.delivered.Add(float64(n))
-	now := time.Now()
-	for _, m := range msgs[:n] {
-		if !m.ts.IsZero() {
-			c.hub.metrics.latency.Observe(now.Sub(m.ts).Seconds())
+	var lat latencyBatch
+	for len(msgs) > 0 {
+		k := min(len(msgs), maxBatch)
+		var bufs [maxBatch][]byte
+		for i, m := range msgs[:k] {
+			bufs[i] = m.frame
 		}
+		nb := net.Buffers(bufs[:k])
+		if _, err := nb.WriteTo(nc); err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, m := range msgs[:k] {
+			if !m.ts.IsZero() {
+				lat.observe(now.Sub(m.ts))
+			}
+		}
+		c.hub.metrics.delivered.Add(float64(k))
+		msgs = msgs[k:]
 	}
+	c.hub.metrics.latency.add(&lat)
 	return nil
 }
 
@@ -193,7 +315,7 @@ func (c *client) readLoop() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(pong))
 	// gorilla answers pings and close frames from the reading goroutine by
 	// default; both are handed to the writer instead, the connection's
-	// only writer.
+	// only writer besides the fan-out.
 	c.conn.SetPingHandler(func(data string) error {
 		select {
 		case c.pong <- data:

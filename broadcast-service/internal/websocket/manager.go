@@ -1,6 +1,7 @@
 // Package websocket fans item events out to WebSocket viewers: a sharded hub
-// of items, one live feed per watched item, and per-viewer bounded queues
-// drained by one writer goroutine each.
+// of items, one live feed per watched item, direct non-blocking writes to
+// the viewers that keep up, and per-viewer bounded queues, drained by one
+// writer goroutine each, for those that momentarily do not.
 package websocket
 
 import (
@@ -124,7 +125,8 @@ type feed struct {
 	pending      []models.Event // live events received while initializing
 	last         uint64         // seq of the last event sent to viewers
 	state        state
-	clients      map[*client]struct{}
+	clients      []*client // client.idx is each one's position
+	senders      []*sender // one per fan-out goroutine, reused
 	// Viewer counts: other instances' counts, what this instance last
 	// published and when, the total last shown, and whether to publish at
 	// the next tick regardless.
@@ -189,7 +191,7 @@ func (h *Hub) close() {
 	h.mu.Unlock()
 	for _, f := range h.feeds() {
 		f.mu.Lock()
-		for c := range f.clients {
+		for _, c := range f.clients {
 			c.stop(closeGoingAway, "server shutting down")
 		}
 		f.mu.Unlock()
@@ -228,7 +230,7 @@ func (h *Hub) acquire(ctx context.Context, itemID string) (*feed, error) {
 	s.mu.Lock()
 	f, ok := s.feeds[itemID]
 	if !ok {
-		f = &feed{id: itemID, ready: make(chan struct{}), initializing: true, clients: make(map[*client]struct{}), remote: make(map[string]remoteCount)}
+		f = &feed{id: itemID, ready: make(chan struct{}), initializing: true, remote: make(map[string]remoteCount)}
 		s.feeds[itemID] = f
 	}
 	f.refs++
@@ -394,9 +396,7 @@ func (h *Hub) missed(f *feed, from, to uint64) {
 		h.log.Error("encode missed message", "err", err)
 		return
 	}
-	for c := range f.clients {
-		c.push(m)
-	}
+	h.fanout(f, m)
 }
 
 // catchUp sends whatever JetStream holds beyond the feed's last event, after
@@ -428,7 +428,7 @@ func (h *Hub) catchUp(ctx context.Context, f *feed) {
 	}
 }
 
-// deliver encodes ev once and queues it for every viewer. Caller holds f.mu.
+// deliver encodes ev once and sends it to every viewer. Caller holds f.mu.
 func (h *Hub) deliver(f *feed, ev models.Event) {
 	f.last = ev.Seq
 	f.state.apply(ev)
@@ -437,9 +437,7 @@ func (h *Hub) deliver(f *feed, ev models.Event) {
 		h.log.Error("encode event", "item_id", f.id, "seq", ev.Seq, "err", err)
 		return
 	}
-	for c := range f.clients {
-		c.push(m)
-	}
+	h.fanout(f, m)
 }
 
 // join adds c to the item's feed: first a snapshot, then, with since set,
@@ -467,9 +465,11 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 		h.release(f)
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
-	c.push(snap)
+	s := f.sender()
+	c.push(snap, s)
+	s.publish(h.metrics)
 	upTo := f.last
-	f.clients[c] = struct{}{}
+	f.add(c)
 	h.mu.Lock()
 	if h.closed {
 		// close ran between the check above and now and did not see c.
@@ -496,13 +496,15 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 	backlog := c.backlog
 	c.backlog = nil
 	if err != nil {
-		delete(f.clients, c)
+		f.remove(c)
 		h.release(f)
 		return nil, err
 	}
+	s = f.sender()
 	for _, m := range backlog {
-		c.push(m)
+		c.push(m, s)
 	}
+	s.publish(h.metrics)
 	return f, nil
 }
 
@@ -595,7 +597,7 @@ func (h *Hub) mustPrepare(v any) *outMsg {
 // last viewer.
 func (h *Hub) leave(f *feed, c *client) {
 	f.mu.Lock()
-	delete(f.clients, c)
+	f.remove(c)
 	f.mu.Unlock()
 	h.release(f)
 }

@@ -84,6 +84,8 @@ type outMsg struct {
 	seq uint64
 	// ts is the event's acceptance time, for the delivery latency histogram.
 	ts time.Time
+	// rest marks the unwritten end of a frame the socket took only part of.
+	rest bool
 }
 
 func prepare(v any, seq uint64, ts time.Time) (*outMsg, error) {

@@ -1,6 +1,11 @@
 package websocket
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the hub's Prometheus metrics, registered on an injected
 // registry so tests can read them from their own.
@@ -9,7 +14,7 @@ type Metrics struct {
 	rejected      prometheus.Counter
 	delivered     prometheus.Counter
 	slow          prometheus.Counter
-	latency       prometheus.Histogram
+	latency       *latencyHistogram
 	subscriptions prometheus.Gauge
 	recovered     prometheus.Counter
 	missed        prometheus.Counter
@@ -30,11 +35,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		slow: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_slow_viewers_dropped_total", Help: "Viewers disconnected because their send queue was full.",
 		}),
-		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "broadcast_delivery_latency_seconds",
-			Help:    "Time from an event's acceptance (its timestamp) to its write to a viewer.",
-			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
-		}),
+		latency: &latencyHistogram{desc: prometheus.NewDesc(
+			"broadcast_delivery_latency_seconds",
+			"Time from an event's acceptance (its timestamp) to its write to a viewer.",
+			nil, nil,
+		)},
 		subscriptions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "broadcast_item_subscriptions", Help: "Items with a live NATS subscription on this instance.",
 		}),
@@ -47,4 +52,74 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.connections, m.rejected, m.delivered, m.slow, m.latency, m.subscriptions, m.recovered, m.missed)
 	return m
+}
+
+// latencyBuckets are the delivery latency histogram's upper bounds, in
+// seconds.
+var latencyBuckets = [...]float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
+
+// latencyBounds are latencyBuckets as durations, so observing compares
+// integers.
+var latencyBounds = func() (b [len(latencyBuckets)]time.Duration) {
+	for i, s := range latencyBuckets {
+		b[i] = time.Duration(s * float64(time.Second))
+	}
+	return b
+}()
+
+// latencyBatch collects one goroutine's observations without atomics or
+// locks; the histogram takes them in one step. An event reaches every
+// viewer, so observing each write on a shared histogram would make all
+// fan-out goroutines contend on it 10,000 times per event.
+type latencyBatch struct {
+	counts [len(latencyBuckets) + 1]uint64 // the last one is +Inf
+	sum    time.Duration
+	n      uint64
+}
+
+func (b *latencyBatch) observe(d time.Duration) {
+	i := 0
+	for i < len(latencyBounds) && d > latencyBounds[i] {
+		i++
+	}
+	b.counts[i]++
+	b.sum += d
+	b.n++
+}
+
+// latencyHistogram is a Prometheus histogram fed by batches.
+type latencyHistogram struct {
+	desc   *prometheus.Desc
+	mu     sync.Mutex
+	counts [len(latencyBuckets) + 1]uint64
+	sum    float64 // seconds
+}
+
+// add moves b's observations into h and resets b.
+func (h *latencyHistogram) add(b *latencyBatch) {
+	if b.n == 0 {
+		return
+	}
+	h.mu.Lock()
+	for i, n := range b.counts {
+		h.counts[i] += n
+	}
+	h.sum += b.sum.Seconds()
+	h.mu.Unlock()
+	*b = latencyBatch{}
+}
+
+func (h *latencyHistogram) Describe(ch chan<- *prometheus.Desc) { ch <- h.desc }
+
+func (h *latencyHistogram) Collect(ch chan<- prometheus.Metric) {
+	buckets := make(map[float64]uint64, len(latencyBuckets))
+	h.mu.Lock()
+	var cum uint64
+	for i, ub := range latencyBuckets {
+		cum += h.counts[i]
+		buckets[ub] = cum
+	}
+	count, sum := cum+h.counts[len(latencyBuckets)], h.sum
+	h.mu.Unlock()
+	ch <- prometheus.MustNewConstHistogram(h.desc, count, sum, buckets)
 }

@@ -80,9 +80,7 @@ func (h *Hub) tickViewers(f *feed, now time.Time) {
 		if err != nil {
 			h.log.Error("encode viewers", "err", err)
 		} else {
-			for c := range f.clients {
-				c.push(m)
-			}
+			h.fanout(f, m)
 		}
 	}
 	if publish {
