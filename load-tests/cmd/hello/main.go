@@ -1,5 +1,5 @@
-// Command hello serves the plain net/http baseline that bench/contended.sh
-// measures next to the gateway.
+// Command hello serves the plain baselines (net/http, fasthttp) that
+// bench/contended.sh measures next to the gateway.
 package main
 
 import (
@@ -26,10 +26,11 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("hello", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8090", "listen address")
+	kind := fs.String("server", "net/http", fmt.Sprintf("HTTP server, one of %q", hello.Servers))
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	srv, err := hello.Listen(*addr)
+	srv, err := hello.Listen(*addr, *kind)
 	if err != nil {
 		return err
 	}

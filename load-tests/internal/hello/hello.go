@@ -1,7 +1,8 @@
-// Package hello is the baseline the gateway is compared with: a plain
-// net/http server that answers every request with a small JSON body and does
-// nothing else. Its rate is the most any HTTP service can reach on the same
-// machine with the same load generator.
+// Package hello is the baseline the gateway is compared with: a server that
+// answers every request with a small JSON body and does nothing else, on
+// net/http or on fasthttp (the gateway's server). Its rate is the most a Go
+// HTTP service on that server can reach on the same machine with the same
+// load generator.
 package hello
 
 import (
@@ -11,9 +12,14 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 var body = []byte(`{"success":true,"message":"hello"}`)
+
+// Servers are the kinds Listen serves.
+var Servers = []string{"net/http", "fasthttp"}
 
 // Handler answers 200 with a fixed JSON body after draining the request.
 func Handler() http.Handler {
@@ -23,19 +29,36 @@ func Handler() http.Handler {
 	})
 }
 
+func fastHandler(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.SetBody(body)
+}
+
 // Server is the baseline bound to a listener.
 type Server struct {
-	ln  net.Listener
-	srv *http.Server
+	ln   net.Listener
+	std  *http.Server
+	fast *fasthttp.Server
 }
 
 // Listen binds addr now, so a busy port is reported before serving starts.
-func Listen(addr string) (*Server, error) {
+// kind is one of Servers.
+func Listen(addr, kind string) (*Server, error) {
+	s := &Server{}
+	switch kind {
+	case "net/http":
+		s.std = &http.Server{Handler: Handler(), ReadHeaderTimeout: 5 * time.Second}
+	case "fasthttp":
+		s.fast = &fasthttp.Server{Handler: fastHandler, ReadTimeout: 5 * time.Second, NoDefaultServerHeader: true}
+	default:
+		return nil, fmt.Errorf("unknown server %q: want one of %q", kind, Servers)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	return &Server{ln: ln, srv: &http.Server{Handler: Handler(), ReadHeaderTimeout: 5 * time.Second}}, nil
+	s.ln = ln
+	return s, nil
 }
 
 // Addr is the bound address, useful with ":0".
@@ -44,7 +67,13 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() {
+		if s.std != nil {
+			errc <- s.std.Serve(s.ln)
+		} else {
+			errc <- s.fast.Serve(s.ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -52,7 +81,15 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(shutCtx); err != nil {
+	if s.fast != nil {
+		err := s.fast.ShutdownWithContext(shutCtx)
+		// fasthttp's Serve returns nil once shut down.
+		if serr := <-errc; serr != nil {
+			err = errors.Join(err, fmt.Errorf("serve: %w", serr))
+		}
+		return err
+	}
+	if err := s.std.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -9,7 +9,13 @@ import (
 
 func TestServerAnswersAndShutsDown(t *testing.T) {
 	t.Parallel()
-	srv, err := Listen("127.0.0.1:0")
+	for _, kind := range Servers {
+		t.Run(kind, func(t *testing.T) { testServer(t, kind) })
+	}
+}
+
+func testServer(t *testing.T, kind string) {
+	srv, err := Listen("127.0.0.1:0", kind)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,5 +35,11 @@ func TestServerAnswersAndShutsDown(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run after cancel = %v, want nil", err)
+	}
+}
+
+func TestUnknownServer(t *testing.T) {
+	if _, err := Listen("127.0.0.1:0", "nginx"); err == nil {
+		t.Fatal("Listen with an unknown server kind succeeded")
 	}
 }
