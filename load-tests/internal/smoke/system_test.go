@@ -51,6 +51,13 @@ func freeAddr(t *testing.T) string {
 func startService(t *testing.T, bin string, env ...string) string {
 	t.Helper()
 	addr := freeAddr(t)
+	startServiceOn(t, addr, bin, env...)
+	return addr
+}
+
+// startServiceOn is startService on a given address.
+func startServiceOn(t *testing.T, addr, bin string, env ...string) {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), filepath.Base(bin)+".log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -86,7 +93,7 @@ func startService(t *testing.T, bin string, env ...string) string {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return addr
+				return
 			}
 		}
 		select {
