@@ -50,8 +50,8 @@ func run(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Println("| viewers | events/s (asked/achieved) | events | delivered | not received in 10 s | out of order | p50 | p99 | max | service RSS/conn | Go heap+stack/conn |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("| viewers | events/s (asked/achieved) | events | delivered | not received in 10 s | out of order | p50 | p99 | max | service RSS/conn | Go heap+stack/conn | service CPU | load CPU |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, vs := range strings.Split(viewers, ",") {
 		for _, rs := range strings.Split(rates, ",") {
 			c := cfg
@@ -68,10 +68,10 @@ func run(ctx context.Context) error {
 				return fmt.Errorf("%d viewers at %s/s: %w", c.Viewers, rs, err)
 			}
 			fmt.Fprintln(os.Stderr, rep)
-			fmt.Printf("| %d | %s / %.0f | %d | %d | %d | %d | %s | %s | %s | %.1f KiB | %.1f KiB |\n",
+			fmt.Printf("| %d | %s / %.0f | %d | %d | %d | %d | %s | %s | %s | %.1f KiB | %.1f KiB | %.2f | %.2f |\n",
 				rep.Viewers, rs, float64(rep.Events)/rep.RunTime.Seconds(), rep.Events, rep.Received, rep.Expected-rep.Received, rep.OutOfOrder,
 				rep.P50.Round(100*time.Microsecond), rep.P99.Round(100*time.Microsecond), rep.Max.Round(100*time.Microsecond),
-				rep.RSSPerConn/1024, rep.GoPerConn/1024)
+				rep.RSSPerConn/1024, rep.GoPerConn/1024, rep.ServiceCPU, rep.LoadCPU)
 			// Let the service notice the closed connections before the next run.
 			time.Sleep(2 * time.Second)
 		}

@@ -6,7 +6,6 @@ package fanout
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	gws "github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -51,22 +49,20 @@ type Report struct {
 	SlowDropped             float64
 	ConnectTime, RunTime    time.Duration
 	ServiceRSS, ServiceHeap float64 // bytes, with all viewers connected
+	// ServiceCPU and LoadCPU are the cores the service and this program
+	// used from the first publish until every viewer had every event.
+	ServiceCPU, LoadCPU float64
+	// OtherCPU is what the rest of the machine used meanwhile: a run
+	// that shared the cores with a build is not comparable.
+	OtherCPU float64
 }
 
 func (r Report) String() string {
 	return fmt.Sprintf("viewers=%d rate=%d events=%d received=%d/%d not_received=%d out_of_order=%d p50=%s p99=%s max=%s "+
-		"mem_per_conn_rss=%.1fKiB mem_per_conn_go=%.1fKiB (stacks %.1fKiB) slow_dropped=%.0f connect=%s",
+		"mem_per_conn_rss=%.1fKiB mem_per_conn_go=%.1fKiB (stacks %.1fKiB) slow_dropped=%.0f connect=%s service_cpu=%.2f load_cpu=%.2f other_cpu=%.2f",
 		r.Viewers, int(float64(r.Events)/r.RunTime.Seconds()+0.5), r.Events, r.Received, r.Expected, r.Expected-r.Received, r.OutOfOrder,
 		r.P50.Round(100*time.Microsecond), r.P99.Round(100*time.Microsecond), r.Max.Round(100*time.Microsecond),
-		r.RSSPerConn/1024, r.GoPerConn/1024, r.StackPerConn/1024, r.SlowDropped, r.ConnectTime.Round(time.Millisecond))
-}
-
-type viewer struct {
-	conn    *gws.Conn
-	lat     []time.Duration
-	last    uint64
-	bad     int64
-	gotLast chan struct{}
+		r.RSSPerConn/1024, r.GoPerConn/1024, r.StackPerConn/1024, r.SlowDropped, r.ConnectTime.Round(time.Millisecond), r.ServiceCPU, r.LoadCPU, r.OtherCPU)
 }
 
 // Run performs one measurement.
@@ -94,6 +90,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	viewers := make([]*viewer, cfg.Viewers)
 	start := time.Now()
 	if err := connectAll(ctx, cfg, viewers, events); err != nil {
+		for _, v := range viewers {
+			if v != nil {
+				v.conn.Close()
+			}
+		}
 		return rep, err
 	}
 	rep.ConnectTime = time.Since(start)
@@ -115,16 +116,21 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.GoPerConn = (goMem(idle) - goMem(before)) / n
 	rep.StackPerConn = (idle["go_memstats_stack_inuse_bytes"] - before["go_memstats_stack_inuse_bytes"]) / n
 
-	var wg sync.WaitGroup
-	for _, v := range viewers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			v.read(uint64(events))
-		}()
+	r := &run{lastSeq: uint64(events), allDone: make(chan struct{})}
+	r.remaining.Store(int64(len(viewers)))
+	if len(viewers) == 0 || events == 0 {
+		close(r.allDone)
+	}
+	stop := make(chan struct{})
+	wait, err := readAll(viewers, r, stop)
+	if err != nil {
+		return rep, fmt.Errorf("read viewers: %w", err)
 	}
 	start = time.Now()
+	cpu0, all0 := cpuTime(), machineTime()
 	if err := publish(ctx, js, cfg.ItemID, events, cfg.Rate); err != nil {
+		close(stop)
+		wait()
 		return rep, err
 	}
 	rep.RunTime = time.Since(start)
@@ -132,18 +138,19 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// grace period counts as lost.
 	grace := time.NewTimer(10 * time.Second)
 	defer grace.Stop()
-wait:
-	for _, v := range viewers {
-		select {
-		case <-v.gotLast:
-		case <-grace.C:
-			break wait
-		}
+	select {
+	case <-r.allDone:
+	case <-grace.C:
 	}
-	for _, v := range viewers {
-		v.conn.Close()
+	elapsed := time.Since(start).Seconds()
+	rep.LoadCPU = (cpuTime() - cpu0).Seconds() / elapsed
+	machine := (machineTime() - all0).Seconds() / elapsed
+	if busy, err := scrape(ctx, cfg.MetricsURL); err == nil {
+		rep.ServiceCPU = (busy["process_cpu_seconds_total"] - idle["process_cpu_seconds_total"]) / elapsed
 	}
-	wg.Wait()
+	rep.OtherCPU = max(0, machine-rep.ServiceCPU-rep.LoadCPU)
+	close(stop)
+	wait()
 	var all []time.Duration
 	for _, v := range viewers {
 		all = append(all, v.lat...)
@@ -168,7 +175,6 @@ func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) 
 	var next atomic.Int64
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
-	d := gws.Dialer{HandshakeTimeout: 30 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 256}
 	for range 64 {
 		wg.Add(1)
 		go func() {
@@ -178,13 +184,7 @@ func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) 
 				if i >= len(viewers) || ctx.Err() != nil {
 					return
 				}
-				c, resp, err := d.DialContext(ctx, cfg.WSURL+"/ws?item_id="+cfg.ItemID, nil)
-				if resp != nil && resp.Body != nil {
-					resp.Body.Close()
-				}
-				if err == nil {
-					_, _, err = c.ReadMessage() // the snapshot
-				}
+				v, err := dial(ctx, cfg.WSURL, cfg.ItemID, events)
 				if err != nil {
 					select {
 					case errs <- fmt.Errorf("viewer %d: %w", i, err):
@@ -192,7 +192,7 @@ func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) 
 					}
 					return
 				}
-				viewers[i] = &viewer{conn: c, lat: make([]time.Duration, 0, events), gotLast: make(chan struct{})}
+				viewers[i] = v
 			}
 		}()
 	}
@@ -203,61 +203,6 @@ func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) 
 	default:
 		return nil
 	}
-}
-
-var (
-	seqKey = []byte(`"seq":`)
-	tsKey  = []byte(`"timestamp":"`)
-	bidKey = []byte(`"type":"bid"`)
-)
-
-// read records the latency of each bid event. It picks the two fields out
-// of the JSON by hand: decoding 100,000 messages a second with reflection
-// would measure the load program rather than the service.
-func (v *viewer) read(last uint64) {
-	closed := false
-	for {
-		_, data, err := v.conn.ReadMessage()
-		now := time.Now()
-		if err != nil {
-			return
-		}
-		if !bytes.Contains(data, bidKey) {
-			continue
-		}
-		seq, ts, ok := fields(data)
-		if !ok {
-			v.bad++
-			continue
-		}
-		if seq != v.last+1 {
-			v.bad++
-		}
-		v.last = seq
-		v.lat = append(v.lat, now.Sub(ts))
-		if seq == last && !closed {
-			closed = true
-			close(v.gotLast)
-		}
-	}
-}
-
-func fields(data []byte) (seq uint64, ts time.Time, ok bool) {
-	i := bytes.Index(data, seqKey)
-	j := bytes.Index(data, tsKey)
-	if i < 0 || j < 0 {
-		return 0, time.Time{}, false
-	}
-	rest := data[i+len(seqKey):]
-	end := bytes.IndexAny(rest, ",}")
-	seq, err := strconv.ParseUint(string(rest[:end]), 10, 64)
-	if err != nil {
-		return 0, time.Time{}, false
-	}
-	rest = data[j+len(tsKey):]
-	end = bytes.IndexByte(rest, '"')
-	ts, err = time.Parse(time.RFC3339Nano, string(rest[:end]))
-	return seq, ts, err == nil
 }
 
 // publish sends events at the given rate on a ticker, like a gateway
