@@ -113,11 +113,13 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 			ReadTimeout:  10 * time.Second,
 			WriteTimeout: 10 * time.Second,
 			IdleTimeout:  2 * time.Minute,
-			// Room for a bearer token and the usual headers; bodies are
-			// capped at 4 KiB by the handlers, which say so in the
-			// API's error shape.
+			// Room for a bearer token and the usual headers. Bodies are
+			// capped at 4 KiB by the handlers, which say so in the API's
+			// error shape; the server still reads up to 256 KiB so that
+			// a client sending one gets that answer rather than a reset
+			// (as net/http does), and refuses larger ones unread.
 			ReadBufferSize:        16 << 10,
-			MaxRequestBodySize:    64 << 10,
+			MaxRequestBodySize:    256 << 10,
 			NoDefaultServerHeader: true,
 			CloseOnShutdown:       true,
 			Logger:                slog.NewLogLogger(log.Handler(), slog.LevelWarn),
