@@ -71,7 +71,8 @@ func bidItem(path []byte) ([]byte, bool) {
 // fastBid is placeBid on fasthttp, with what chi's middleware does for it:
 // the per-IP limit, panic recovery and request metrics.
 func (s *server) fastBid(ctx *fasthttp.RequestCtx, itemID string) {
-	start := time.Now()
+	// When the server read the request: one clock read fewer per bid.
+	start := ctx.Time()
 	bp := s.bufs.Get().(*[]byte)
 	buf := (*bp)[:0]
 	defer func() {
