@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
@@ -40,6 +41,29 @@ func BenchmarkBidHandler(b *testing.B) {
 			h.ServeHTTP(w, req)
 			if w.Code != http.StatusConflict {
 				b.Fatalf("status %d %s", w.Code, w.Body)
+			}
+		}
+	})
+}
+
+// BenchmarkFastBidHandler is the same on the gateway's fasthttp path: what
+// the server's native bid route adds to a plain handler.
+func BenchmarkFastBidHandler(b *testing.B) {
+	reg := prometheus.NewRegistry()
+	h, _ := NewFast(Config{}, Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	body := []byte(`{"user_id":"user_42","amount":123.45}`)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var ctx fasthttp.RequestCtx
+		for pb.Next() {
+			ctx.Request.Reset()
+			ctx.Response.Reset()
+			ctx.Request.Header.SetMethod(fasthttp.MethodPost)
+			ctx.Request.SetRequestURI("/api/v1/items/hot/bid")
+			ctx.Request.SetBody(body)
+			h(&ctx)
+			if ctx.Response.StatusCode() != http.StatusConflict {
+				b.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Body())
 			}
 		}
 	})
