@@ -146,9 +146,17 @@ func (c *Client) Ready(context.Context) error {
 }
 
 // Subscribe takes a core NATS subscription on the item's subject. fn runs on
-// one goroutine per subscription, in the order NATS delivered the messages.
-func (c *Client) Subscribe(itemID string, fn func(data []byte)) (unsubscribe func() error, err error) {
-	sub, err := c.nc.Subscribe(stream.Subject(itemID), func(m *gonats.Msg) { fn(m.Data) })
+// one goroutine per subscription, in the order NATS delivered the messages;
+// more tells it that further messages are already waiting, so it can send
+// them together.
+func (c *Client) Subscribe(itemID string, fn func(data []byte, more bool)) (unsubscribe func() error, err error) {
+	sub, err := c.nc.Subscribe(stream.Subject(itemID), func(m *gonats.Msg) {
+		// The message being handled still counts as pending until its
+		// callback returns. Should that change, more would only be
+		// false for one waiting message, which costs batching, not order.
+		n, _, err := m.Sub.Pending()
+		fn(m.Data, err == nil && n > 1)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscribe %s: %w", itemID, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	gonats "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/broadcast-service/internal/nats"
@@ -104,5 +105,109 @@ func TestAfter(t *testing.T) {
 	}
 	if oldest != 51 || !slices.Equal(got, seqs(51, 60)) {
 		t.Errorf("after purge: oldest %d, events %v; want 51 and 51..60", oldest, got)
+	}
+}
+
+// TestSubscribeMore: more is true exactly while further messages are
+// already waiting, so the hub can send them together.
+func TestSubscribeMore(t *testing.T) {
+	n := testenv.NATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := nats.Connect(ctx, n.URL(), nats.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const item = "more_item"
+	type call struct {
+		data string
+		more bool
+	}
+	calls := make(chan call, 10)
+	started, release := make(chan struct{}), make(chan struct{})
+	unsub, err := c.Subscribe(item, func(data []byte, more bool) {
+		if string(data) == "0" {
+			return // subscriptions not yet known to be in place
+		}
+		calls <- call{string(data), more}
+		if string(data) == "1" {
+			close(started)
+			<-release
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsub()
+	// A second subscription on the same connection shows when messages
+	// have reached the client: NATS delivers them to it in publish order.
+	seen := make(chan string, 10)
+	unsubSeen, err := c.Subscribe(item, func(data []byte, _ bool) { seen <- string(data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubSeen()
+
+	nc, err := gonats.Connect(n.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	publish := func(s string) {
+		t.Helper()
+		if err := nc.Publish(stream.Subject(item), []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSeen := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case got := <-seen:
+				if got == want {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("message %s never arrived", want)
+			}
+		}
+	}
+	// Subscriptions reach the server asynchronously, in order: once the
+	// second one gets a message, both are in place.
+	for ready := false; !ready; {
+		publish("0")
+		select {
+		case <-seen:
+			ready = true
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("subscriptions never got a message")
+		}
+	}
+	publish("1")
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("first message never arrived")
+	}
+	publish("2")
+	publish("3")
+	publish("4")
+	// Once the other subscription has 4, this one holds 2 and 3 at
+	// least; whether 4 is there yet when 3 is handled is not known.
+	waitSeen("4")
+	close(release)
+	// 1 was handled before anything else was published.
+	want := []call{{"1", false}, {"2", true}, {"3", false}, {"4", false}}
+	for i, w := range want {
+		select {
+		case got := <-calls:
+			if got.data != w.data || (i != 2 && got.more != w.more) {
+				t.Errorf("got message %s with more=%v, want %s with more=%v", got.data, got.more, w.data, w.more)
+			}
+		case <-ctx.Done():
+			t.Fatalf("message %s not delivered", w.data)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -47,6 +48,7 @@ type client struct {
 	// (RFC 6455 5.5.3).
 	pong    chan string
 	done    chan struct{}
+	closed  atomic.Bool // done is closed; cheaper to test per event than the channel
 	stopped sync.Once
 	code    int
 	text    string
@@ -77,53 +79,90 @@ func newClient(h *Hub, conn *websocket.Conn) *client {
 	return c
 }
 
-// push sends m, or queues it, without ever blocking the hub; a viewer whose
-// queue is full is disconnected as slow. Caller holds the feed's lock, and s
-// belongs to the caller's goroutine.
-func (c *client) push(m *outMsg, s *sender) {
-	if m.seq != 0 && m.seq <= c.minSeq {
+// push sends ms in order, or queues them, without ever blocking the hub; a
+// viewer whose queue would overflow is disconnected as slow. joined is the
+// frames of ms back to back (nil: not made yet), so the fan-out builds it
+// once for all viewers. ms is shared with other viewers and is not
+// modified. Caller holds the feed's lock, and s belongs to the caller's
+// goroutine.
+func (c *client) push(ms []*outMsg, joined []byte, s *sender) {
+	if c.closed.Load() {
 		return
 	}
-	select {
-	case <-c.done:
-		return
-	default:
+	if c.minSeq != 0 {
+		var kept []*outMsg
+		for _, m := range ms {
+			if m.seq == 0 || m.seq > c.minSeq {
+				kept = append(kept, m)
+			}
+		}
+		if len(kept) < len(ms) {
+			ms, joined = kept, nil
+		}
+		if len(ms) == 0 {
+			return
+		}
 	}
+	limit := c.hub.cfg.SendQueueSize
 	if c.catching {
-		if len(c.backlog) >= c.hub.cfg.SendQueueSize {
+		if len(c.backlog)+len(ms) > limit {
 			c.slow()
 			return
 		}
-		c.backlog = append(c.backlog, m)
+		c.backlog = append(c.backlog, ms...)
 		return
 	}
 	c.mu.Lock()
 	if !c.writing && len(c.q) == 0 && c.raw != nil {
-		n, err := s.write(c.raw, m.frame)
-		if err == nil && n == len(m.frame) {
-			c.mu.Unlock()
-			s.sent(m)
-			return
+		if joined == nil {
+			joined = joinFrames(ms)
 		}
+		n, err := s.write(c.raw, joined)
 		if err != nil && !errors.Is(err, syscall.EAGAIN) {
 			c.mu.Unlock()
 			c.stop(0, "") // the connection is gone; the reader ends too
 			return
 		}
+		for len(ms) > 0 && n >= len(ms[0].frame) {
+			n -= len(ms[0].frame)
+			s.sent(ms[0])
+			ms = ms[1:]
+		}
+		if len(ms) == 0 {
+			c.mu.Unlock()
+			return
+		}
 		if n > 0 {
-			// The socket took part of the frame: the rest must go
+			// The socket took part of a frame: the rest must go
 			// before anything else, the close frame included.
-			m = &outMsg{frame: m.frame[n:], seq: m.seq, ts: m.ts, rest: true}
+			m := ms[0]
+			ms = append([]*outMsg{{frame: m.frame[n:], seq: m.seq, ts: m.ts, rest: true}}, ms[1:]...)
 		}
 	}
-	if len(c.q) >= c.hub.cfg.SendQueueSize {
+	if len(c.q)+len(ms) > limit {
 		c.mu.Unlock()
 		c.slow()
 		return
 	}
-	c.q = append(c.q, m)
+	c.q = append(c.q, ms...)
 	c.mu.Unlock()
 	c.signal()
+}
+
+// joinFrames puts the frames of ms back to back, for one write.
+func joinFrames(ms []*outMsg) []byte {
+	if len(ms) == 1 {
+		return ms[0].frame
+	}
+	n := 0
+	for _, m := range ms {
+		n += len(m.frame)
+	}
+	b := make([]byte, 0, n)
+	for _, m := range ms {
+		b = append(b, m.frame...)
+	}
+	return b
 }
 
 func (c *client) signal() {
@@ -171,6 +210,7 @@ func (c *client) stop(code int, text string) bool {
 	c.stopped.Do(func() {
 		first = true
 		c.code, c.text = code, text
+		c.closed.Store(true)
 		close(c.done)
 	})
 	return first

@@ -79,11 +79,28 @@ func (f *feed) sender() *sender {
 	return f.senders[0]
 }
 
-// fanout sends m to every viewer of f. Most of its cost is one system call
+// queue adds m to what the next flush sends to every viewer of f. Caller
+// holds f.mu.
+func (h *Hub) queue(f *feed, m *outMsg) {
+	f.out = append(f.out, m)
+}
+
+// flush sends the queued messages to every viewer of f. Caller holds f.mu.
+func (h *Hub) flush(f *feed) {
+	if len(f.out) == 0 {
+		return
+	}
+	h.fanout(f, f.out)
+	clear(f.out)
+	f.out = f.out[:0]
+}
+
+// fanout sends ms to every viewer of f. Most of its cost is one system call
 // per viewer, so a large audience is split over GOMAXPROCS goroutines to
 // make every core write. Each viewer is in exactly one part, so its frames
-// still go out one event after the other. Caller holds f.mu.
-func (h *Hub) fanout(f *feed, m *outMsg) {
+// still go out one batch after the other. Caller holds f.mu.
+func (h *Hub) fanout(f *feed, ms []*outMsg) {
+	joined := joinFrames(ms)
 	n := len(f.clients)
 	parts := max(1, min(runtime.GOMAXPROCS(0), n/minPerSender))
 	f.sender()
@@ -98,13 +115,13 @@ func (h *Hub) fanout(f *feed, m *outMsg) {
 		go func() {
 			defer wg.Done()
 			for _, c := range part {
-				c.push(m, s)
+				c.push(ms, joined, s)
 			}
 		}()
 	}
 	s := f.senders[0]
 	for _, c := range f.clients[:min(n, size)] {
-		c.push(m, s)
+		c.push(ms, joined, s)
 	}
 	wg.Wait()
 	for _, s := range f.senders[:parts] {

@@ -20,8 +20,9 @@ import (
 // Source is what the hub needs from the message bus: live events of one item,
 // and its stored history.
 type Source interface {
-	// Subscribe delivers the item's live events to fn, one at a time.
-	Subscribe(itemID string, fn func(data []byte)) (unsubscribe func() error, err error)
+	// Subscribe delivers the item's live events to fn, one at a time; more
+	// is true when the next one is already waiting.
+	Subscribe(itemID string, fn func(data []byte, more bool)) (unsubscribe func() error, err error)
 	// Last returns the item's newest stored event; ok is false when it has none.
 	Last(ctx context.Context, itemID string) (ev models.Event, ok bool, err error)
 	// After calls fn for each stored event with after < seq <= upTo (0: no
@@ -127,6 +128,10 @@ type feed struct {
 	state        state
 	clients      []*client // client.idx is each one's position
 	senders      []*sender // one per fan-out goroutine, reused
+	// out holds messages for every viewer until flush sends them
+	// together; each critical section of mu flushes before it ends,
+	// except onMessage while more events are already waiting.
+	out []*outMsg
 	// Viewer counts: other instances' counts, what this instance last
 	// published and when, the total last shown, and whether to publish at
 	// the next tick regardless.
@@ -263,7 +268,7 @@ func (h *Hub) acquire(ctx context.Context, itemID string) (*feed, error) {
 // published in between are both buffered and stored, and the buffer is
 // replayed through apply, which drops what the snapshot already covers.
 func (h *Hub) init(ctx context.Context, f *feed) error {
-	unsub, err := h.src.Subscribe(f.id, func(data []byte) { h.onMessage(f, data) })
+	unsub, err := h.src.Subscribe(f.id, func(data []byte, more bool) { h.onMessage(f, data, more) })
 	if err != nil {
 		return err
 	}
@@ -288,6 +293,7 @@ func (h *Hub) init(ctx context.Context, f *feed) error {
 	for _, p := range f.pending {
 		h.apply(f, p)
 	}
+	h.flush(f)
 	f.pending, f.initializing = nil, false
 	h.metrics.subscriptions.Inc()
 	return nil
@@ -314,20 +320,35 @@ func (h *Hub) release(f *feed) {
 	}
 }
 
-// onMessage handles one live event from NATS.
-func (h *Hub) onMessage(f *feed, data []byte) {
+// maxEventBatch bounds how many events wait for the ones behind them, so a
+// busy item still goes out in steady steps.
+const maxEventBatch = 32
+
+// onMessage handles one live event from NATS. While more are waiting, the
+// event is held so that the next ones go out with it: one write per viewer
+// for the lot, which lets the fan-out catch up when events come faster than
+// it writes them one by one.
+func (h *Hub) onMessage(f *feed, data []byte, more bool) {
 	var ev models.Event
-	if err := json.Unmarshal(data, &ev); err != nil || ev.Seq == 0 {
+	err := json.Unmarshal(data, &ev)
+	ok := err == nil && ev.Seq != 0
+	if !ok {
 		h.log.Warn("undecodable event", "item_id", f.id, "err", err)
-		return
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.initializing {
-		f.pending = append(f.pending, ev)
+		if ok {
+			f.pending = append(f.pending, ev)
+		}
 		return
 	}
-	h.apply(f, ev)
+	if ok {
+		h.apply(f, ev)
+	}
+	if !more || len(f.out) >= maxEventBatch {
+		h.flush(f)
+	}
 }
 
 // apply sends ev to the feed's viewers in seq order, first fetching from
@@ -396,7 +417,7 @@ func (h *Hub) missed(f *feed, from, to uint64) {
 		h.log.Error("encode missed message", "err", err)
 		return
 	}
-	h.fanout(f, m)
+	h.queue(f, m)
 }
 
 // catchUp sends whatever JetStream holds beyond the feed's last event, after
@@ -422,13 +443,16 @@ func (h *Hub) catchUp(ctx context.Context, f *feed) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	h.flush(f)
 	if ev.Seq > f.last {
 		h.log.Info("catching up after reconnect", "item_id", f.id, "from_seq", f.last+1, "to_seq", ev.Seq)
 		h.fill(f, ev.Seq)
+		h.flush(f)
 	}
 }
 
-// deliver encodes ev once and sends it to every viewer. Caller holds f.mu.
+// deliver encodes ev once and queues it for every viewer. Caller holds f.mu
+// and flushes.
 func (h *Hub) deliver(f *feed, ev models.Event) {
 	f.last = ev.Seq
 	f.state.apply(ev)
@@ -437,7 +461,7 @@ func (h *Hub) deliver(f *feed, ev models.Event) {
 		h.log.Error("encode event", "item_id", f.id, "seq", ev.Seq, "err", err)
 		return
 	}
-	h.fanout(f, m)
+	h.queue(f, m)
 }
 
 // join adds c to the item's feed: first a snapshot, then, with since set,
@@ -455,6 +479,7 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 		return nil, fmt.Errorf("watch %s: %w", itemID, err)
 	}
 	f.mu.Lock()
+	h.flush(f) // events held back are older than the snapshot
 	snap, err := prepare(snapshotMessage{
 		Type: TypeSnapshot, ItemID: itemID, CurrentBid: f.state.currentBid, HighestBidderID: f.state.bidder,
 		Status: f.state.statusOr("unknown"), Seq: f.last, EndsAt: f.state.endsAt, BidCount: f.state.bidCount,
@@ -466,7 +491,7 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 		return nil, fmt.Errorf("encode snapshot: %w", err)
 	}
 	s := f.sender()
-	c.push(snap, s)
+	c.push([]*outMsg{snap}, snap.frame, s)
 	s.publish(h.metrics)
 	upTo := f.last
 	f.add(c)
@@ -500,11 +525,11 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 		h.release(f)
 		return nil, err
 	}
-	s = f.sender()
-	for _, m := range backlog {
-		c.push(m, s)
+	if len(backlog) > 0 {
+		s = f.sender()
+		c.push(backlog, nil, s)
+		s.publish(h.metrics)
 	}
-	s.publish(h.metrics)
 	return f, nil
 }
 

@@ -80,9 +80,10 @@ func (h *Hub) tickViewers(f *feed, now time.Time) {
 		if err != nil {
 			h.log.Error("encode viewers", "err", err)
 		} else {
-			h.fanout(f, m)
+			h.queue(f, m)
 		}
 	}
+	h.flush(f) // also sends events held back for the ones behind them
 	if publish {
 		f.published, f.publishedAt, f.announce = local, now, false
 	}
