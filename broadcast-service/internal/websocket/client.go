@@ -140,6 +140,9 @@ func (c *client) push(ms []*outMsg, joined []byte, s *sender) {
 		}
 	}
 	if len(c.q)+len(ms) > limit {
+		if ms[0].rest {
+			c.q = append(c.q, ms[0]) // completed before the close frame
+		}
 		c.mu.Unlock()
 		c.slow()
 		return
