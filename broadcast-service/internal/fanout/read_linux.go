@@ -23,29 +23,39 @@ func readAll(viewers []*viewer, r *run, stop <-chan struct{}) (wait func(), err 
 		}
 	}
 	loops := min(runtime.GOMAXPROCS(0), len(viewers))
-	var wg sync.WaitGroup
+	eps := make([]int, 0, loops)
+	closeAll := func() {
+		for _, ep := range eps {
+			syscall.Close(ep)
+		}
+	}
 	for i := range loops {
 		ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 		if err != nil {
+			closeAll()
 			return nil, err
 		}
-		part := viewers[i*len(viewers)/loops : (i+1)*len(viewers)/loops]
-		for j, v := range part {
+		eps = append(eps, ep)
+		for j, v := range viewers[i*len(viewers)/loops : (i+1)*len(viewers)/loops] {
 			ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(j)}
 			if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, v.fd, &ev); err != nil {
-				syscall.Close(ep)
+				closeAll()
 				return nil, err
 			}
 		}
+	}
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		part := viewers[i*len(viewers)/loops : (i+1)*len(viewers)/loops]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer syscall.Close(ep)
 			poll(ep, part, r, stop)
 		}()
 	}
 	return func() {
 		wg.Wait()
+		closeAll()
 		for _, v := range viewers {
 			syscall.Close(v.fd)
 		}

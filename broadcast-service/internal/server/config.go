@@ -17,7 +17,7 @@ type Config struct {
 	GatewayURL     string
 	// SendQueueSize bounds each viewer's queue. 128 messages is seconds of
 	// a busy auction; the kernel's socket buffer holds more behind it, and
-	// each slot costs 8 bytes per idle viewer.
+	// the queue takes memory only while messages wait in it.
 	SendQueueSize int
 	// SocketSendBuffer fixes each viewer's kernel send buffer; 0 leaves
 	// it to the OS.
