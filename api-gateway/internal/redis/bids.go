@@ -81,7 +81,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	id := reqs[0].ItemID
 	keys := make([]string, 2, 2+len(reqs))
 	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
-	deadline := s.scriptDeadline()
+	deadline := s.scriptDeadline(ctx)
 	args := make([]any, 0, 3+7*len(reqs))
 	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline)
 	for _, r := range reqs {
@@ -91,6 +91,9 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			ki = len(keys)
 		}
 		args = append(args, ki, r.RequestHash, r.UserID, int64(r.Amount), r.BidID, r.EventID, r.SoftClose.Milliseconds())
+	}
+	if s.beforeWrite != nil {
+		s.beforeWrite()
 	}
 	res, err := s.runPlace(ctx, id, keys, args)
 	if err != nil {
@@ -147,17 +150,21 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 }
 
 // scriptDeadline is the moment, on Redis's clock in unix ms, after which
-// a writing script refuses to run. The client gives up ReadTimeout after
-// sending, which is later than now; the tenth kept back covers the error of
-// the measured clock offset and the reply's way back. A go-redis retry of a
-// timed-out call arrives after the deadline, so it cannot apply anything a
-// second time either.
-func (s *Store) scriptDeadline() int64 {
+// a write refuses to apply. The client gives up ReadTimeout after sending,
+// or at ctx's deadline if that comes first, both later than now; the tenth
+// of ReadTimeout kept back covers the error of the measured clock offset and
+// the reply's way back. A go-redis retry of a timed-out call arrives after
+// the deadline, so it cannot apply anything a second time either.
+func (s *Store) scriptDeadline(ctx context.Context) int64 {
 	if s.cfg.ReadTimeout <= 0 {
 		return 0
 	}
-	offset := time.Duration(s.clockOffset.Load())
-	return time.Now().Add(offset + s.cfg.ReadTimeout*9/10).UnixMilli()
+	margin := s.cfg.ReadTimeout / 10
+	end := time.Now().Add(s.cfg.ReadTimeout - margin)
+	if d, ok := ctx.Deadline(); ok && d.Add(-margin).Before(end) {
+		end = d.Add(-margin)
+	}
+	return end.Add(time.Duration(s.clockOffset.Load())).UnixMilli()
 }
 
 // runPlace runs place.lua. On a single Redis the outbox hint's SADD rides

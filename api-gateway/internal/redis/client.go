@@ -118,6 +118,10 @@ type Store struct {
 	// When Pending and CloseDue last scanned for what their hints miss.
 	scanMu                      sync.Mutex
 	lastOutboxScan, lastEndScan time.Time
+
+	// beforeWrite, when set, runs just before a bid's writing round trip
+	// (place.lua's call, or MULTI/EXEC): tests freeze Redis there.
+	beforeWrite func()
 }
 
 var (
@@ -246,6 +250,9 @@ func (s *Store) redisTime(ctx context.Context) (time.Time, error) {
 // item tag and are only ever touched by commands of their own.
 func (s *Store) itemKey(id string) string   { return s.cfg.KeyPrefix + "item:{" + id + "}" }
 func (s *Store) outboxKey(id string) string { return s.cfg.KeyPrefix + "item:{" + id + "}:outbox" }
+func (s *Store) guardKey(id, bidID string) string {
+	return s.cfg.KeyPrefix + "item:{" + id + "}:guard:" + bidID
+}
 func (s *Store) idemKey(id, user, key string) string {
 	return s.cfg.KeyPrefix + "idem:{" + id + "}:" + user + ":" + key
 }
@@ -303,7 +310,7 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 	}
 	res, err := createScript.Run(ctx, s.rdb, []string{s.itemKey(it.ID)},
 		it.ID, it.Name, int64(it.StartingPrice), int64(it.MinIncrement), int64(it.ReservePrice),
-		unixMilli(it.StartsAt), ends, s.scriptDeadline()).Slice()
+		unixMilli(it.StartsAt), ends, s.scriptDeadline(ctx)).Slice()
 	if err != nil {
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, classify(err))
 	}

@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
@@ -246,38 +250,114 @@ func TestClusterNodeDown(t *testing.T) {
 	}
 }
 
-// TestScriptDeadlineFollowsRedisClock: bid scripts carry a deadline on
+// TestScriptDeadlineFollowsRedisClock: bid writes carry a deadline on
 // Redis's clock, from the offset the store measures; a wrong offset makes
 // them refuse (never apply late), and a Ping measures it again.
 func TestScriptDeadlineFollowsRedisClock(t *testing.T) {
 	r := testenv.Redis(t)
 	cfg := DefaultConfig()
 	cfg.Addrs = []string{r.Addr()}
-	s := newStore(t, cfg, StrategyLua)
-	it := newItem(t, s, models.Item{})
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			s := newStore(t, cfg, strategy)
+			it := newItem(t, s, models.Item{})
 
-	// As if Redis's clock ran an hour behind ours: every deadline has passed.
-	s.clockOffset.Store(int64(-time.Hour))
-	_, err := s.PlaceBids(ctxT(t), []service.BidRequest{bid(it.ID, "u1", 1000)})
-	if !errors.Is(err, service.ErrUnavailable) {
-		t.Fatalf("PlaceBids past its deadline: error %v, want ErrUnavailable", err)
+			// As if Redis's clock ran an hour behind ours: every deadline has passed.
+			s.clockOffset.Store(int64(-time.Hour))
+			_, err := s.PlaceBids(ctxT(t), []service.BidRequest{bid(it.ID, "u1", 1000)})
+			if !errors.Is(err, service.ErrUnavailable) {
+				t.Fatalf("PlaceBids past its deadline: error %v, want ErrUnavailable", err)
+			}
+			if got := item(t, s, it.ID); got.Seq != 0 {
+				t.Fatalf("a refused bid changed the item: %+v", got)
+			}
+			lateID := "late_" + strategy
+			if _, err := s.CreateItem(ctxT(t), models.Item{ID: lateID, Name: "x", StartingPrice: 100}); !errors.Is(err, service.ErrUnavailable) {
+				t.Errorf("CreateItem past its deadline: error %v, want ErrUnavailable", err)
+			}
+			if _, err := s.Item(ctxT(t), lateID); !errors.Is(err, service.ErrItemNotFound) {
+				t.Errorf("a refused CreateItem left an item: %v", err)
+			}
+			if err := s.Ping(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			if off := time.Duration(s.clockOffset.Load()); off < -time.Second || off > time.Second {
+				t.Fatalf("measured offset %v on one machine, want about zero", off)
+			}
+			wantOutcome(t, "after Ping measured the clock", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+		})
 	}
-	if got := item(t, s, it.ID); got.Seq != 0 {
-		t.Fatalf("a refused script changed the item: %+v", got)
+}
+
+// TestLateWriteNeverApplies freezes Redis just before a bid's write goes
+// out: the store gives up (the gateway answers 503), and when Redis wakes
+// and finally runs the write, it must refuse it, so that a bid answered 503
+// is never applied. lua checks its deadline in the script; optimistic's
+// EXEC is aborted by its expired guard key.
+func TestLateWriteNeverApplies(t *testing.T) {
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			r := testenv.Redis(t)
+			cfg := DefaultConfig()
+			cfg.Addrs = []string{r.Addr()}
+			cfg.MaxRetries = -1 // the late write, not a retry, is under test
+			s := newStore(t, cfg, strategy)
+			it := newItem(t, s, models.Item{})
+			raw := r.Client()
+			writeCmd := map[string]string{StrategyLua: "evalsha", StrategyOptimistic: "exec"}[strategy]
+			before := commandCalls(t, raw, writeCmd)
+
+			var frozen atomic.Bool
+			s.beforeWrite = func() {
+				if frozen.CompareAndSwap(false, true) {
+					r.Pause()
+				}
+			}
+			_, err := s.PlaceBids(ctxT(t), []service.BidRequest{bid(it.ID, "u1", 1000)})
+			r.Resume()
+			if !frozen.Load() {
+				t.Fatal("the bid never reached its write")
+			}
+			if !errors.Is(err, service.ErrUnavailable) {
+				t.Fatalf("PlaceBids with Redis frozen: error %v, want ErrUnavailable", err)
+			}
+			// Redis runs the write it received while frozen; then the
+			// item must be as before.
+			waitUntil(t, 10*time.Second, func() error {
+				if n := commandCalls(t, raw, writeCmd); n <= before {
+					return fmt.Errorf("%s calls %d, want more than %d", writeCmd, n, before)
+				}
+				return nil
+			})
+			s.beforeWrite = nil
+			if got := item(t, s, it.ID); got.Seq != 0 || got.BidCount != 0 {
+				t.Fatalf("a bid answered unavailable was applied late: %+v", got)
+			}
+			if n, err := raw.XLen(ctxT(t), s.outboxKey(it.ID)).Result(); err != nil || n != 0 {
+				t.Fatalf("outbox holds %d events (err %v) after the late write, want none", n, err)
+			}
+			wantOutcome(t, "after Redis woke", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+		})
 	}
-	if _, err := s.CreateItem(ctxT(t), models.Item{ID: "late_item", Name: "x", StartingPrice: 100}); !errors.Is(err, service.ErrUnavailable) {
-		t.Errorf("CreateItem past its deadline: error %v, want ErrUnavailable", err)
+}
+
+// commandCalls is how often Redis has run cmd, from INFO commandstats.
+func commandCalls(t testing.TB, c *goredis.Client, cmd string) int {
+	t.Helper()
+	info, err := c.Info(ctxT(t), "commandstats").Result()
+	if err != nil {
+		t.Fatalf("INFO commandstats: %v", err)
 	}
-	if _, err := s.Item(ctxT(t), "late_item"); !errors.Is(err, service.ErrItemNotFound) {
-		t.Errorf("a refused CreateItem left an item: %v", err)
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+		return n
 	}
-	if err := s.Ping(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	if off := time.Duration(s.clockOffset.Load()); off < -time.Second || off > time.Second {
-		t.Fatalf("measured offset %v on one machine, want about zero", off)
-	}
-	wantOutcome(t, "after Ping measured the clock", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+	return 0
 }
 
 // TestRelayWhileBidding drains the outbox the way the relay does while bids

@@ -67,8 +67,11 @@ func (s *Store) placeOptimistic(ctx context.Context, reqs []service.BidRequest) 
 	return out, nil
 }
 
-// errRetriesExhausted says that other writers won every attempt.
-var errRetriesExhausted = errors.New("optimistic transaction lost every retry to concurrent writers")
+var (
+	// errRetriesExhausted says that other writers won every attempt.
+	errRetriesExhausted = errors.New("optimistic transaction lost every retry to concurrent writers")
+	errPastDeadline     = errors.New("past the deadline")
+)
 
 // placeOne decides one bid with WATCH on the item (and its idempotency
 // record), reads, then MULTI/EXEC of the same writes place.lua makes. A
@@ -82,15 +85,29 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		idem = s.idemKey(r.ItemID, r.UserID, r.IdempotencyKey)
 		keys = append(keys, idem)
 	}
+	// The guard is what place.lua's deadline is for lua: a key that expires
+	// at the deadline on Redis's clock, watched with the others. An EXEC
+	// that reaches Redis after the gateway has given up on it (a paused or
+	// overloaded Redis) finds it expired and is aborted, so a bid answered
+	// 503 is never applied later. Bids that write nothing leave it to
+	// expire.
+	guard := s.guardKey(r.ItemID, r.BidID)
 	var (
 		res   service.BidResult
 		oid   string
 		fixup bool
 	)
 	txf := func(tx *goredis.Tx) error {
+		deadline := s.scriptDeadline(ctx)
 		var itemCmd, recCmd *goredis.SliceCmd
 		var timeCmd *goredis.TimeCmd
+		var guardTTL *goredis.DurationCmd
 		if _, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			if deadline > 0 {
+				p.Do(ctx, "set", guard, "1", "pxat", deadline)
+				guardTTL = p.PTTL(ctx, guard)
+				p.Do(ctx, "watch", guard)
+			}
 			itemCmd = p.HMGet(ctx, itemKey, itemFields...)
 			if idem != "" {
 				recCmd = p.HMGet(ctx, idem, recordFields...)
@@ -99,6 +116,11 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			return nil
 		}); err != nil {
 			return err
+		}
+		if guardTTL != nil && guardTTL.Val() < 0 {
+			// SET with a past PXAT leaves no key: Redis read this after
+			// the deadline, and a write now could land after a 503.
+			return errPastDeadline
 		}
 		it, ok := parseItemState(itemCmd.Val())
 		if !ok {
@@ -131,6 +153,9 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			return err
 		}
 		var xadd *goredis.StringCmd
+		if s.beforeWrite != nil {
+			s.beforeWrite()
+		}
 		if _, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			if d.outcome == service.OutcomeAccepted {
 				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends)
@@ -139,6 +164,9 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			if idem != "" {
 				p.HSet(ctx, idem, d.record(r.RequestHash)...)
 				p.PExpire(ctx, idem, service.IdempotencyTTL)
+			}
+			if deadline > 0 {
+				p.Del(ctx, guard)
 			}
 			return nil
 		}); err != nil {
@@ -159,6 +187,9 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		err := s.rdb.Watch(ctx, txf, keys...)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, errPastDeadline) {
+			return service.BidResult{}, fmt.Errorf("%w: redis read the bid after its deadline", service.ErrUnavailable)
 		}
 		if !errors.Is(err, goredis.TxFailedErr) {
 			return service.BidResult{}, classify(err)
