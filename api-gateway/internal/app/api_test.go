@@ -316,6 +316,34 @@ func TestRateLimitAndCORS(t *testing.T) {
 	}
 }
 
+// The per-IP limit counts the load balancer's client address (the last
+// X-Forwarded-For entry) on both HTTP paths: API clients' bids and
+// browsers' (Origin, through chi).
+func TestRateLimitPerClientAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.RatePerIP, c.RatePerUser, c.TrustProxy = 1, 0, true })
+	g := e.gw
+	g.createItem(t, "lot", "1.00", "1.00")
+	for _, via := range []struct {
+		name    string
+		headers []string
+	}{{"native", nil}, {"chi", []string{"Origin", "http://page.test"}}} {
+		client := "spoofed, 203.0.113." + map[string]string{"native": "7", "chi": "8"}[via.name]
+		h := append([]string{"X-Forwarded-For", client}, via.headers...)
+		if a := g.bid(t, "lot", "alice_"+via.name, "100.00", h...); a.Status != 409 && a.Status != 200 {
+			t.Fatalf("%s: first bid = %d %s", via.name, a.Status, a.Body)
+		}
+		a := g.bid(t, "lot", "bob_"+via.name, "200.00", h...)
+		if a.Status != http.StatusTooManyRequests || a.Header.Get("Retry-After") == "" || !strings.Contains(a.str("message"), "client address") {
+			t.Errorf("%s: second bid from %q within a second = %d %s (Retry-After %q), want 429", via.name, client, a.Status, a.Body, a.Header.Get("Retry-After"))
+		}
+		other := append([]string{"X-Forwarded-For", "spoofed, 198.51.100." + map[string]string{"native": "1", "chi": "2"}[via.name]}, via.headers...)
+		if a := g.bid(t, "lot", "carol_"+via.name, "300.00", other...); a.Status == http.StatusTooManyRequests {
+			t.Errorf("%s: a bid from another client address was limited: %s", via.name, a.Body)
+		}
+	}
+}
+
 func TestItems(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, func(c *Config) { c.AutoCreate, c.SoftClose = false, 0 })
