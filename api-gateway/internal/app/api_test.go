@@ -202,6 +202,53 @@ func TestOversizedRequests(t *testing.T) {
 	}
 }
 
+// Requests pipelined on one connection are answered in order, each with
+// its own body, whichever path serves them.
+func TestPipelinedRequests(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot", "1.00", "1.00")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	post := func(body string, extra string) string {
+		return "POST /api/v1/items/lot/bid HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" + extra +
+			"Content-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body
+	}
+	batch := post(`{"user_id":"alice","amount":5.00}`, "") +
+		post(`{"user_id":"bob","amount":4.00}`, "") +
+		"GET /api/v1/items/lot HTTP/1.1\r\nHost: gw\r\n\r\n" +
+		post(`{"user_id":"carol","amount":9.00}`, "Origin: http://page.test\r\n")
+	if _, err := io.WriteString(conn, batch); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	want := []struct {
+		status int
+		body   string
+	}{
+		{200, `"your_bid":5.00`},
+		{409, `"your_bid":4.00,"is_highest":false`},
+		{200, `"current_bid":5.00`},
+		{200, `"your_bid":9.00`},
+	}
+	for i, w := range want {
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i+1, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != w.status || !strings.Contains(string(b), w.body) {
+			t.Errorf("answer %d = %d %s, want %d containing %s", i+1, resp.StatusCode, b, w.status, w.body)
+		}
+	}
+}
+
 func TestAuth(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cret-for-tests"
