@@ -54,6 +54,19 @@ func newStore(t testing.TB, cfg Config, strategy string) *Store {
 	return s
 }
 
+// storeOnOwnRedis opens a store on a Redis of its own, for tests that
+// stop or freeze the server; mod, when set, adjusts the configuration.
+func storeOnOwnRedis(t testing.TB, strategy string, mod func(*Config)) (*Store, *testenv.RedisServer) {
+	t.Helper()
+	r := testenv.Redis(t)
+	cfg := DefaultConfig()
+	cfg.Addrs = []string{r.Addr()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	return newStore(t, cfg, strategy), r
+}
+
 // forEach runs f as parallel subtests for every topology and strategy.
 func forEach(t *testing.T, tops []topology, f func(t *testing.T, s *Store, top topology)) {
 	t.Helper()
