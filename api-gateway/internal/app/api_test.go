@@ -16,6 +16,14 @@ import (
 	"github.com/bidding-platform/shared/config"
 )
 
+// httpPaths are the gateway's two ways to a bid: API clients' take the
+// native fasthttp path, a browser's (it sends Origin) goes through chi for
+// CORS.
+var httpPaths = []struct {
+	name    string
+	headers []string
+}{{"native", nil}, {"chi", []string{"Origin", "http://page.test"}}}
+
 // The README's curl sequence, answered with the documented bodies.
 func TestReadmeCurlSequence(t *testing.T) {
 	t.Parallel()
@@ -129,13 +137,8 @@ func TestMalformedBids(t *testing.T) {
 		{name: "bad idempotency key", body: `{"user_id":"bob","amount":30}`, headers: []string{"Idempotency-Key", strings.Repeat("k", 129)}, status: 400, msg: "Idempotency-Key must be"},
 		{name: "unknown item", path: "/api/v1/items/nosuch/bid", body: `{"user_id":"bob","amount":30}`, status: 404, msg: "Item not found"},
 	}
-	// API clients' bids take the gateway's native fasthttp path; a browser's
-	// (it sends Origin) goes through chi for CORS, which then says Vary:
-	// Origin. Both must answer alike.
-	for _, via := range []struct {
-		name    string
-		headers []string
-	}{{"native", nil}, {"chi", []string{"Origin", "http://page.test"}}} {
+	// Both must answer alike; chi's CORS middleware then says Vary: Origin.
+	for _, via := range httpPaths {
 		for _, tt := range tests {
 			t.Run(via.name+"/"+tt.name, func(t *testing.T) {
 				path := tt.path
@@ -371,10 +374,7 @@ func TestRateLimitPerClientAddress(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.RatePerIP, c.RatePerUser, c.TrustProxy = 1, 0, true })
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
-	for _, via := range []struct {
-		name    string
-		headers []string
-	}{{"native", nil}, {"chi", []string{"Origin", "http://page.test"}}} {
+	for _, via := range httpPaths {
 		client := "spoofed, 203.0.113." + map[string]string{"native": "7", "chi": "8"}[via.name]
 		h := append([]string{"X-Forwarded-For", client}, via.headers...)
 		if a := g.bid(t, "lot", "alice_"+via.name, "100.00", h...); a.Status != 409 && a.Status != 200 {
