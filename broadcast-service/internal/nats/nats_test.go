@@ -21,14 +21,7 @@ import (
 // TestAfter reads one item's history out of a stream shared with other
 // items, from any starting point.
 func TestAfter(t *testing.T) {
-	n := testenv.NATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := nats.Connect(ctx, n.URL(), nats.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	n, c, ctx := connect(t)
 	js := n.JetStream()
 	if _, err := stream.Ensure(ctx, js); err != nil {
 		t.Fatal(err)
@@ -111,14 +104,7 @@ func TestAfter(t *testing.T) {
 // TestSubscribeMore: more is true exactly while further messages are
 // already waiting, so the hub can send them together.
 func TestSubscribeMore(t *testing.T) {
-	n := testenv.NATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := nats.Connect(ctx, n.URL(), nats.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	n, c, ctx := connect(t)
 	const item = "more_item"
 	type call struct {
 		data string
@@ -210,4 +196,19 @@ func TestSubscribeMore(t *testing.T) {
 			t.Fatalf("message %s not delivered", w.data)
 		}
 	}
+}
+
+// connect starts a NATS server and connects a client to it, both closed at
+// the end of the test, and returns a context bounding the test.
+func connect(t *testing.T) (*testenv.NATSServer, *nats.Client, context.Context) {
+	t.Helper()
+	n := testenv.NATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	c, err := nats.Connect(ctx, n.URL(), nats.Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return n, c, ctx
 }
