@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,9 +21,8 @@ import (
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
+	"github.com/bidding-platform/shared/testenv/browser"
 )
-
-const chromium = "/usr/bin/chromium"
 
 // fakeGateway plays the API gateway's item and bid endpoints: an accepted
 // bid is published to JetStream as the gateway would, so the page's price can
@@ -81,12 +78,7 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestBrowserShowsNewPrice(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s not installed (scripts/install-deps.sh installs it; CI requires it)", chromium)
-		}
-		t.Fatalf("CI needs %s: %v", chromium, err)
-	}
+	bctx := browser.Open(t, 90*time.Second)
 	n := testenv.NATS(t)
 	gw := &fakeGateway{js: n.JetStream(), published: make(chan models.Event, 1)}
 	{
@@ -103,25 +95,6 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	addr, stop := startService(t, "127.0.0.1:0", n.URL(), gwSrv.URL)
 	defer func() { stop() }()
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 90*time.Second)
-	defer cancelTimeout()
-
 	// The item picker leads to the item's page.
 	page := "http://" + addr + "/"
 	if err := chromedp.Do(bctx,
@@ -135,7 +108,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	if url, err := chromedp.Run(bctx, chromedp.Location()); err != nil || !strings.HasSuffix(url, "/items/browser_item") {
 		t.Fatalf("the picker led to %q (err %v), want /items/browser_item", url, err)
 	}
-	waitText(t, bctx, "#name", "Vintage Watch", 10*time.Second)
+	browser.WaitText(t, bctx, "#name", "Vintage Watch", 10*time.Second)
 
 	if err := chromedp.Do(bctx,
 		chromedp.SendKeys(chromedp.CSS(`#user-id`), "alice"),
@@ -157,10 +130,10 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	// than that now and then, so the deadline only catches a page that does
 	// not update, and the measured delay goes to the log.
 	published := time.Now()
-	waitText(t, bctx, "#price", "$123.45", 5*time.Second)
+	browser.WaitText(t, bctx, "#price", "$123.45", 5*time.Second)
 	t.Logf("new price shown %v after the bid was published", time.Since(published).Round(time.Millisecond))
-	waitText(t, bctx, "#bid-result", "Bid accepted", 10*time.Second)
-	waitText(t, bctx, "#bids", "alice", 10*time.Second)
+	browser.WaitText(t, bctx, "#bid-result", "Bid accepted", 10*time.Second)
+	browser.WaitText(t, bctx, "#bids", "alice", 10*time.Second)
 
 	// The service goes away; bids go on meanwhile. The page reconnects with
 	// since_seq to the restarted service and shows what it missed, in order.
@@ -175,7 +148,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 		<-gw.published
 	}
 	_, stop = startService(t, addr, n.URL(), gwSrv.URL)
-	waitText(t, bctx, "#price", "$142.50", 30*time.Second)
+	browser.WaitText(t, bctx, "#price", "$142.50", 30*time.Second)
 	// The snapshot can show the new price before the replayed events that
 	// fill the list arrive, so wait for the list to reach three entries.
 	var got []string
@@ -196,32 +169,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 		t.Errorf("bid list seqs after reconnect = %v, want %v (newest first, no gap, no duplicate)", got, want)
 	}
 
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	// go test -artifacts -outputdir DIR keeps it; otherwise it is temporary.
-	shot := filepath.Join(t.ArtifactDir(), "live-page.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", shot)
-}
-
-// waitText polls the element's text until it contains want.
-func waitText(t *testing.T, ctx context.Context, sel, want string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err == nil && strings.Contains(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s shows %q (err %v) after %s, want it to contain %q", sel, got, err, timeout, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	browser.Screenshot(t, bctx, "live-page.png")
 }
 
 // startService runs the broadcast service on addr until stop is called.

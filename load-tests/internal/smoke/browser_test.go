@@ -1,10 +1,7 @@
 package smoke
 
 import (
-	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,9 +9,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/bidding-platform/shared/testenv"
+	"github.com/bidding-platform/shared/testenv/browser"
 )
-
-const chromium = "/usr/bin/chromium"
 
 // TestLivePageWithRealServices is the whole system in a browser: the live
 // page served by the broadcast service posts bids across origins to the real
@@ -23,12 +19,6 @@ const chromium = "/usr/bin/chromium"
 // shows the price the broadcast service pushes, for its own bids and for
 // bids placed by others through the API.
 func TestLivePageWithRealServices(t *testing.T) {
-	if _, err := os.Stat(chromium); err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("%s not installed (scripts/install-deps.sh installs it; CI requires it)", chromium)
-		}
-		t.Fatalf("CI needs %s: %v", chromium, err)
-	}
 	gatewayBin := buildService(t, "api-gateway")
 	broadcastBin := buildService(t, "broadcast-service")
 	rd := testenv.Redis(t)
@@ -52,25 +42,7 @@ func TestLivePageWithRealServices(t *testing.T) {
 		t.Fatalf("create item: status %d", resp.StatusCode)
 	}
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1200, 900),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	bctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancelTimeout()
-
+	bctx := browser.Open(t, 2*time.Minute)
 	page := pageOrigin + "/items/e2e_lot"
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(page),
@@ -78,7 +50,7 @@ func TestLivePageWithRealServices(t *testing.T) {
 	); err != nil {
 		t.Fatalf("open %s: %v", page, err)
 	}
-	waitText(t, bctx, "#name", "Brass Telescope", 10*time.Second)
+	browser.WaitText(t, bctx, "#name", "Brass Telescope", 10*time.Second)
 
 	bidInPage := func(user, amount string) {
 		t.Helper()
@@ -103,8 +75,8 @@ func TestLivePageWithRealServices(t *testing.T) {
 	}
 
 	bidInPage("alice", "123.45")
-	waitText(t, bctx, "#bid-result", "Bid accepted", 10*time.Second)
-	waitText(t, bctx, "#price", "$123.45", 10*time.Second)
+	browser.WaitText(t, bctx, "#bid-result", "Bid accepted", 10*time.Second)
+	browser.WaitText(t, bctx, "#price", "$123.45", 10*time.Second)
 	if it := getItem(t, gateway, "e2e_lot"); it.CurrentBid.String() != "123.45" || it.HighestBidderID != "alice" {
 		t.Fatalf("gateway holds %s by %q, want 123.45 by alice", it.CurrentBid, it.HighestBidderID)
 	}
@@ -120,40 +92,15 @@ func TestLivePageWithRealServices(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("bob's bid: status %d", resp.StatusCode)
 	}
-	waitText(t, bctx, "#price", "$150.00", 10*time.Second)
-	waitText(t, bctx, "#bids", "bob", 10*time.Second)
+	browser.WaitText(t, bctx, "#price", "$150.00", 10*time.Second)
+	browser.WaitText(t, bctx, "#bids", "bob", 10*time.Second)
 
 	// A bid the gateway rejects shows its answer and changes nothing.
 	bidInPage("alice", "151.00")
-	waitText(t, bctx, "#bid-result", "must be higher", 10*time.Second)
+	browser.WaitText(t, bctx, "#bid-result", "must be higher", 10*time.Second)
 	if it := getItem(t, gateway, "e2e_lot"); it.CurrentBid.String() != "150.00" || it.BidCount != 2 {
 		t.Errorf("after the rejected bid the gateway holds %s with %d bids, want 150.00 with 2", it.CurrentBid, it.BidCount)
 	}
 
-	png, err := chromedp.Run(bctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	// go test -artifacts -outputdir DIR keeps it; otherwise it is temporary.
-	shot := filepath.Join(t.ArtifactDir(), "live-page-real-services.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", shot)
-}
-
-// waitText polls the element's text until it contains want.
-func waitText(t *testing.T, ctx context.Context, sel, want string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err == nil && strings.Contains(got, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s shows %q (err %v) after %s, want it to contain %q", sel, got, err, timeout, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	browser.Screenshot(t, bctx, "live-page-real-services.png")
 }
