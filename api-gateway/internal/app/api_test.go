@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -178,12 +177,7 @@ func TestOversizedRequests(t *testing.T) {
 	}
 	// Only the headers are sent: a server that refuses the body must say so
 	// without waiting for it (a client still sending would see its close).
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := g.dial(t)
 	if _, err := fmt.Fprintf(conn, "POST /api/v1/items/lot/bid HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 10<<20); err != nil {
 		t.Fatal(err)
 	}
@@ -212,12 +206,7 @@ func TestPipelinedRequests(t *testing.T) {
 	e := newEnv(t, nil)
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
-	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := g.dial(t)
 	post := func(body string, extra string) string {
 		return "POST /api/v1/items/lot/bid HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" + extra +
 			"Content-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body

@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,6 +166,19 @@ func try(method, url string, body string, headers ...string) (answer, error) {
 	dec.UseNumber()
 	_ = dec.Decode(&a.JSON) // not every answer is an object (metrics)
 	return a, nil
+}
+
+// dial opens a plain TCP connection to the gateway, for requests an HTTP
+// client would not send; it is closed at the end of the test.
+func (g *gateway) dial(t testing.TB) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(g.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
 }
 
 func (g *gateway) bid(t testing.TB, item, user, amount string, headers ...string) answer {
