@@ -174,3 +174,12 @@ func (l Log) NewLogger(w io.Writer, service string) *slog.Logger {
 	}
 	return slog.New(h).With("service", service)
 }
+
+// Positive returns v, or def when v is zero or negative: how components
+// fill in the settings their callers left unset.
+func Positive[T ~int | ~int64 | ~float64](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

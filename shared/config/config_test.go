@@ -72,3 +72,15 @@ func TestLoggerRedactsSecrets(t *testing.T) {
 		t.Errorf("log line %s: want service field and no secret", buf.String())
 	}
 }
+
+func TestPositive(t *testing.T) {
+	if got := Positive(0, 5); got != 5 {
+		t.Errorf("Positive(0, 5) = %d", got)
+	}
+	if got := Positive(-1*time.Second, time.Minute); got != time.Minute {
+		t.Errorf("Positive(-1s, 1m) = %v", got)
+	}
+	if got := Positive(2.5, 1.0); got != 2.5 {
+		t.Errorf("Positive(2.5, 1) = %v", got)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/health"
 	"github.com/bidding-platform/shared/models"
 )
@@ -91,9 +92,7 @@ func New(cfg Config, d Deps) http.Handler {
 }
 
 func newServer(cfg Config, d Deps) *server {
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 4 << 10
-	}
+	cfg.MaxBody = config.Positive(cfg.MaxBody, 4<<10)
 	s := &server{
 		cfg:     cfg,
 		d:       d,

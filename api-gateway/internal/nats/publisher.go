@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
 )
@@ -55,21 +56,11 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.RelayEvery <= 0 {
-		c.RelayEvery = time.Second
-	}
-	if c.RelayAge <= 0 {
-		c.RelayAge = 2 * time.Second
-	}
-	if c.RelayBatch <= 0 {
-		c.RelayBatch = 512
-	}
-	if c.Queue <= 0 {
-		c.Queue = 16384
-	}
-	if c.AckTimeout <= 0 {
-		c.AckTimeout = 5 * time.Second
-	}
+	c.RelayEvery = config.Positive(c.RelayEvery, time.Second)
+	c.RelayAge = config.Positive(c.RelayAge, 2*time.Second)
+	c.RelayBatch = config.Positive(c.RelayBatch, 512)
+	c.Queue = config.Positive(c.Queue, 16384)
+	c.AckTimeout = config.Positive(c.AckTimeout, 5*time.Second)
 	if c.Metrics == nil {
 		c.Metrics = nopMetrics{}
 	}

@@ -136,30 +136,16 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Strategy == "" {
 		cfg.Strategy = def.Strategy
 	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = def.DialTimeout
-	}
-	if cfg.ReadTimeout <= 0 {
-		cfg.ReadTimeout = def.ReadTimeout
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = def.WriteTimeout
-	}
-	if cfg.OpTimeout <= 0 {
-		cfg.OpTimeout = def.OpTimeout
-	}
+	cfg.DialTimeout = config.Positive(cfg.DialTimeout, def.DialTimeout)
+	cfg.ReadTimeout = config.Positive(cfg.ReadTimeout, def.ReadTimeout)
+	cfg.WriteTimeout = config.Positive(cfg.WriteTimeout, def.WriteTimeout)
+	cfg.OpTimeout = config.Positive(cfg.OpTimeout, def.OpTimeout)
 	if cfg.MaxRetries == 0 {
 		cfg.MaxRetries = def.MaxRetries
 	}
-	if cfg.OptimisticRetries <= 0 {
-		cfg.OptimisticRetries = def.OptimisticRetries
-	}
-	if cfg.ScanInterval <= 0 {
-		cfg.ScanInterval = def.ScanInterval
-	}
-	if cfg.ScanTimeout <= 0 {
-		cfg.ScanTimeout = def.ScanTimeout
-	}
+	cfg.OptimisticRetries = config.Positive(cfg.OptimisticRetries, def.OptimisticRetries)
+	cfg.ScanInterval = config.Positive(cfg.ScanInterval, def.ScanInterval)
+	cfg.ScanTimeout = config.Positive(cfg.ScanTimeout, def.ScanTimeout)
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("redis config: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 )
 
@@ -60,21 +61,11 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.MaxBatch <= 0 {
-		c.MaxBatch = 64
-	}
-	if c.StoreTimeout <= 0 {
-		c.StoreTimeout = 2 * time.Second
-	}
-	if c.DefaultDuration <= 0 {
-		c.DefaultDuration = 24 * time.Hour
-	}
-	if c.ClockMargin <= 0 {
-		c.ClockMargin = 2 * time.Second
-	}
-	if c.CacheTTL <= 0 {
-		c.CacheTTL = 10 * time.Second
-	}
+	c.MaxBatch = config.Positive(c.MaxBatch, 64)
+	c.StoreTimeout = config.Positive(c.StoreTimeout, 2*time.Second)
+	c.DefaultDuration = config.Positive(c.DefaultDuration, 24*time.Hour)
+	c.ClockMargin = config.Positive(c.ClockMargin, 2*time.Second)
+	c.CacheTTL = config.Positive(c.CacheTTL, 10*time.Second)
 	if c.Metrics == nil {
 		c.Metrics = nopMetrics{}
 	}

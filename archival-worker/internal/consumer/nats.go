@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/archival-worker/internal/database"
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
 )
@@ -57,30 +58,14 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 4000
-	}
-	if c.BatchWait <= 0 {
-		c.BatchWait = 100 * time.Millisecond
-	}
-	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.Writers <= 0 {
-		c.Writers = 1
-	}
-	if c.ShutdownGrace <= 0 {
-		c.ShutdownGrace = 10 * time.Second
-	}
-	if c.MinBackoff <= 0 {
-		c.MinBackoff = 100 * time.Millisecond
-	}
-	if c.MaxBackoff <= 0 {
-		c.MaxBackoff = 5 * time.Second
-	}
+	c.BatchSize = config.Positive(c.BatchSize, 4000)
+	c.BatchWait = config.Positive(c.BatchWait, 100*time.Millisecond)
+	c.AckWait = config.Positive(c.AckWait, 30*time.Second)
+	c.WriteTimeout = config.Positive(c.WriteTimeout, 10*time.Second)
+	c.Writers = config.Positive(c.Writers, 1)
+	c.ShutdownGrace = config.Positive(c.ShutdownGrace, 10*time.Second)
+	c.MinBackoff = config.Positive(c.MinBackoff, 100*time.Millisecond)
+	c.MaxBackoff = config.Positive(c.MaxBackoff, 5*time.Second)
 }
 
 // Consumer is one worker's share of the durable consumer.

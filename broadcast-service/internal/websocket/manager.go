@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 )
 
@@ -67,12 +68,8 @@ func (c Config) withDefaults() Config {
 			*d = v
 		}
 	}
-	if c.SendQueueSize <= 0 {
-		c.SendQueueSize = 128
-	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = 50000
-	}
+	c.SendQueueSize = config.Positive(c.SendQueueSize, 128)
+	c.MaxConnections = config.Positive(c.MaxConnections, 50000)
 	def(&c.PingInterval, 25*time.Second)
 	def(&c.PongTimeout, 60*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
