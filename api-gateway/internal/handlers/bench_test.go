@@ -27,11 +27,12 @@ func (tooLow) CreateItem(ctx context.Context, n service.NewItem) (models.Item, e
 	return models.Item{}, nil
 }
 
-// BenchmarkBidHandler is the HTTP side of a pre-filtered bid, without the
-// network: what the gateway adds to a plain handler.
+// BenchmarkBidHandler is the HTTP side of a pre-filtered bid through the
+// chi router (browsers' bids), without the network: what the gateway adds
+// to a plain handler.
 func BenchmarkBidHandler(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	h := New(Config{}, Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h := newServer(Config{}, Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).router()
 	body := `{"user_id":"user_42","amount":123.45}`
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

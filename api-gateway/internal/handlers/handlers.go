@@ -86,11 +86,6 @@ type server struct {
 	bufs    sync.Pool
 }
 
-// New returns the gateway's net/http handler: every route through chi.
-func New(cfg Config, d Deps) http.Handler {
-	return newServer(cfg, d).router()
-}
-
 func newServer(cfg Config, d Deps) *server {
 	cfg.MaxBody = config.Positive(cfg.MaxBody, 4<<10)
 	s := &server{
