@@ -101,6 +101,7 @@ func startPostgres(tb testing.TB) (*PostgresServer, error) {
 			name: "postgres-" + strconv.Itoa(port), bin: postgres, dir: dir, cred: cred,
 			// SIGINT is PostgreSQL's "fast" shutdown: abort transactions, exit now.
 			stopSignal: syscall.SIGINT,
+			childDir:   realPath(data),
 			args: []string{"-D", data, "-p", strconv.Itoa(port),
 				"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=" + dir,
 				"-c", "fsync=off", "-c", "full_page_writes=off",
@@ -231,3 +232,15 @@ type packageTB struct{ testing.TB }
 func (packageTB) Helper()               {}
 func (packageTB) Cleanup(f func())      { packageCleanups = append(packageCleanups, f) }
 func (packageTB) Fatalf(string, ...any) { panic("testenv: Fatalf on the shared server") }
+
+// realPath is path as /proc shows a working directory: absolute, with
+// symbolic links resolved.
+func realPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	return path
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,6 +32,10 @@ type process struct {
 	cred *syscall.Credential
 	// stopSignal asks the server for a clean, quick shutdown.
 	stopSignal syscall.Signal
+	// childDir, when set, is the working directory of helpers that leave
+	// the process group: PostgreSQL backends call setsid, so a signal to
+	// the group misses them, and they are found by their directory.
+	childDir string
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -54,8 +59,8 @@ func (p *process) start() error {
 	cmd.Stderr = logFile
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Its own process group, so Kill takes the server's helpers (PostgreSQL
-		// backends) down with it, as a crash of the machine would.
+		// Its own process group, so signals reach the helpers it keeps in
+		// the group; those that leave it are found by childDir.
 		Setpgid: true,
 		// If the test binary dies, so does the server: no leftovers.
 		Pdeathsig:  syscall.SIGKILL,
@@ -85,6 +90,9 @@ func (p *process) signal(sig syscall.Signal, timeout time.Duration) {
 		return
 	}
 	_ = syscall.Kill(-cmd.Process.Pid, sig)
+	for _, pid := range p.strays() {
+		_ = syscall.Kill(pid, sig)
+	}
 	if sig == syscall.SIGSTOP || sig == syscall.SIGCONT {
 		return
 	}
@@ -94,11 +102,48 @@ func (p *process) signal(sig syscall.Signal, timeout time.Duration) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-	// Children that outlived the leader (PostgreSQL backends) go too.
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// Helpers that outlived the leader (PostgreSQL backends) go too, and
+	// are waited for: until the last one is gone it still holds the
+	// server's shared memory, and a restart on the same data refuses to
+	// run ("pre-existing shared memory block is still in use").
+	deadline := time.Now().Add(timeout)
+	for {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		left := p.strays()
+		for _, pid := range left {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if (len(left) == 0 && syscall.Kill(-cmd.Process.Pid, 0) != nil) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	p.mu.Lock()
 	p.cmd, p.done = nil, nil
 	p.mu.Unlock()
+}
+
+// strays are the live processes working in childDir, the server's own
+// included while it runs.
+func (p *process) strays() []int {
+	if p.childDir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd"); err == nil && cwd == p.childDir {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 func (p *process) kill() { p.signal(syscall.SIGKILL, 10*time.Second) }

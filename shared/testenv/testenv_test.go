@@ -119,6 +119,36 @@ func TestNATSJetStreamSurvivesKill(t *testing.T) {
 	}
 }
 
+// PostgreSQL backends leave the server's process group (setsid), so Pause
+// must find them too: a connection opened before it must hang, as on a
+// frozen host.
+func TestPostgresPauseFreezesOpenConnections(t *testing.T) {
+	t.Parallel()
+	s := Postgres(t)
+	url := s.CreateDB(t)
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	s.Pause()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = conn.Exec(ctx, "SELECT 1")
+	cancel()
+	s.Resume()
+	if err == nil {
+		t.Fatal("query on an open connection while paused succeeded, want a timeout")
+	}
+	conn2, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatalf("connect after Resume: %v", err)
+	}
+	defer conn2.Close(context.Background())
+	if _, err := conn2.Exec(context.Background(), "SELECT 1"); err != nil {
+		t.Fatalf("query after Resume: %v", err)
+	}
+}
+
 func TestPostgresKillAndRestartKeepsData(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
