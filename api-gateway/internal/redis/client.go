@@ -118,6 +118,8 @@ type Store struct {
 	// When Pending and CloseDue last scanned for what their hints miss.
 	scanMu                      sync.Mutex
 	lastOutboxScan, lastEndScan time.Time
+	// Where Pending's walk over the outbox hint set goes on.
+	hintCursor uint64
 
 	// beforeWrite, when set, runs just before a bid's writing round trip
 	// (place.lua's call, or MULTI/EXEC): tests freeze Redis there.

@@ -439,3 +439,60 @@ func TestRelayWhileBidding(t *testing.T) {
 		}
 	})
 }
+
+// TestPendingReadsAboutMax gives 300 items a backlog of three events each, as
+// after an outage of NATS, and drains it in batches of 50: each call must
+// read about one batch of entries whatever the number of items, and the
+// drain must yield every event once, each item's in seq order.
+func TestPendingReadsAboutMax(t *testing.T) {
+	t.Parallel()
+	s, r := storeOnOwnRedis(t, StrategyLua, nil)
+	raw := r.Client()
+	defer raw.Close()
+	const itemsN, perItem, batch = 300, 3, 50
+	want := map[string]bool{}
+	for range itemsN {
+		it := newItem(t, s, models.Item{StartingPrice: 100, MinIncrement: 1})
+		for i := range perItem {
+			res := placeOne(t, s, bid(it.ID, "u1", models.Money(100+i)))
+			wantOutcome(t, "bid", res, service.OutcomeAccepted)
+			want[res.Event.EventID] = true
+		}
+	}
+
+	seen := map[string]bool{}
+	lastSeq := map[string]uint64{}
+	for calls := 0; len(seen) < len(want); calls++ {
+		if calls > 3*itemsN*perItem/batch {
+			t.Fatalf("%d of %d events after %d calls of Pending(%d)", len(seen), len(want), calls, batch)
+		}
+		xrange0, xlen0 := commandCalls(t, raw, "xrange"), commandCalls(t, raw, "xlen")
+		got, err := s.Pending(ctxT(t), 0, batch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// SSCAN may return a few more members than asked for.
+		if n, m := commandCalls(t, raw, "xrange")-xrange0, commandCalls(t, raw, "xlen")-xlen0; n > batch || m > 2*batch {
+			t.Fatalf("one Pending(%d) ran %d XRANGEs and %d XLENs over %d items", batch, n, m, itemsN)
+		}
+		if len(got) == 0 || len(got) > batch {
+			t.Fatalf("Pending(%d) = %d entries with %d events left", batch, len(got), len(want)-len(seen))
+		}
+		for _, e := range got {
+			if seen[e.Event.EventID] || !want[e.Event.EventID] {
+				t.Fatalf("event %s returned twice or never placed", e.Event.EventID)
+			}
+			seen[e.Event.EventID] = true
+			if e.Event.Seq != lastSeq[e.Event.ItemID]+1 {
+				t.Fatalf("item %s: seq %d after %d", e.Event.ItemID, e.Event.Seq, lastSeq[e.Event.ItemID])
+			}
+			lastSeq[e.Event.ItemID] = e.Event.Seq
+		}
+		if err := s.Ack(ctxT(t), got...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.Backlog(ctxT(t)); err != nil || n != 0 {
+		t.Errorf("Backlog after the drain = %d, %v; want 0", n, err)
+	}
+}

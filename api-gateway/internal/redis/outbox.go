@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -92,8 +93,12 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 }
 
 // Pending returns up to max outbox entries appended more than olderThan ago
-// (by Redis's clock, which stamps the stream ids), oldest first across all
-// items.
+// (by Redis's clock, which stamps the stream ids), oldest first. Each item's
+// entries come in order, oldest first. One call reads about max entries
+// however many items have a backlog: it looks at up to max hinted items,
+// taking up where the previous call stopped, and shares max out between
+// them, so that after an outage of NATS a large backlog drains in bounded
+// steps instead of every call reading all of it.
 func (s *Store) Pending(ctx context.Context, olderThan time.Duration, max int) ([]service.OutboxEntry, error) {
 	if max <= 0 {
 		return nil, nil
@@ -107,30 +112,45 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Duration, max int) (
 	if err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", classify(err))
 	}
-	ids, err := s.rdb.SMembers(ctx, s.outboxesKey()).Result()
-	if err != nil {
-		return nil, fmt.Errorf("outbox pending: %w", classify(err))
+	ids, err := s.hintedItems(ctx, max)
+	if err != nil || len(ids) == 0 {
+		return nil, err
 	}
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	cutoff := strconv.FormatInt(now.Add(-olderThan).UnixMilli(), 10)
-	ranges := make([]*goredis.XMessageSliceCmd, len(ids))
 	lens := make([]*goredis.IntCmd, len(ids))
 	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, id := range ids {
-			ranges[i] = p.XRangeN(ctx, s.outboxKey(id), "-", cutoff, int64(max))
 			lens[i] = p.XLen(ctx, s.outboxKey(id))
 		}
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", classify(err))
 	}
-	var out []service.OutboxEntry
+	sizes := make([]int64, len(ids))
 	var empty []string
 	for i, id := range ids {
-		if lens[i].Val() == 0 {
+		if sizes[i] = lens[i].Val(); sizes[i] == 0 {
 			empty = append(empty, id)
+		}
+	}
+	if err := s.dropHints(ctx, empty); err != nil {
+		return nil, fmt.Errorf("outbox pending: %w", err)
+	}
+	shares := fairShares(sizes, max)
+	cutoff := strconv.FormatInt(now.Add(-olderThan).UnixMilli(), 10)
+	ranges := make([]*goredis.XMessageSliceCmd, len(ids))
+	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, id := range ids {
+			if shares[i] > 0 {
+				ranges[i] = p.XRangeN(ctx, s.outboxKey(id), "-", cutoff, shares[i])
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("outbox pending: %w", classify(err))
+	}
+	var out []service.OutboxEntry
+	for i, id := range ids {
+		if ranges[i] == nil {
 			continue
 		}
 		for _, m := range ranges[i].Val() {
@@ -141,19 +161,77 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Duration, max int) (
 			out = append(out, e)
 		}
 	}
-	if err := s.dropHints(ctx, empty); err != nil {
-		return nil, fmt.Errorf("outbox pending: %w", err)
-	}
 	slices.SortFunc(out, func(a, b service.OutboxEntry) int {
 		if c := compareStreamIDs(a.ID, b.ID); c != 0 {
 			return c
 		}
 		return strings.Compare(a.Event.ItemID, b.Event.ItemID)
 	})
-	if len(out) > max {
-		out = out[:max]
-	}
 	return out, nil
+}
+
+// hintedItems returns about max items from the outbox hint set, continuing
+// the previous call's SSCAN, so successive calls visit every hinted item in
+// turn. A small set comes whole in one reply.
+func (s *Store) hintedItems(ctx context.Context, max int) ([]string, error) {
+	s.scanMu.Lock()
+	cursor := s.hintCursor
+	s.scanMu.Unlock()
+	seen := make(map[string]bool)
+	var ids []string
+	// From a cursor mid-way, the end of the set is reached before a full
+	// round, so that case may start over from 0 once.
+	for restarts := 0; len(ids) < max; {
+		keys, next, err := s.rdb.SScan(ctx, s.outboxesKey(), cursor, "", int64(max)).Result()
+		if err != nil {
+			return nil, fmt.Errorf("outbox pending: %w", classify(err))
+		}
+		for _, k := range keys {
+			if !seen[k] {
+				seen[k] = true
+				ids = append(ids, k)
+			}
+		}
+		if next == 0 && (cursor == 0 || restarts > 0) {
+			cursor = 0
+			break
+		}
+		if next == 0 {
+			restarts++
+		}
+		cursor = next
+	}
+	s.scanMu.Lock()
+	s.hintCursor = cursor
+	s.scanMu.Unlock()
+	return ids, nil
+}
+
+// fairShares splits budget over outboxes of the given sizes: each gets what
+// it holds up to an equal share, and what the small ones leave goes to the
+// others.
+func fairShares(sizes []int64, budget int) []int64 {
+	shares := make([]int64, len(sizes))
+	left := int64(budget)
+	open := 0
+	for _, n := range sizes {
+		if n > 0 {
+			open++
+		}
+	}
+	for left > 0 && open > 0 {
+		each := max(1, left/int64(open))
+		open = 0
+		for i, n := range sizes {
+			give := min(n-shares[i], each, left)
+			shares[i] += give
+			left -= give
+			if shares[i] < n {
+				open++
+			}
+		}
+	}
+	return shares
 }
 
 // Ack deletes entries that JetStream has stored and drops the hint of every
@@ -235,26 +313,42 @@ func (s *Store) restoreHints(ctx context.Context, members []any, cause error) er
 	return classify(cause)
 }
 
-// Backlog counts entries in the outboxes named by the hint set.
+// Backlog counts entries in the outboxes named by the hint set, a thousand
+// items a round trip. SSCAN may name an item twice; it is counted once.
 func (s *Store) Backlog(ctx context.Context) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	ids, err := s.rdb.SMembers(ctx, s.outboxesKey()).Result()
-	if err != nil {
-		return 0, fmt.Errorf("outbox backlog: %w", classify(err))
-	}
-	lens := make([]*goredis.IntCmd, len(ids))
-	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, id := range ids {
-			lens[i] = p.XLen(ctx, s.outboxKey(id))
-		}
-		return nil
-	}); err != nil {
-		return 0, fmt.Errorf("outbox backlog: %w", classify(err))
-	}
 	var n int64
-	for _, l := range lens {
-		n += l.Val()
+	count := func(ids []string) error {
+		lens := make([]*goredis.IntCmd, len(ids))
+		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, id := range ids {
+				lens[i] = p.XLen(ctx, s.outboxKey(id))
+			}
+			return nil
+		})
+		for _, l := range lens {
+			n += l.Val()
+		}
+		return err
+	}
+	iter := s.rdb.SScan(ctx, s.outboxesKey(), 0, "", 1000).Iterator()
+	ids := make([]string, 0, 1000)
+	seen := make(map[string]bool)
+	for iter.Next(ctx) {
+		if seen[iter.Val()] {
+			continue
+		}
+		seen[iter.Val()] = true
+		if ids = append(ids, iter.Val()); len(ids) == cap(ids) {
+			if err := count(ids); err != nil {
+				return 0, fmt.Errorf("outbox backlog: %w", classify(err))
+			}
+			ids = ids[:0]
+		}
+	}
+	if err := cmp.Or(iter.Err(), count(ids)); err != nil {
+		return 0, fmt.Errorf("outbox backlog: %w", classify(err))
 	}
 	return n, nil
 }
