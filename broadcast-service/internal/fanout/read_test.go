@@ -1,25 +1,13 @@
 package fanout
 
 import (
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 )
 
-func frame(payload string) []byte {
-	n := len(payload)
-	var f []byte
-	switch {
-	case n < 126:
-		f = []byte{0x81, byte(n)}
-	default:
-		f = []byte{0x81, 126, 0, 0}
-		binary.BigEndian.PutUint16(f[2:], uint16(n))
-	}
-	return append(f, payload...)
-}
+func frame(payload string) []byte { return textFrame([]byte(payload)) }
 
 func bid(seq uint64, ts time.Time, pad int) string {
 	return fmt.Sprintf(`{"type":"bid","seq":%d,"timestamp":"%s","user_id":"%s"}`, seq, ts.Format(time.RFC3339Nano), strings.Repeat("u", pad))
