@@ -177,27 +177,15 @@ func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []a
 	if s.cluster != nil {
 		return placeScript.Run(ctx, s.rdb, keys, args...).Slice()
 	}
-	for attempt := 0; ; attempt++ {
-		var eval *goredis.Cmd
-		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			if attempt == 0 {
-				eval = placeScript.EvalSha(ctx, p, keys, args...)
-			} else {
-				eval = placeScript.Eval(ctx, p, keys, args...)
-			}
-			p.SAdd(ctx, s.outboxesKey(), id)
-			return nil
-		})
-		// After a restart or failover the script cache is empty; EVAL
-		// loads the script again, and later calls find it by its hash.
-		if attempt == 0 && err != nil && goredis.HasErrorPrefix(eval.Err(), "NOSCRIPT") {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		return eval.Slice()
+	var eval *goredis.Cmd
+	err := pipelineScript(ctx, s.rdb, placeScript, func(p goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
+		eval = run(keys, args...)
+		p.SAdd(ctx, s.outboxesKey(), id)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return eval.Slice()
 }
 
 // decision is one bid's answer as both strategies store it in an

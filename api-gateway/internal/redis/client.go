@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,6 +269,9 @@ var createLua string
 //go:embed lua/read.lua
 var readLua string
 
+//go:embed lua/ack.lua
+var ackLua string
+
 // Scripts are immutable after construction and safe for concurrent use;
 // Script.Run sends EVALSHA and falls back to EVAL after a restart or a
 // failover has flushed the script cache.
@@ -276,7 +280,38 @@ var (
 	closeScript  = goredis.NewScript(commonLua + closeLua)
 	createScript = goredis.NewScript(commonLua + createLua)
 	readScript   = goredis.NewScript(commonLua + readLua)
+	ackScript    = goredis.NewScript(ackLua)
 )
+
+// pipelineScript sends, in one pipeline, what queue adds: calls of script
+// through run, and any other command. Calls go by hash; when the script
+// cache was emptied by a restart or a failover, the pipeline is sent again
+// with the script's body, which loads it for later calls. Commands are sent
+// twice then, so they must be safe to repeat.
+func pipelineScript(ctx context.Context, rdb goredis.UniversalClient, script *goredis.Script,
+	queue func(p goredis.Pipeliner, run func(keys []string, args ...any) *goredis.Cmd)) error {
+	noScript := func(c *goredis.Cmd) bool { return goredis.HasErrorPrefix(c.Err(), "NOSCRIPT") }
+	for attempt := 0; ; attempt++ {
+		var calls []*goredis.Cmd
+		_, err := rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			queue(p, func(keys []string, args ...any) *goredis.Cmd {
+				var c *goredis.Cmd
+				if attempt == 0 {
+					c = script.EvalSha(ctx, p, keys, args...)
+				} else {
+					c = script.Eval(ctx, p, keys, args...)
+				}
+				calls = append(calls, c)
+				return c
+			})
+			return nil
+		})
+		if attempt == 0 && err != nil && slices.ContainsFunc(calls, noScript) {
+			continue
+		}
+		return err
+	}
+}
 
 // CreateItem stores a new item with no bids. Its status follows starts_at
 // and ends_at compared with Redis TIME; a zero StartsAt means now and a zero

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,33 +235,26 @@ func fairShares(sizes []int64, budget int) []int64 {
 	return shares
 }
 
-// Ack deletes entries that JetStream has stored and drops the hint of every
-// outbox left empty.
+// Ack deletes entries that JetStream has stored, and every outbox left
+// empty along with its hint.
 func (s *Store) Ack(ctx context.Context, entries ...service.OutboxEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	byItem := make(map[string][]string)
+	byItem := make(map[string][]any)
 	for _, e := range entries {
 		byItem[e.Event.ItemID] = append(byItem[e.Event.ItemID], e.ID)
 	}
-	items := make([]string, 0, len(byItem))
-	lens := make([]*goredis.IntCmd, 0, len(byItem))
-	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for id, oids := range byItem {
-			p.XDel(ctx, s.outboxKey(id), oids...)
-			items = append(items, id)
-			lens = append(lens, p.XLen(ctx, s.outboxKey(id)))
-		}
-		return nil
-	}); err != nil {
+	items := slices.Collect(maps.Keys(byItem))
+	left, err := s.trimOutboxes(ctx, items, byItem)
+	if err != nil {
 		return fmt.Errorf("outbox ack: %w", classify(err))
 	}
 	var empty []string
 	for i, id := range items {
-		if lens[i].Val() == 0 {
+		if left[i] == 0 {
 			empty = append(empty, id)
 		}
 	}
@@ -268,6 +262,27 @@ func (s *Store) Ack(ctx context.Context, entries ...service.OutboxEntry) error {
 		return fmt.Errorf("outbox ack: %w", err)
 	}
 	return nil
+}
+
+// trimOutboxes runs ack.lua on each item's outbox in one round trip, with
+// the entry ids in acked (none for an item missing there), and returns the
+// entries each has left.
+func (s *Store) trimOutboxes(ctx context.Context, items []string, acked map[string][]any) ([]int64, error) {
+	var calls []*goredis.Cmd
+	err := pipelineScript(ctx, s.rdb, ackScript, func(_ goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
+		calls = calls[:0]
+		for _, id := range items {
+			calls = append(calls, run([]string{s.outboxKey(id)}, acked[id]...))
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	left := make([]int64, len(calls))
+	for i, c := range calls {
+		left[i], _ = c.Int64()
+	}
+	return left, nil
 }
 
 // dropHints removes items whose outbox was seen empty from the hint set.

@@ -56,7 +56,8 @@ func (s *Store) scanNodes(ctx context.Context, pattern, typ string, fn func(ctx 
 	return scan(ctx, s.rdb.(*goredis.Client))
 }
 
-// scanOrphans puts every non-empty outbox stream into the hint set.
+// scanOrphans puts every non-empty outbox stream into the hint set. Empty
+// ones, which only an older version left behind, are deleted on the way.
 func (s *Store) scanOrphans(ctx context.Context) error {
 	if !s.scanDue(&s.lastOutboxScan) {
 		return nil
@@ -64,16 +65,26 @@ func (s *Store) scanOrphans(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ScanTimeout)
 	defer cancel()
 	err := s.scanNodes(ctx, s.cfg.KeyPrefix+"item:{*}:outbox", "stream", func(ctx context.Context, _ *goredis.Client, keys []string) error {
-		var ids []any
+		var ids []string
 		for _, k := range keys {
 			if id, ok := s.itemFromKey(k, "}:outbox"); ok {
 				ids = append(ids, id)
 			}
 		}
-		if len(ids) == 0 {
+		left, err := s.trimOutboxes(ctx, ids, nil)
+		if err != nil {
+			return err
+		}
+		var waiting []any
+		for i, id := range ids {
+			if left[i] > 0 {
+				waiting = append(waiting, id)
+			}
+		}
+		if len(waiting) == 0 {
 			return nil
 		}
-		return s.rdb.SAdd(ctx, s.outboxesKey(), ids...).Err()
+		return s.rdb.SAdd(ctx, s.outboxesKey(), waiting...).Err()
 	})
 	return classify(err)
 }

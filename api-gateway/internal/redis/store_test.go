@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
@@ -363,9 +366,30 @@ func testOrphanedOutbox(t *testing.T, s *Store, top topology) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
+	// An emptied outbox as older versions left it, a stream without entries.
+	old := newItem(t, s, models.Item{})
+	oid, err := top.raw.XAdd(ctx, &goredis.XAddArgs{Stream: s.outboxKey(old.ID), Values: []any{"e", "{}"}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := top.raw.XDel(ctx, s.outboxKey(old.ID), oid).Err(); err != nil {
+		t.Fatal(err)
+	}
 	got, err := fresh.Pending(ctx, 0, 10)
 	if err != nil || len(got) != 1 || got[0].Event.EventID != r.Event.EventID {
 		t.Errorf("Pending on a new store = %v, %v; want the orphaned event %s", got, err, r.Event.EventID)
+	}
+	if n, err := top.raw.Exists(ctx, s.outboxKey(old.ID)).Result(); err != nil || n != 0 {
+		t.Errorf("empty outbox still there after the scan (exists %d, %v)", n, err)
+	}
+	if hints := s.rdbMembersForTest(t); !slices.Equal(hints, []string{it.ID}) {
+		t.Errorf("hint set = %v, want only %s", hints, it.ID)
+	}
+	if err := fresh.Ack(ctx, got...); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := top.raw.Exists(ctx, s.outboxKey(it.ID)).Result(); err != nil || n != 0 {
+		t.Errorf("outbox still there after its last entry was acked (exists %d, %v)", n, err)
 	}
 }
 
@@ -554,6 +578,32 @@ func testScriptCacheFlushed(t *testing.T, s *Store, top topology) {
 	if _, err := s.CloseDue(ctxT(t)); err != nil {
 		t.Errorf("CloseDue after SCRIPT FLUSH: %v", err)
 	}
+	// The outbox's tidying script was never loaded before this Ack.
+	if err := top.raw.ScriptFlush(ctxT(t)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ack(ctxT(t), outboxOf(t, s, it.ID)...); err != nil {
+		t.Errorf("Ack after SCRIPT FLUSH: %v", err)
+	}
+	if rest := outboxOf(t, s, it.ID); len(rest) != 0 {
+		t.Errorf("%d outbox entries left after acking all", len(rest))
+	}
+}
+
+// outboxOf is the entries waiting in the outbox of item id.
+func outboxOf(t testing.TB, s *Store, id string) []service.OutboxEntry {
+	t.Helper()
+	msgs, err := s.rdb.XRange(ctxT(t), s.outboxKey(id), "-", "+").Result()
+	if err != nil {
+		t.Fatalf("XRANGE: %v", err)
+	}
+	entries := make([]service.OutboxEntry, len(msgs))
+	for i, m := range msgs {
+		if entries[i], err = decodeEntry(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return entries
 }
 
 // testLostEndHint: the end-time hint is gone (its cluster node restarted
