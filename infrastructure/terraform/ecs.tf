@@ -128,6 +128,7 @@ locals {
     PING_INTERVAL    = "25s"
     PONG_TIMEOUT     = "60s"
     WRITE_TIMEOUT    = "10s"
+    GAP_TIMEOUT      = "5s"
     SHUTDOWN_TIMEOUT = "15s" # under the task's 30s stopTimeout
     LOG_LEVEL        = var.log_level
     LOG_FORMAT       = "json"

@@ -43,7 +43,9 @@ type Config struct {
 	RelayEvery time.Duration
 	// RelayAge is how old an outbox entry must be before the relay
 	// republishes it (default 2s), which leaves the direct publish time to
-	// be acknowledged first.
+	// be acknowledged first. The broadcast service's GAP_TIMEOUT (5s)
+	// outlasts RelayAge plus RelayEvery, so that viewers wait for an event
+	// the relay republishes instead of hearing it was missed.
 	RelayAge time.Duration
 	// RelayBatch bounds one look at the outbox (default 512).
 	RelayBatch int

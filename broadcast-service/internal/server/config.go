@@ -5,6 +5,7 @@ package server
 import (
 	"time"
 
+	"github.com/bidding-platform/broadcast-service/internal/websocket"
 	"github.com/bidding-platform/shared/config"
 )
 
@@ -25,6 +26,9 @@ type Config struct {
 	PingInterval     time.Duration
 	PongTimeout      time.Duration
 	WriteTimeout     time.Duration
+	// GapTimeout is how long an item's viewers wait for a missing event
+	// before they are told it was missed.
+	GapTimeout time.Duration
 	// ReconnectWait is the pause between NATS reconnect attempts.
 	ReconnectWait   time.Duration
 	ShutdownTimeout time.Duration
@@ -42,6 +46,7 @@ func DefaultConfig() Config {
 		PingInterval:    25 * time.Second,
 		PongTimeout:     60 * time.Second,
 		WriteTimeout:    10 * time.Second,
+		GapTimeout:      websocket.DefaultGapTimeout,
 		ReconnectWait:   500 * time.Millisecond,
 		ShutdownTimeout: 15 * time.Second,
 		Log:             config.DefaultLog(),
@@ -60,6 +65,7 @@ func (c *Config) Read(e *config.Env) {
 	e.Duration("PING_INTERVAL", &c.PingInterval)
 	e.Duration("PONG_TIMEOUT", &c.PongTimeout)
 	e.Duration("WRITE_TIMEOUT", &c.WriteTimeout)
+	e.Duration("GAP_TIMEOUT", &c.GapTimeout)
 	e.Duration("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	c.Log.Read(e)
 	e.Check(c.MaxConnections > 0, "MAX_CONNECTIONS=%d: must be positive", c.MaxConnections)
@@ -67,4 +73,5 @@ func (c *Config) Read(e *config.Env) {
 	e.Check(c.PingInterval > 0 && c.PingInterval < c.PongTimeout, "PING_INTERVAL=%s: must be positive and shorter than PONG_TIMEOUT (%s)", c.PingInterval, c.PongTimeout)
 	e.Check(c.SocketSendBuffer >= 0, "SOCKET_SEND_BUFFER=%d: must not be negative", c.SocketSendBuffer)
 	e.Check(c.WriteTimeout > 0, "WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
+	e.Check(c.GapTimeout > 0, "GAP_TIMEOUT=%s: must be positive", c.GapTimeout)
 }

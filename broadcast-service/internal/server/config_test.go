@@ -21,7 +21,8 @@ func TestConfigRead(t *testing.T) {
 			name: "defaults",
 			env:  nil,
 			check: func(c server.Config) bool {
-				return c.Addr == ":8081" && c.MaxConnections == 50000 && c.GatewayURL == "http://localhost:8080" && c.SendQueueSize == 128
+				return c.Addr == ":8081" && c.MaxConnections == 50000 && c.GatewayURL == "http://localhost:8080" && c.SendQueueSize == 128 &&
+					c.GapTimeout == 5*time.Second
 			},
 		},
 		{
@@ -30,17 +31,19 @@ func TestConfigRead(t *testing.T) {
 				"SERVER_ADDR": ":9000", "NATS_URL": "nats://n:4222", "ALLOWED_ORIGINS": "https://a.example, https://b.example",
 				"MAX_CONNECTIONS": "10", "GATEWAY_URL": "https://api.example", "SEND_QUEUE_SIZE": "64",
 				"SOCKET_SEND_BUFFER": "16384", "PING_INTERVAL": "5s", "PONG_TIMEOUT": "12s", "WRITE_TIMEOUT": "3s",
+				"GAP_TIMEOUT": "8s",
 			},
 			check: func(c server.Config) bool {
 				return c.Addr == ":9000" && c.NATSURL == "nats://n:4222" && len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example" &&
 					c.MaxConnections == 10 && c.GatewayURL == "https://api.example" && c.SendQueueSize == 64 && c.SocketSendBuffer == 16384 &&
-					c.PingInterval == 5*time.Second && c.PongTimeout == 12*time.Second && c.WriteTimeout == 3*time.Second
+					c.PingInterval == 5*time.Second && c.PongTimeout == 12*time.Second && c.WriteTimeout == 3*time.Second &&
+					c.GapTimeout == 8*time.Second
 			},
 		},
 		{
 			name:    "every bad value reported",
-			env:     map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml"},
-			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT"},
+			env:     map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml", "GAP_TIMEOUT": "0s"},
+			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT", "GAP_TIMEOUT"},
 		},
 	}
 	for _, tt := range tests {

@@ -140,12 +140,20 @@ func (p *publisher) publish(n int) {
 
 func (p *publisher) send(ev models.Event) {
 	p.t.Helper()
+	if err := p.sendErr(ev); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// sendErr is send for goroutines other than the test's.
+func (p *publisher) sendErr(ev models.Event) error {
 	data, _ := json.Marshal(ev)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := p.js.Publish(ctx, stream.Subject(p.itemID), data, jetstream.WithMsgID(ev.EventID)); err != nil {
-		p.t.Fatalf("publish seq %d: %v", ev.Seq, err)
+		return fmt.Errorf("publish seq %d: %w", ev.Seq, err)
 	}
+	return nil
 }
 
 // viewerMsg is the part of every message the tests look at.

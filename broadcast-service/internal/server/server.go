@@ -58,6 +58,7 @@ func New(ctx context.Context, cfg Config, reg *prometheus.Registry, log *slog.Lo
 		PingInterval:     cfg.PingInterval,
 		PongTimeout:      cfg.PongTimeout,
 		WriteTimeout:     cfg.WriteTimeout,
+		GapTimeout:       cfg.GapTimeout,
 		MaxConnections:   cfg.MaxConnections,
 		AllowedOrigins:   cfg.AllowedOrigins,
 	}, nc, metrics, log.With("component", "hub"))

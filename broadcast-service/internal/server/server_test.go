@@ -494,7 +494,8 @@ func TestLimitsAndOrigins(t *testing.T) {
 // as missed instead of stalling the item forever.
 func TestOutOfOrderAndMissingEvents(t *testing.T) {
 	n := testenv.NATS(t)
-	in := startServer(t, n.URL(), nil)
+	// Short, so the seq that never comes is given up on quickly.
+	in := startServer(t, n.URL(), func(c *server.Config) { c.GapTimeout = 500 * time.Millisecond })
 	pub := newPublisher(t, natsJS(t, n), "gap_item")
 	c := dial(t, in.addr, "item_id=gap_item")
 	read(t, c)
@@ -520,6 +521,31 @@ func TestOutOfOrderAndMissingEvents(t *testing.T) {
 	readEvents(t, c, 5, 5)
 	pub.publish(1)
 	readEvents(t, c, 6, 6)
+}
+
+// TestEventRelayedLate: an event whose gateway died before publishing it
+// reaches JetStream through another gateway's outbox relay, after the
+// events behind it, as late as the relay's age and period allow (2 s and
+// 1 s). Viewers must get it in its place, not be told it was missed.
+func TestEventRelayedLate(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "relay_item")
+	c := dial(t, in.addr, "item_id=relay_item")
+	read(t, c)
+
+	first, late, third := pub.event(), pub.event(), pub.event()
+	pub.send(first)
+	pub.send(third)
+	relayed := make(chan error, 1)
+	go func() {
+		time.Sleep(3500 * time.Millisecond) // the relay's worst case, and the publish
+		relayed <- pub.sendErr(late)
+	}()
+	readEvents(t, c, 1, 3)
+	if err := <-relayed; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestKeepAlive: the service answers pings, pings viewers, and reaps a

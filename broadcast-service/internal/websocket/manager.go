@@ -48,7 +48,7 @@ type Config struct {
 	// ViewersInterval throttles viewer-count messages per item.
 	ViewersInterval time.Duration
 	// GapTimeout is how long a missing event may take to appear in JetStream
-	// before viewers are told it was missed.
+	// before viewers are told it was missed (default DefaultGapTimeout).
 	GapTimeout time.Duration
 	// SocketSendBuffer, when positive, fixes each viewer's kernel send
 	// buffer (SO_SNDBUF) in bytes. Autotuning lets a stuck viewer's socket
@@ -62,19 +62,20 @@ type Config struct {
 	AllowedOrigins []string
 }
 
+// DefaultGapTimeout outlasts the gateway's outbox relay: an event whose
+// gateway died before publishing it is republished by another gateway once
+// it is 2 s old, on a relay pass that comes every second. Giving up sooner
+// would tell viewers an event was missed that is about to arrive.
+const DefaultGapTimeout = 5 * time.Second
+
 func (c Config) withDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
 	c.SendQueueSize = config.Positive(c.SendQueueSize, 128)
 	c.MaxConnections = config.Positive(c.MaxConnections, 50000)
-	def(&c.PingInterval, 25*time.Second)
-	def(&c.PongTimeout, 60*time.Second)
-	def(&c.WriteTimeout, 10*time.Second)
-	def(&c.ViewersInterval, time.Second)
-	def(&c.GapTimeout, 2*time.Second)
+	c.PingInterval = config.Positive(c.PingInterval, 25*time.Second)
+	c.PongTimeout = config.Positive(c.PongTimeout, 60*time.Second)
+	c.WriteTimeout = config.Positive(c.WriteTimeout, 10*time.Second)
+	c.ViewersInterval = config.Positive(c.ViewersInterval, time.Second)
+	c.GapTimeout = config.Positive(c.GapTimeout, DefaultGapTimeout)
 	return c
 }
 
