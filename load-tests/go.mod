@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/bidding-platform/shared v0.0.0
 	github.com/chromedp/chromedp v0.23.0
+	github.com/gorilla/websocket v1.5.3
 	github.com/valyala/fasthttp v1.78.0
 )
 
