@@ -117,19 +117,13 @@ func (s *Store) Pending(ctx context.Context, olderThan time.Duration, max int) (
 	if err != nil || len(ids) == 0 {
 		return nil, err
 	}
-	lens := make([]*goredis.IntCmd, len(ids))
-	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, id := range ids {
-			lens[i] = p.XLen(ctx, s.outboxKey(id))
-		}
-		return nil
-	}); err != nil {
+	sizes, err := s.outboxLengths(ctx, ids)
+	if err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", classify(err))
 	}
-	sizes := make([]int64, len(ids))
 	var empty []string
 	for i, id := range ids {
-		if sizes[i] = lens[i].Val(); sizes[i] == 0 {
+		if sizes[i] == 0 {
 			empty = append(empty, id)
 		}
 	}
@@ -300,18 +294,13 @@ func (s *Store) dropHints(ctx context.Context, ids []string) error {
 	if err := s.rdb.SRem(ctx, s.outboxesKey(), members...).Err(); err != nil {
 		return classify(err)
 	}
-	lens := make([]*goredis.IntCmd, len(ids))
-	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for i, id := range ids {
-			lens[i] = p.XLen(ctx, s.outboxKey(id))
-		}
-		return nil
-	}); err != nil {
+	lens, err := s.outboxLengths(ctx, ids)
+	if err != nil {
 		return s.restoreHints(ctx, members, err)
 	}
 	var back []any
 	for i, id := range ids {
-		if lens[i].Val() > 0 {
+		if lens[i] > 0 {
 			back = append(back, id)
 		}
 	}
@@ -335,15 +324,9 @@ func (s *Store) Backlog(ctx context.Context) (int64, error) {
 	defer cancel()
 	var n int64
 	count := func(ids []string) error {
-		lens := make([]*goredis.IntCmd, len(ids))
-		_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for i, id := range ids {
-				lens[i] = p.XLen(ctx, s.outboxKey(id))
-			}
-			return nil
-		})
+		lens, err := s.outboxLengths(ctx, ids)
 		for _, l := range lens {
-			n += l.Val()
+			n += l
 		}
 		return err
 	}
@@ -392,4 +375,23 @@ func compareNum(a, b string) int {
 		return len(a) - len(b)
 	}
 	return strings.Compare(a, b)
+}
+
+// outboxLengths is the number of entries in each item's outbox, in one
+// round trip.
+func (s *Store) outboxLengths(ctx context.Context, ids []string) ([]int64, error) {
+	cmds := make([]*goredis.IntCmd, len(ids))
+	if _, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.XLen(ctx, s.outboxKey(id))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	lens := make([]int64, len(ids))
+	for i, c := range cmds {
+		lens[i] = c.Val()
+	}
+	return lens, nil
 }

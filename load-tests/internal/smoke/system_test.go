@@ -19,6 +19,10 @@ import (
 	"github.com/bidding-platform/shared/testenv"
 )
 
+// noPostgres points the gateway at a PostgreSQL that is not there: it
+// serves only bid history, which these tests do not read.
+const noPostgres = "POSTGRES_URL=postgres://bidding:password@127.0.0.1:1/bidding?sslmode=disable&connect_timeout=1"
+
 // buildService builds a service's binary from this repository, or skips the
 // test when the service has no main package yet.
 func buildService(t *testing.T, name string) string {
@@ -145,8 +149,7 @@ func TestToolsAgainstRealServices(t *testing.T) {
 	gateway := "http://" + startService(t, gatewayBin,
 		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "AUTO_CREATE_ITEMS=true",
 		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0",
-		// History reads only; nothing here reads history.
-		"POSTGRES_URL=postgres://bidding:password@127.0.0.1:1/bidding?sslmode=disable&connect_timeout=1")
+		noPostgres)
 	broadcastAddr := startService(t, broadcastBin, "NATS_URL="+nt.URL())
 
 	t.Run("loadgen counts match the gateway", func(t *testing.T) {
