@@ -43,10 +43,13 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 	} else {
 		results, err = s.placeLua(ctx, reqs)
 	}
-	if accepted(results) && !(s.cluster == nil && s.cfg.Strategy == StrategyLua) {
-		// The hint comes after the outbox append, never before: Ack removes
-		// a hint only after seeing the stream empty and checks again after
-		// removing it, so an append that precedes this SADD is never missed.
+	if accepted(results) && s.cluster != nil {
+		// On a single Redis the hint went with the write. A cluster serves
+		// the hint key from another node, so the SADD sent beside the
+		// script may have run before the append, and Ack may have removed
+		// it in between, having seen the stream still empty. This one comes
+		// after the append: Ack removes a hint only after seeing the stream
+		// empty and checks again after removing it, so it is never missed.
 		// If it fails, the bids are still decided and their events are in
 		// the outbox, where the relay's periodic scan finds them.
 		_ = s.rdb.SAdd(ctx, s.outboxesKey(), id).Err()
@@ -96,6 +99,9 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 		s.beforeWrite()
 	}
 	res, err := s.runPlace(ctx, id, keys, args)
+	if s.afterWrite != nil {
+		s.afterWrite()
+	}
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -167,22 +173,20 @@ func (s *Store) scriptDeadline(ctx context.Context) int64 {
 	return end.Add(time.Duration(s.clockOffset.Load())).UnixMilli()
 }
 
-// runPlace runs place.lua. On a single Redis the outbox hint's SADD rides
-// in the same round trip, queued behind the script so that it runs after
-// the append (see PlaceBids); it is sent even when nothing was accepted,
-// and Pending drops such spare hints. A cluster may serve the hint key from
-// another node, where a pipeline gives no order, so PlaceBids adds it
-// after the answer instead.
+// runPlace runs place.lua with the outbox hint's SADD in the same round
+// trip, sent even when nothing was accepted (Pending drops such spare
+// hints), so that a gateway dying right after the script leaves the hint in
+// place. On a single Redis the SADD is queued behind the script and runs
+// after the append; a cluster may serve the hint key from another node,
+// where the two run in either order (PlaceBids then adds the hint once
+// more). An SADD that fails does not fail the bids the script decided.
 func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []any) ([]any, error) {
-	if s.cluster != nil {
-		return placeScript.Run(ctx, s.rdb, keys, args...).Slice()
-	}
 	var eval *goredis.Cmd
 	err := pipelineScript(ctx, s.rdb, placeScript, func(p goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
 		eval = run(keys, args...)
 		p.SAdd(ctx, s.outboxesKey(), id)
 	})
-	if err != nil {
+	if eval == nil {
 		return nil, err
 	}
 	return eval.Slice()

@@ -122,9 +122,10 @@ type Store struct {
 	// Where Pending's walk over the outbox hint set goes on.
 	hintCursor uint64
 
-	// beforeWrite, when set, runs just before a bid's writing round trip
-	// (place.lua's call, or MULTI/EXEC): tests freeze Redis there.
-	beforeWrite func()
+	// beforeWrite and afterWrite, when set, run just before and just after
+	// a bid's writing round trip (place.lua's call, or MULTI/EXEC): tests
+	// freeze Redis before it, and cut the gateway off after it.
+	beforeWrite, afterWrite func()
 }
 
 var (

@@ -504,3 +504,29 @@ func TestPendingReadsAboutMax(t *testing.T) {
 		t.Errorf("%d outbox keys left after the drain (%v), want none", len(keys), err)
 	}
 }
+
+// TestHintSurvivesDeathAfterWrite cuts the gateway off right after a bid's
+// write round trip, as if it died there: the outbox hint must already be
+// in place, so the relay finds the event at once rather than after the
+// next orphan scan.
+func TestHintSurvivesDeathAfterWrite(t *testing.T) {
+	tops := topologies(t)
+	forEach(t, tops, func(t *testing.T, s *Store, top topology) {
+		if top.name == "cluster" && s.cfg.Strategy == StrategyOptimistic {
+			t.Skip("a cluster's MULTI/EXEC cannot reach the hint key's slot; the hint follows the answer")
+		}
+		it := newItem(t, s, models.Item{})
+		ctx, cut := context.WithCancel(ctxT(t))
+		defer cut()
+		s.afterWrite = cut
+		res, err := s.PlaceBids(ctx, []service.BidRequest{bid(it.ID, "u1", 1000)})
+		s.afterWrite = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantOutcome(t, "bid", res[0], service.OutcomeAccepted)
+		if hints := s.rdbMembersForTest(t); !slices.Contains(hints, it.ID) {
+			t.Errorf("hint set %v lacks %s after the write", hints, it.ID)
+		}
+	})
+}

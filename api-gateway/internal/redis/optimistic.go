@@ -156,10 +156,15 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		if s.beforeWrite != nil {
 			s.beforeWrite()
 		}
-		if _, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			if d.outcome == service.OutcomeAccepted {
 				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends)
 				xadd = p.XAdd(ctx, &goredis.XAddArgs{Stream: outbox, Values: []any{"e", d.event}})
+				if s.cluster == nil {
+					// In the transaction, with the append; a cluster
+					// keeps the hint key in another slot (see PlaceBids).
+					p.SAdd(ctx, s.outboxesKey(), r.ItemID)
+				}
 			}
 			if idem != "" {
 				p.HSet(ctx, idem, d.record(r.RequestHash)...)
@@ -169,7 +174,11 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 				p.Del(ctx, guard)
 			}
 			return nil
-		}); err != nil {
+		})
+		if s.afterWrite != nil {
+			s.afterWrite()
+		}
+		if err != nil {
 			return err
 		}
 		if xadd != nil {
@@ -177,7 +186,6 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			oid, fixup = d.oid, idem != ""
 		}
 		d.replayed = false
-		var err error
 		res, err = d.result(base)
 		return err
 	}
