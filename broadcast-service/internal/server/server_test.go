@@ -548,6 +548,34 @@ func TestEventRelayedLate(t *testing.T) {
 	}
 }
 
+// TestViewersJoinWhileAHoleIsOpen: while an item's live events wait for a
+// missing seq, viewers can still join it and get the state so far, and
+// everyone gets the rest in order once the hole fills.
+func TestViewersJoinWhileAHoleIsOpen(t *testing.T) {
+	n := testenv.NATS(t)
+	// Long enough that only the missing event can end the wait.
+	in := startServer(t, n.URL(), func(c *server.Config) { c.GapTimeout = time.Minute })
+	pub := newPublisher(t, natsJS(t, n), "hole_item")
+	early := dial(t, in.addr, "item_id=hole_item")
+	read(t, early)
+
+	first, second, third := pub.event(), pub.event(), pub.event()
+	pub.send(first)
+	readEvents(t, early, 1, 1)
+	pub.send(third)
+	waitFor(t, 10*time.Second, "the hole at seq 2", func() bool { return in.metric(t, "broadcast_holes_open") == 1 })
+	late := dial(t, in.addr, "item_id=hole_item")
+	if m := read(t, late); m.Type != "snapshot" || m.Seq != 1 {
+		t.Fatalf("joining during the hole: first message %+v, want a snapshot at seq 1", m)
+	}
+	pub.send(second)
+	readEvents(t, early, 2, 3)
+	readEvents(t, late, 2, 3)
+	if got := in.metric(t, "broadcast_holes_open"); got != 0 {
+		t.Errorf("broadcast_holes_open = %v after the hole filled, want 0", got)
+	}
+}
+
 // TestKeepAlive: the service answers pings, pings viewers, and reaps a
 // viewer that stops answering.
 func TestKeepAlive(t *testing.T) {

@@ -288,7 +288,11 @@ func (h *Hub) init(ctx context.Context, f *feed) error {
 		f.last = ev.Seq
 		f.state.apply(ev)
 	}
-	for _, p := range f.pending {
+	// apply may let go of f.mu while it fills a hole, and onMessage then
+	// adds to pending, so the loop takes events until none is left.
+	for len(f.pending) > 0 {
+		p := f.pending[0]
+		f.pending = f.pending[1:]
 		h.apply(f, p)
 	}
 	h.flush(f)
@@ -350,49 +354,76 @@ func (h *Hub) onMessage(f *feed, data []byte, more bool) {
 }
 
 // apply sends ev to the feed's viewers in seq order, first fetching from
-// JetStream any events between the last one sent and ev. Caller holds f.mu.
+// JetStream any events between the last one sent and ev. Caller holds f.mu,
+// which fill may let go of for a while.
 func (h *Hub) apply(f *feed, ev models.Event) {
-	if ev.Seq <= f.last {
-		return // already sent: a duplicate, or covered by the snapshot or a catch-up
-	}
 	if ev.Seq > f.last+1 {
 		h.fill(f, ev.Seq-1)
+	}
+	if ev.Seq <= f.last {
+		return // already sent: a duplicate, or covered by the snapshot or a catch-up
 	}
 	h.deliver(f, ev)
 }
 
 // fill sends events f.last+1..upTo from JetStream. An event published out of
 // order may not be stored yet, so a hole is retried until GapTimeout; after
-// that viewers are told what is missing. Caller holds f.mu.
+// that viewers are told what is missing. Caller holds f.mu. fill lets go of
+// it while it reads JetStream and waits, so that viewers can join and leave
+// the item meanwhile, and holds it again when it returns. What a catch-up
+// sent in between is not sent twice.
 func (h *Hub) fill(f *feed, upTo uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), h.cfg.GapTimeout)
 	defer cancel()
+	h.metrics.holes.Inc()
+	defer h.metrics.holes.Dec()
+	var read []models.Event // in seq order, sent under f.mu
 	o := newOrderer(f.last+1, func(ev models.Event) error {
-		h.deliver(f, ev)
-		h.metrics.recovered.Inc()
+		read = append(read, ev)
 		return nil
 	})
+	// send delivers what was read and catches the orderer up with what
+	// others delivered. Caller holds f.mu.
+	send := func() {
+		for {
+			for _, ev := range read {
+				if ev.Seq == f.last+1 {
+					h.deliver(f, ev)
+					h.metrics.recovered.Inc()
+				}
+			}
+			read = read[:0]
+			if f.last < o.next {
+				break
+			}
+			_ = o.skip(f.last) // emit never fails here
+		}
+		h.flush(f)
+	}
 	wait := 5 * time.Millisecond
 	for f.last < upTo {
-		_, err := h.src.After(ctx, f.id, f.last, upTo, o.add)
-		if f.last >= upTo {
-			return
+		after := f.last
+		f.mu.Unlock()
+		_, err := h.src.After(ctx, f.id, after, upTo, o.add)
+		gaveUp := errors.Is(err, errHeldFull)
+		if !gaveUp && o.next <= upTo {
+			if err != nil && ctx.Err() == nil {
+				h.log.Warn("read history", "item_id", f.id, "after", after, "err", err)
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				gaveUp = true
+			case <-t.C:
+				wait = min(wait*2, 200*time.Millisecond)
+			}
 		}
-		if errors.Is(err, errHeldFull) {
+		f.mu.Lock()
+		send()
+		if gaveUp {
 			break
 		}
-		if err != nil && ctx.Err() == nil {
-			h.log.Warn("read history", "item_id", f.id, "after", f.last, "err", err)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-			wait = min(wait*2, 200*time.Millisecond)
-			continue
-		}
-		break
 	}
 	// Give up on what is still missing: announce each hole, send the rest.
 	for f.last < upTo {
@@ -403,6 +434,7 @@ func (h *Hub) fill(f *feed, upTo uint64) {
 		}
 		h.missed(f, from, to)
 		_ = o.skip(to) // emit never fails here
+		send()
 	}
 }
 

@@ -18,6 +18,7 @@ type Metrics struct {
 	subscriptions prometheus.Gauge
 	recovered     prometheus.Counter
 	missed        prometheus.Counter
+	holes         prometheus.Gauge
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -46,11 +47,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		recovered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_events_recovered_total", Help: "Events fetched from JetStream to fill a gap in the live stream.",
 		}),
+		holes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "broadcast_holes_open", Help: "Items whose live events wait for a missing seq to appear in JetStream.",
+		}),
 		missed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_events_missed_total", Help: "Events announced to viewers as missed because JetStream did not have them.",
 		}),
 	}
-	reg.MustRegister(m.connections, m.rejected, m.delivered, m.slow, m.latency, m.subscriptions, m.recovered, m.missed)
+	reg.MustRegister(m.connections, m.rejected, m.delivered, m.slow, m.latency, m.subscriptions, m.recovered, m.missed, m.holes)
 	return m
 }
 
