@@ -43,6 +43,13 @@ type Event struct {
 	WinnerID string     `json:"winner_id,omitempty"`
 	// BidCount is the item's number of accepted bids after this event.
 	BidCount int64 `json:"bid_count,omitempty"`
+	// An auction_closed event also describes the item, so that the archive
+	// holds the whole item once the live store has let it go.
+	Name          string     `json:"name,omitempty"`
+	StartingPrice Money      `json:"starting_price,omitempty"`
+	MinIncrement  Money      `json:"min_increment,omitempty"`
+	ReservePrice  Money      `json:"reserve_price,omitempty"`
+	StartsAt      *time.Time `json:"starts_at,omitempty"`
 }
 
 // Bid returns the archived form of a bid event.

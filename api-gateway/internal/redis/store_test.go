@@ -461,8 +461,14 @@ func testCloseDue(t *testing.T, s *Store, _ topology) {
 		if ev.Type != models.EventAuctionClosed || ev.WinnerID != tc.winner || ev.Amount != tc.amount || ev.Seq != tc.seq || ev.EventID == "" {
 			t.Errorf("close event of %s = %+v, want winner %q at %v, seq %d", tc.id, ev, tc.winner, tc.amount, tc.seq)
 		}
-		if st := item(t, s, tc.id).Status; st != models.StatusClosed {
-			t.Errorf("item %s status %q after close, want closed", tc.id, st)
+		it := item(t, s, tc.id)
+		if it.Status != models.StatusClosed {
+			t.Errorf("item %s status %q after close, want closed", tc.id, it.Status)
+		}
+		if ev.Name != it.Name || ev.StartingPrice != it.StartingPrice || ev.MinIncrement != it.MinIncrement ||
+			ev.ReservePrice != it.ReservePrice || ev.StartsAt == nil || !ev.StartsAt.Equal(it.StartsAt) {
+			t.Errorf("close event of %s describes %q %v+%v reserve %v from %v; the item is %+v",
+				tc.id, ev.Name, ev.StartingPrice, ev.MinIncrement, ev.ReservePrice, ev.StartsAt, it)
 		}
 	}
 	if st := item(t, s, open.ID).Status; st != models.StatusActive {

@@ -371,19 +371,35 @@ func itemStatements(events []models.Event) []statement {
 			items, winners     = make([]string, len(rows)), make([]string, len(rows))
 			seqs, amts, counts = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
 			ends, times        = make([]*time.Time, len(rows)), make([]time.Time, len(rows))
+			// The description; NULL where an older gateway's close lacks it.
+			names            = make([]*string, len(rows))
+			starting, incs   = make([]*int64, len(rows)), make([]*int64, len(rows))
+			reserves, starts = make([]*int64, len(rows)), make([]*time.Time, len(rows))
 		)
 		for i, e := range rows {
 			items[i], winners[i], seqs[i], amts[i], counts[i], ends[i], times[i] =
 				e.ItemID, e.WinnerID, int64(e.Seq), int64(e.Amount), e.BidCount, e.EndsAt, e.Timestamp
+			if e.Name != "" {
+				sp, inc, res := int64(e.StartingPrice), int64(e.MinIncrement), int64(e.ReservePrice)
+				names[i], starting[i], incs[i], reserves[i], starts[i] = &e.Name, &sp, &inc, &res, e.StartsAt
+			}
 		}
 		// The close names the final price and winner. Its price only
 		// replaces the stored one when the close is at least as new, since
 		// a close cannot be followed by bids.
-		out = append(out, statement{what: "upsert items from closes", sql: `INSERT INTO items AS i (item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at)
-			SELECT u.item_id, u.seq, 'closed', u.amount, coalesce(u.winner, ''), u.bid_count, u.ends_at, nullif(u.winner, ''), u.closed_at
-			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
-				AS u(item_id, seq, amount, winner, bid_count, ends_at, closed_at)
+		out = append(out, statement{what: "upsert items from closes", sql: `INSERT INTO items AS i (item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
+				name, starting_cents, min_increment_cents, reserve_cents, starts_at)
+			SELECT u.item_id, u.seq, 'closed', u.amount, coalesce(u.winner, ''), u.bid_count, u.ends_at, nullif(u.winner, ''), u.closed_at,
+				u.name, u.starting, u.inc, u.reserve, u.starts_at
+			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[],
+				$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::timestamptz[])
+				AS u(item_id, seq, amount, winner, bid_count, ends_at, closed_at, name, starting, inc, reserve, starts_at)
 			ON CONFLICT (item_id) DO UPDATE SET
+				name = coalesce(EXCLUDED.name, i.name),
+				starting_cents = coalesce(EXCLUDED.starting_cents, i.starting_cents),
+				min_increment_cents = coalesce(EXCLUDED.min_increment_cents, i.min_increment_cents),
+				reserve_cents = coalesce(EXCLUDED.reserve_cents, i.reserve_cents),
+				starts_at = coalesce(EXCLUDED.starts_at, i.starts_at),
 				status = 'closed',
 				seq = GREATEST(i.seq, EXCLUDED.seq),
 				current_cents = CASE WHEN EXCLUDED.seq >= i.seq AND EXCLUDED.current_cents > 0
@@ -394,7 +410,7 @@ func itemStatements(events []models.Event) []statement {
 				closed_at = EXCLUDED.closed_at,
 				updated_at = now()
 			WHERE i.status <> 'closed' OR i.seq < EXCLUDED.seq`,
-			args: []any{items, seqs, amts, winners, counts, ends, times}})
+			args: []any{items, seqs, amts, winners, counts, ends, times, names, starting, incs, reserves, starts}})
 	}
 	return out
 }

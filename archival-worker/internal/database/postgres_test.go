@@ -103,6 +103,36 @@ func TestCloseIsStickyAndNamesWinner(t *testing.T) {
 	}
 }
 
+// TestCloseKeepsTheItemsDescription: the close event describes the item,
+// and the archive keeps that, also through a redelivery.
+func TestCloseKeepsTheItemsDescription(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t, database.Unnest)
+	ctx := context.Background()
+	starts := time.Date(2026, 11, 1, 9, 30, 0, 0, time.UTC)
+	closed := models.Event{Type: models.EventAuctionClosed, EventID: "evt_close_d", ItemID: "d",
+		Amount: 1500, Seq: 2, WinnerID: "user_1", Timestamp: time.Now().UTC(), BidCount: 1,
+		Name: "Brass Telescope", StartingPrice: 1000, MinIncrement: 250, ReservePrice: 1200, StartsAt: &starts}
+	for range 2 {
+		if _, err := s.Write(ctx, []models.Event{bid("d", 1, 1500), closed}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		name         string
+		sp, inc, res int64
+		startsAt     time.Time
+	)
+	err := database.QueryRow(ctx, s, "SELECT name, starting_cents, min_increment_cents, reserve_cents, starts_at FROM items WHERE item_id = 'd'").
+		Scan(&name, &sp, &inc, &res, &startsAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != closed.Name || sp != 1000 || inc != 250 || res != 1200 || !startsAt.Equal(starts) {
+		t.Errorf("item d archived as %q %d+%d reserve %d from %v, want the close's description", name, sp, inc, res, startsAt)
+	}
+}
+
 func TestDeadLettersAreStoredOnce(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t, database.Copy)

@@ -4,9 +4,10 @@
 -- close may have moved the end), {3, outbox id, event json} closed now.
 local item, outbox = KEYS[1], KEYS[2]
 if redis.call('EXISTS', item) == 0 then return {0} end
-local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq')
+local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'name', 'sp', 'inc', 'sa')
 local res, ea, st = tonumber(f[1]), tonumber(f[2]), f[3]
 local cur, bdr, cnt, seq = tonumber(f[4]), f[5], tonumber(f[6]), tonumber(f[7])
+local name, sp, inc, sa = f[8], tonumber(f[9]), tonumber(f[10]), tonumber(f[11])
 if st == 'closed' then return {1} end
 local now, ts = clock()
 if ea == 0 or now < ea then return {2, ea} end
@@ -17,6 +18,9 @@ redis.call('HSET', item, 'st', 'closed', 'seq', int(seq))
 local ev = '{"type":"auction_closed","event_id":' .. str(ARGV[2]) .. ',"item_id":' .. str(ARGV[1]) ..
   ',"amount":' .. money(cur) .. ',"previous_bid":0.00,"timestamp":"' .. ts ..
   '","seq":' .. int(seq) .. ',"ends_at":"' .. rfc3339ms(ea) .. '"' .. winner ..
-  ',"bid_count":' .. int(cnt) .. '}'
+  ',"bid_count":' .. int(cnt) ..
+  -- The item's description, so that the archive holds the whole item.
+  ',"name":' .. str(name) .. ',"starting_price":' .. money(sp) .. ',"min_increment":' .. money(inc) ..
+  ',"reserve_price":' .. money(res) .. ',"starts_at":"' .. rfc3339ms(sa) .. '"}'
 local oid = redis.call('XADD', outbox, '*', 'e', ev)
 return {3, oid, ev}
