@@ -104,8 +104,10 @@ locals {
     TRUST_PROXY_HEADERS = "true"
     PREFILTER           = "true"
     COALESCE            = "true"
-    LOG_LEVEL           = var.log_level
-    LOG_FORMAT          = "json"
+    # Closed items leave ElastiCache 30 days after closing; RDS answers for them.
+    CLOSED_ITEM_RETENTION = "720h"
+    LOG_LEVEL             = var.log_level
+    LOG_FORMAT            = "json"
     },
     # Unset means "bids need no token"; a set key comes from the secret below.
     var.auth_jwt_secret_arn == "" ? { AUTH_JWT_SECRET = "" } : {},

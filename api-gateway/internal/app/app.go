@@ -41,12 +41,13 @@ type App struct {
 // answers 503 for what depends on a missing one.
 func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 	store, err := redis.New(redis.Config{
-		Addrs:     cfg.RedisAddrs,
-		Password:  cfg.RedisPassword,
-		DB:        cfg.RedisDB,
-		Cluster:   cfg.RedisCluster,
-		Strategy:  cfg.RedisStrategy,
-		KeyPrefix: cfg.RedisKeyPrefix,
+		Addrs:           cfg.RedisAddrs,
+		Password:        cfg.RedisPassword,
+		DB:              cfg.RedisDB,
+		Cluster:         cfg.RedisCluster,
+		Strategy:        cfg.RedisStrategy,
+		KeyPrefix:       cfg.RedisKeyPrefix,
+		ClosedRetention: cfg.ClosedRetention,
 	})
 	if err != nil {
 		return nil, err
@@ -59,6 +60,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 		store.Close()
 		return nil, err
 	}
+	hist := newLazyHistory(cfg.PostgresURL.Reveal())
 	svc := service.New(store, nc, service.Config{
 		Prefilter:       cfg.Prefilter,
 		Coalesce:        cfg.Coalesce,
@@ -66,13 +68,13 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 		AutoCreate:      cfg.AutoCreate,
 		DefaultDuration: cfg.AuctionLength,
 		Metrics:         metrics,
+		Archive:         hist,
 	}, log.With("component", "service"))
 	if err := nc.Subscribe(svc.Observe); err != nil {
 		nc.Close()
 		store.Close()
 		return nil, err
 	}
-	hist := newLazyHistory(cfg.PostgresURL.Reveal())
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -175,7 +177,8 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// lazyHistory opens PostgreSQL on first use and again after a failure, at
+// lazyHistory is the archive in PostgreSQL (bid history and long-closed
+// items). It opens PostgreSQL on first use and again after a failure, at
 // most once a second, so the gateway starts and bids without it.
 type lazyHistory struct {
 	url string
@@ -188,6 +191,7 @@ type lazyHistory struct {
 
 type historyDB interface {
 	BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error)
+	ArchivedItem(ctx context.Context, id string) (models.Item, bool, error)
 	Ping(ctx context.Context) error
 	Close()
 }
@@ -221,6 +225,14 @@ func (h *lazyHistory) BidHistory(ctx context.Context, itemID string, limit int, 
 		return models.BidPage{}, err
 	}
 	return db.BidHistory(ctx, itemID, limit, cursor)
+}
+
+func (h *lazyHistory) ArchivedItem(ctx context.Context, id string) (models.Item, bool, error) {
+	db, err := h.get(ctx)
+	if err != nil {
+		return models.Item{}, false, err
+	}
+	return db.ArchivedItem(ctx, id)
 }
 
 // Ping is for /ready, where PostgreSQL is only ever "degraded".

@@ -33,6 +33,9 @@ type Config struct {
 	Prefilter      bool
 	Coalesce       bool
 	CloseEvery     time.Duration
+	// ClosedRetention is how long a closed item stays in Redis; the
+	// archive answers for it afterwards. 0 keeps it.
+	ClosedRetention time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests on SIGTERM.
 	ShutdownTimeout time.Duration
 	Log             config.Log
@@ -55,6 +58,7 @@ func DefaultConfig() Config {
 		Prefilter:       true,
 		Coalesce:        true,
 		CloseEvery:      500 * time.Millisecond,
+		ClosedRetention: 30 * 24 * time.Hour,
 		ShutdownTimeout: 15 * time.Second,
 		Log:             config.DefaultLog(),
 	}
@@ -82,6 +86,7 @@ func Load(e *config.Env) (Config, error) {
 	e.Duration("DEFAULT_AUCTION_DURATION", &c.AuctionLength)
 	e.Bool("PREFILTER", &c.Prefilter)
 	e.Bool("COALESCE", &c.Coalesce)
+	e.Duration("CLOSED_ITEM_RETENTION", &c.ClosedRetention)
 	c.Log.Read(e)
 
 	e.Check(c.Addr != "", "SERVER_ADDR must not be empty")
@@ -94,5 +99,6 @@ func Load(e *config.Env) (Config, error) {
 	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)
 	e.Check(c.SoftClose >= 0, "SOFT_CLOSE=%v: must not be negative", c.SoftClose)
 	e.Check(c.AuctionLength > 0, "DEFAULT_AUCTION_DURATION=%v: must be positive", c.AuctionLength)
+	e.Check(c.ClosedRetention == 0 || c.ClosedRetention >= time.Minute, "CLOSED_ITEM_RETENTION=%v: want 0 (keep) or at least 1m", c.ClosedRetention)
 	return c, e.Err()
 }

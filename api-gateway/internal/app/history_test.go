@@ -74,3 +74,51 @@ func TestBidHistory(t *testing.T) {
 		t.Errorf("bid without PostgreSQL = %d %s", b.Status, b.Body)
 	}
 }
+
+// TestLongClosedItemFromTheArchive: an item that closed long ago has left
+// Redis (CLOSED_ITEM_RETENTION) and is answered from the archive, as the
+// archival worker stored it from its auction_closed event: GET shows it
+// closed, a bid on it is refused as on a closed auction, its id cannot be
+// taken again, and auto-create does not revive it.
+func TestLongClosedItemFromTheArchive(t *testing.T) {
+	t.Parallel()
+	url := testenv.PostgresDB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := schema.Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, `INSERT INTO items
+		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
+		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
+		VALUES ('old_lot', 3, 'closed', 2500, 'user_2', 2, $1, 'user_2', $1, 'Brass Telescope', 1000, 500, 0, $2)`,
+		time.Date(2026, 10, 2, 9, 0, 0, 0, time.UTC), time.Date(2026, 10, 1, 9, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newEnv(t, func(c *Config) { c.PostgresURL, c.AutoCreate = config.Secret(url), true }).gw
+
+	it := do(t, "GET", g.url+"/api/v1/items/old_lot", "")
+	if it.Status != 200 || it.str("status") != "closed" || it.str("name") != "Brass Telescope" ||
+		!strings.Contains(string(it.Body), `"current_bid":25.00`) || it.str("highest_bidder_id") != "user_2" {
+		t.Errorf("GET of an archived item = %d %s, want it closed as archived", it.Status, it.Body)
+	}
+	bid := do(t, "POST", g.url+"/api/v1/items/old_lot/bid", `{"user_id":"user_9","amount":100.00}`)
+	if bid.Status != 409 || !strings.Contains(bid.str("message"), "not active") {
+		t.Errorf("bid on an archived item = %d %s, want 409 not active", bid.Status, bid.Body)
+	}
+	create := do(t, "POST", g.url+"/api/v1/items", `{"id":"old_lot","name":"Another","starting_price":1.00}`)
+	if create.Status != 409 {
+		t.Errorf("creating an archived id = %d %s, want 409", create.Status, create.Body)
+	}
+	if again := do(t, "GET", g.url+"/api/v1/items/old_lot", ""); again.str("status") != "closed" {
+		t.Errorf("archived item after the attempts = %s, want still closed", again.Body)
+	}
+	if fresh := do(t, "GET", g.url+"/api/v1/items/new_lot", ""); fresh.Status != 200 || fresh.str("status") != "active" {
+		t.Errorf("auto-created item = %d %s, want a new active item", fresh.Status, fresh.Body)
+	}
+}

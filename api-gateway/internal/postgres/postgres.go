@@ -1,5 +1,5 @@
-// Package postgres reads the archived bid history that the archival worker
-// writes (tables from shared/schema). PostgreSQL is never on the bidding
+// Package postgres reads the archived bid history and closed items that the
+// archival worker writes (tables from shared/schema). PostgreSQL is never on the bidding
 // path: every call here has a short deadline, and the store opens without
 // the server so the gateway starts and bids while it is down.
 package postgres
@@ -141,13 +141,49 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 	return page, nil
 }
 
+// ArchivedItem returns a closed item as the archive holds it, for when the
+// live store has let it go. found is false for an item the archive does not
+// hold closed with its description (older archives lack the columns).
+func (s *Store) ArchivedItem(ctx context.Context, id string) (it models.Item, found bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var (
+		startingCents, incCents, reserveCents, currentCents int64
+		startsAt                                            time.Time
+		endsAt                                              *time.Time
+		seq                                                 int64
+	)
+	err = s.pool.QueryRow(ctx, `SELECT name, starting_cents, min_increment_cents, coalesce(reserve_cents, 0), starts_at,
+			ends_at, current_cents, highest_bidder_id, bid_count, seq
+		FROM items WHERE item_id = $1 AND status = 'closed'
+			AND name IS NOT NULL AND starting_cents IS NOT NULL AND min_increment_cents IS NOT NULL AND starts_at IS NOT NULL`, id).
+		Scan(&it.Name, &startingCents, &incCents, &reserveCents, &startsAt, &endsAt, &currentCents, &it.HighestBidderID, &it.BidCount, &seq)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), isUndefinedTable(err), isUndefinedColumn(err):
+		return models.Item{}, false, nil
+	case err != nil:
+		return models.Item{}, false, fmt.Errorf("read archived item %s: %w", id, err)
+	}
+	it.ID, it.Status = id, models.StatusClosed
+	it.StartingPrice, it.MinIncrement, it.ReservePrice = models.Money(startingCents), models.Money(incCents), models.Money(reserveCents)
+	it.CurrentBid, it.Seq, it.StartsAt = models.Money(currentCents), uint64(seq), startsAt.UTC()
+	if endsAt != nil {
+		it.EndsAt = endsAt.UTC()
+	}
+	return it, true, nil
+}
+
 func emptyPage(itemID string) models.BidPage {
 	return models.BidPage{ItemID: itemID, Bids: []models.Bid{}}
 }
 
-func isUndefinedTable(err error) bool {
+func isUndefinedTable(err error) bool { return hasCode(err, "42P01") }
+
+func isUndefinedColumn(err error) bool { return hasCode(err, "42703") }
+
+func hasCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "42P01"
+	return errors.As(err, &pgErr) && pgErr.Code == code
 }
 
 // cursorVersion lets the format change without misreading old cursors.

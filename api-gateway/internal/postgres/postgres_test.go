@@ -230,3 +230,33 @@ func TestHistoryBeforeTheArchiveExistsIsEmpty(t *testing.T) {
 		t.Errorf("page = %+v, want item_1 with no bids and no cursor", page)
 	}
 }
+
+// TestArchivedItem reads closed items as the archival worker stores them:
+// one with its description is found whole; one still open, one closed by
+// a gateway that sent no description, and an unknown id are not.
+func TestArchivedItem(t *testing.T) {
+	t.Parallel()
+	s, conn := setup(t)
+	ctx := context.Background()
+	starts, ends := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	_, err := conn.Exec(ctx, `INSERT INTO items
+		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
+		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
+		VALUES ('sold', 4, 'closed', 2500, 'user_2', 3, $1, 'user_2', $1, 'Brass Telescope', 1000, 250, 2000, $2),
+		       ('open', 2, 'active', 1500, 'user_1', 1, $1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		       ('old', 3, 'closed', 900, 'user_1', 2, $1, 'user_1', $1, NULL, NULL, NULL, NULL, NULL)`, ends, starts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, found, err := s.ArchivedItem(ctx, "sold")
+	want := models.Item{ID: "sold", Name: "Brass Telescope", Status: models.StatusClosed, StartingPrice: 1000, MinIncrement: 250,
+		ReservePrice: 2000, StartsAt: starts, EndsAt: ends, CurrentBid: 2500, HighestBidderID: "user_2", BidCount: 3, Seq: 4}
+	if err != nil || !found || it != want {
+		t.Errorf("ArchivedItem(sold) = %+v, %v, %v; want %+v", it, found, err, want)
+	}
+	for _, id := range []string{"open", "old", "unknown"} {
+		if it, found, err := s.ArchivedItem(ctx, id); err != nil || found {
+			t.Errorf("ArchivedItem(%s) = %+v, %v, %v; want not found", id, it, found, err)
+		}
+	}
+}

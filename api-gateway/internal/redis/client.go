@@ -71,6 +71,9 @@ type Config struct {
 	ScanInterval time.Duration
 	// ScanTimeout bounds one such scan.
 	ScanTimeout time.Duration
+	// ClosedRetention is how long a closed item stays in Redis after it
+	// closed; the archive answers for it afterwards. 0 keeps it forever.
+	ClosedRetention time.Duration
 }
 
 // DefaultConfig is a local single Redis with the lua strategy.

@@ -68,7 +68,8 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 	if models.ValidateID(id) != nil {
 		return service.OutboxEntry{}, false, classify(s.rdb.ZRem(ctx, s.endsKey(), id).Err())
 	}
-	res, err := closeScript.Run(ctx, s.rdb, []string{s.itemKey(id), s.outboxKey(id)}, id, models.NewEventID()).Slice()
+	res, err := closeScript.Run(ctx, s.rdb, []string{s.itemKey(id), s.outboxKey(id)}, id, models.NewEventID(),
+		s.cfg.ClosedRetention.Milliseconds()).Slice()
 	if err != nil {
 		return service.OutboxEntry{}, false, classify(err)
 	}

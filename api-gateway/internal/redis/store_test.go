@@ -36,6 +36,7 @@ func TestStore(t *testing.T) {
 		{"CloseDue", testCloseDue},
 		{"ScriptCacheFlushed", testScriptCacheFlushed},
 		{"LostEndHint", testLostEndHint},
+		{"ClosedRetention", testClosedRetention},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -640,5 +641,40 @@ func testLostEndHint(t *testing.T, s *Store, top topology) {
 	})
 	if len(closed) != 1 || closed[0].Event.ItemID != it.ID || closed[0].Event.WinnerID != "u1" {
 		t.Errorf("CloseDue = %+v, want %s closed with winner u1", closed, it.ID)
+	}
+}
+
+// testClosedRetention: a closed item stays in Redis for ClosedRetention,
+// then expires (the archive answers for it); with 0 it stays.
+func testClosedRetention(t *testing.T, s *Store, _ topology) {
+	cfg := s.cfg
+	cfg.ClosedRetention = time.Hour
+	kept := newStore(t, cfg, cfg.Strategy)
+	ends := time.Now().Add(300 * time.Millisecond)
+	expiring, forever := newItem(t, kept, models.Item{EndsAt: ends}), newItem(t, s, models.Item{EndsAt: ends})
+	for _, tc := range []struct {
+		s   *Store
+		id  string
+		ttl func(time.Duration) bool
+	}{
+		{kept, expiring.ID, func(d time.Duration) bool { return d > 59*time.Minute && d <= time.Hour }},
+		{s, forever.ID, func(d time.Duration) bool { return d == -1 }}, // PTTL's "no expiry"
+	} {
+		if d := tc.s.rdbTTLForTest(t, tc.s.itemKey(tc.id)); d != -1 {
+			t.Errorf("open item %s expires in %v, want no expiry", tc.id, d)
+		}
+		waitUntil(t, 10*time.Second, func() error {
+			closed, err := tc.s.CloseDue(ctxT(t))
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(closed, func(e service.OutboxEntry) bool { return e.Event.ItemID == tc.id }) {
+				return fmt.Errorf("item %s not closed yet", tc.id)
+			}
+			return nil
+		})
+		if d := tc.s.rdbTTLForTest(t, tc.s.itemKey(tc.id)); !tc.ttl(d) {
+			t.Errorf("closed item %s (retention %v) expires in %v", tc.id, tc.s.cfg.ClosedRetention, d)
+		}
 	}
 }

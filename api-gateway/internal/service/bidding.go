@@ -58,6 +58,15 @@ type Config struct {
 	// empty meanwhile.
 	CacheTTL time.Duration
 	Metrics  Metrics
+	// Archive, when set, answers for closed items the store has let go.
+	Archive Archive
+}
+
+// Archive holds closed items after the store has let them go.
+type Archive interface {
+	// ArchivedItem returns a closed item; found is false if the archive
+	// does not hold it.
+	ArchivedItem(ctx context.Context, id string) (it models.Item, found bool, err error)
 }
 
 func (c *Config) defaults() {
@@ -111,8 +120,19 @@ type Bid struct {
 // PlaceBid decides one bid. A bid the local cache proves cannot win is
 // answered without a store call; the others are coalesced with concurrent
 // bids on the same item. ErrUnavailable (wrapped) means Redis could not
-// decide in time.
+// decide in time. A bid on an item the store no longer holds because it
+// closed long ago is answered as on a closed auction.
 func (s *Service) PlaceBid(ctx context.Context, b Bid) (BidResult, error) {
+	res, err := s.placeBid(ctx, b)
+	if err == nil && res.Outcome == OutcomeNotFound {
+		if it, found := s.archived(ctx, b.ItemID); found {
+			return BidResult{Outcome: OutcomeNotActive, Item: it}, nil
+		}
+	}
+	return res, err
+}
+
+func (s *Service) placeBid(ctx context.Context, b Bid) (BidResult, error) {
 	for {
 		l := s.lanes.get(b.ItemID, s.now())
 		l.mu.Lock()

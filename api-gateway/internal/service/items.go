@@ -80,17 +80,27 @@ func (s *Service) CreateItem(ctx context.Context, n NewItem) (models.Item, error
 		StartsAt:      n.StartsAt.UTC(),
 		EndsAt:        n.EndsAt.UTC(),
 	}
+	if _, found := s.archived(ctx, it.ID); found {
+		return models.Item{}, ErrItemExists
+	}
 	return s.store.CreateItem(ctx, it)
 }
 
-// Item returns an item's current state. With AutoCreate an unknown id
+// Item returns an item's current state: from the store, or for a closed
+// item the store has let go, from the archive. With AutoCreate an unknown id
 // becomes a default active auction, as the README's quick start expects.
 func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	if err := models.ValidateID(id); err != nil {
 		return models.Item{}, fmt.Errorf("%w: item id: %w", ErrInvalid, err)
 	}
 	it, err := s.store.Item(ctx, id)
-	if !errors.Is(err, ErrItemNotFound) || !s.cfg.AutoCreate {
+	if !errors.Is(err, ErrItemNotFound) {
+		return it, err
+	}
+	if archived, found := s.archived(ctx, id); found {
+		return archived, nil
+	}
+	if !s.cfg.AutoCreate {
 		return it, err
 	}
 	it, err = s.CreateItem(ctx, NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
@@ -99,6 +109,21 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 		return s.store.Item(ctx, id)
 	}
 	return it, err
+}
+
+// archived looks id up in the archive. The archive is PostgreSQL, which
+// items and bids never wait for: when it cannot answer, the item counts as
+// not archived, so a long-closed item reads as unknown until it is back.
+func (s *Service) archived(ctx context.Context, id string) (models.Item, bool) {
+	if s.cfg.Archive == nil {
+		return models.Item{}, false
+	}
+	it, found, err := s.cfg.Archive.ArchivedItem(ctx, id)
+	if err != nil {
+		s.log.Debug("archive unavailable for an item the store does not hold", "item_id", id, "err", err)
+		return models.Item{}, false
+	}
+	return it, found
 }
 
 // RunCloser closes auctions whose end time has passed, every interval, and

@@ -1,5 +1,6 @@
 -- Closes one auction if its end (by this server's clock) has passed.
--- KEYS[1] item hash, KEYS[2] outbox stream; ARGV[1] item id, ARGV[2] event id.
+-- KEYS[1] item hash, KEYS[2] outbox stream; ARGV[1] item id, ARGV[2] event id,
+-- ARGV[3] how long the closed item stays (ms; 0: for ever).
 -- Returns {0} unknown item, {1} already closed, {2, ends} not due yet (soft
 -- close may have moved the end), {3, outbox id, event json} closed now.
 local item, outbox = KEYS[1], KEYS[2]
@@ -15,6 +16,10 @@ local winner = ''
 if cnt > 0 and bdr ~= '' and cur >= res then winner = ',"winner_id":' .. str(bdr) end
 seq = seq + 1
 redis.call('HSET', item, 'st', 'closed', 'seq', int(seq))
+-- The archive answers for the item once it is gone; its event below is in
+-- the outbox, which does not expire, until JetStream has it.
+local keep = tonumber(ARGV[3])
+if keep > 0 then redis.call('PEXPIRE', item, keep) end
 local ev = '{"type":"auction_closed","event_id":' .. str(ARGV[2]) .. ',"item_id":' .. str(ARGV[1]) ..
   ',"amount":' .. money(cur) .. ',"previous_bid":0.00,"timestamp":"' .. ts ..
   '","seq":' .. int(seq) .. ',"ends_at":"' .. rfc3339ms(ea) .. '"' .. winner ..
