@@ -33,8 +33,21 @@ type NewItem struct {
 	EndsAt        time.Time
 }
 
-// CreateItem validates and stores a new auction.
+// CreateItem validates and stores a new auction. An id the archive holds
+// is taken.
 func (s *Service) CreateItem(ctx context.Context, n NewItem) (models.Item, error) {
+	it, err := s.validItem(n)
+	if err != nil {
+		return models.Item{}, err
+	}
+	if _, found := s.archived(ctx, it.ID); found {
+		return models.Item{}, ErrItemExists
+	}
+	return s.store.CreateItem(ctx, it)
+}
+
+// validItem checks n and fills in its defaults.
+func (s *Service) validItem(n NewItem) (models.Item, error) {
 	now := s.now().UTC()
 	if n.ID == "" {
 		n.ID = "item_" + models.NewEventID()[len("evt_"):]
@@ -80,10 +93,7 @@ func (s *Service) CreateItem(ctx context.Context, n NewItem) (models.Item, error
 		StartsAt:      n.StartsAt.UTC(),
 		EndsAt:        n.EndsAt.UTC(),
 	}
-	if _, found := s.archived(ctx, it.ID); found {
-		return models.Item{}, ErrItemExists
-	}
-	return s.store.CreateItem(ctx, it)
+	return it, nil
 }
 
 // Item returns an item's current state: from the store, or for a closed
@@ -103,7 +113,12 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	if !s.cfg.AutoCreate {
 		return it, err
 	}
-	it, err = s.CreateItem(ctx, NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
+	// The archive was asked above.
+	it, err = s.validItem(NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
+	if err != nil {
+		return models.Item{}, err
+	}
+	it, err = s.store.CreateItem(ctx, it)
 	if errors.Is(err, ErrItemExists) {
 		// Another request created it first; theirs is as good as ours.
 		return s.store.Item(ctx, id)
@@ -111,9 +126,10 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	return it, err
 }
 
-// archived looks id up in the archive. The archive is PostgreSQL, which
-// items and bids never wait for: when it cannot answer, the item counts as
-// not archived, so a long-closed item reads as unknown until it is back.
+// archived looks id up in the archive, PostgreSQL. Only ids the store does
+// not hold come here, and each lookup has a short deadline. When the archive
+// cannot answer, the item counts as not archived, so a long-closed item
+// reads as unknown until PostgreSQL is back.
 func (s *Service) archived(ctx context.Context, id string) (models.Item, bool) {
 	if s.cfg.Archive == nil {
 		return models.Item{}, false
