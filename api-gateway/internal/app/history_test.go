@@ -16,20 +16,29 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// Bid history pages through the archive newest first; bad limits and
-// cursors are 400s; without PostgreSQL it is a clear 503 while bids work.
-func TestBidHistory(t *testing.T) {
-	t.Parallel()
+// archiveDB is a migrated database of its own, and a connection for
+// writing rows the way the archival worker would.
+func archiveDB(t *testing.T) (string, *pgx.Conn) {
+	t.Helper()
 	url := testenv.PostgresDB(t)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	if err := schema.Migrate(ctx, conn); err != nil {
 		t.Fatal(err)
 	}
+	return url, conn
+}
+
+// Bid history pages through the archive newest first; bad limits and
+// cursors are 400s; without PostgreSQL it is a clear 503 while bids work.
+func TestBidHistory(t *testing.T) {
+	t.Parallel()
+	url, conn := archiveDB(t)
+	ctx := context.Background()
 	for seq := 1; seq <= 5; seq++ {
 		_, err := conn.Exec(ctx, `INSERT INTO bids
 			(event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
@@ -82,17 +91,9 @@ func TestBidHistory(t *testing.T) {
 // taken again, and auto-create does not revive it.
 func TestLongClosedItemFromTheArchive(t *testing.T) {
 	t.Parallel()
-	url := testenv.PostgresDB(t)
+	url, conn := archiveDB(t)
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if err := schema.Migrate(ctx, conn); err != nil {
-		t.Fatal(err)
-	}
-	_, err = conn.Exec(ctx, `INSERT INTO items
+	_, err := conn.Exec(ctx, `INSERT INTO items
 		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
 		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
 		VALUES ('old_lot', 3, 'closed', 2500, 'user_2', 2, $1, 'user_2', $1, 'Brass Telescope', 1000, 500, 0, $2)`,
