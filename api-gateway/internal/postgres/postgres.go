@@ -1,7 +1,8 @@
 // Package postgres reads the archived bid history and closed items that the
-// archival worker writes (tables from shared/schema). PostgreSQL is never on the bidding
-// path: every call here has a short deadline, and the store opens without
-// the server so the gateway starts and bids while it is down.
+// archival worker writes (tables from shared/schema). A bid reaches
+// PostgreSQL only when Redis does not hold its item; every call here has a
+// short deadline, and the store opens without the server so the gateway
+// starts and bids while it is down.
 package postgres
 
 import (

@@ -175,9 +175,9 @@ func (s *Store) hintedItems(ctx context.Context, max int) ([]string, error) {
 	s.scanMu.Unlock()
 	seen := make(map[string]bool)
 	var ids []string
-	// From a cursor mid-way, the end of the set is reached before a full
-	// round, so that case may start over from 0 once.
-	for restarts := 0; len(ids) < max; {
+	// Started mid-way, the walk reaches the end of the set before a full
+	// round, and may then start over from 0 once.
+	for wrapped := cursor == 0; len(ids) < max; {
 		keys, next, err := s.rdb.SScan(ctx, s.outboxesKey(), cursor, "", int64(max)).Result()
 		if err != nil {
 			return nil, fmt.Errorf("outbox pending: %w", classify(err))
@@ -188,14 +188,13 @@ func (s *Store) hintedItems(ctx context.Context, max int) ([]string, error) {
 				ids = append(ids, k)
 			}
 		}
-		if next == 0 && (cursor == 0 || restarts > 0) {
-			cursor = 0
-			break
-		}
-		if next == 0 {
-			restarts++
-		}
 		cursor = next
+		if cursor == 0 {
+			if wrapped {
+				break
+			}
+			wrapped = true
+		}
 	}
 	s.scanMu.Lock()
 	s.hintCursor = cursor
