@@ -5,13 +5,15 @@ import (
 	"time"
 )
 
-// Status is where an auction is in its life: scheduled → active → closed.
+// Status is where an auction is in its life: scheduled → active → closed,
+// or cancelled before it closes.
 type Status string
 
 const (
 	StatusScheduled Status = "scheduled"
 	StatusActive    Status = "active"
 	StatusClosed    Status = "closed"
+	StatusCancelled Status = "cancelled"
 )
 
 // Item is one lot and its live auction state. The first five fields are the
@@ -44,7 +46,7 @@ func (it Item) MinNextBid() Money {
 
 // ReserveMet says whether the current bid is high enough to sell.
 func (it Item) ReserveMet() bool {
-	return it.HighestBidderID != "" && it.CurrentBid >= it.ReservePrice
+	return it.BidCount > 0 && it.HighestBidderID != "" && it.CurrentBid >= it.ReservePrice
 }
 
 // ErrInvalidID is returned for an item or user id outside IDPattern.

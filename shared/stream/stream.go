@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bidding-platform/shared/models"
 )
 
 const (
@@ -64,4 +66,18 @@ func Ensure(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, erro
 		return nil, fmt.Errorf("ensure stream %s: %w", Name, err)
 	}
 	return s, nil
+}
+
+// Decode is models.DecodeEvent for a message received on subject: the
+// event must belong to the item the subject names.
+func Decode(subject string, data []byte) (models.Event, error) {
+	e, err := models.DecodeEvent(data)
+	if err != nil {
+		return e, err
+	}
+	if ItemID(subject) != e.ItemID {
+		return models.Event{}, &models.EventError{EventID: e.EventID,
+			Problem: fmt.Sprintf("event for item %q published on subject %q", e.ItemID, subject)}
+	}
+	return e, nil
 }

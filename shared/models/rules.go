@@ -1,0 +1,116 @@
+package models
+
+import "time"
+
+// The auction rules, stated once. The gateway's optimistic strategy and its
+// pre-filter call them; the Lua scripts in api-gateway/internal/redis/lua
+// implement the same rules, and one case table (models/rulestest) checks
+// both, so they cannot drift apart.
+
+// Outcome is the decision on one bid. The numbers are stored in idempotency
+// records and returned by the Lua scripts: never renumber them.
+type Outcome int
+
+const (
+	// OutcomeAccepted: the bid is the new highest.
+	OutcomeAccepted Outcome = 1
+	// OutcomeTooLow: the amount is below the minimum next bid. A tie with
+	// the current bid is too low: the earlier bid wins.
+	OutcomeTooLow Outcome = 2
+	// OutcomeNotFound: no such item.
+	OutcomeNotFound Outcome = 3
+	// OutcomeNotActive: the auction is scheduled, closed or cancelled.
+	OutcomeNotActive Outcome = 4
+	// OutcomeDuplicate: the idempotency key was used before for another bid.
+	OutcomeDuplicate Outcome = 5
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeAccepted:
+		return "accepted"
+	case OutcomeTooLow:
+		return "too_low"
+	case OutcomeNotFound:
+		return "not_found"
+	case OutcomeNotActive:
+		return "not_active"
+	case OutcomeDuplicate:
+		return "duplicate"
+	}
+	return "unknown"
+}
+
+// StatusAt is the auction's status at now. Only a close or a cancellation
+// is ever stored as final; otherwise the start and end times decide, on
+// every read, so that an auction opens and ends on time without a write.
+// A zero start means "already started" and a zero end "never ends".
+func StatusAt(stored Status, startsAt, endsAt, now time.Time) Status {
+	switch {
+	case stored == StatusClosed || stored == StatusCancelled:
+		return stored
+	case !endsAt.IsZero() && !now.Before(endsAt):
+		return StatusClosed
+	case !startsAt.IsZero() && now.Before(startsAt):
+		return StatusScheduled
+	}
+	return StatusActive
+}
+
+// BidAttempt is one bid as the rules see it.
+type BidAttempt struct {
+	UserID string
+	Amount Money
+	// SoftClose: a bid accepted less than this before the end moves the end
+	// to now+SoftClose. Zero disables it.
+	SoftClose time.Duration
+}
+
+// Decision is the rules' answer to one bid on an item at a moment.
+type Decision struct {
+	Outcome Outcome
+	// Status is the auction's status when the bid was decided.
+	Status Status
+	// Item is the item after the decision: unchanged unless accepted, when
+	// it holds the new price, bidder, count, seq and (soft close) end.
+	Item Item
+	// PreviousBid is the price the accepted bid replaced (0 for the first).
+	PreviousBid Money
+}
+
+// Decide applies the auction rules to one bid on it at now. it.Status is
+// the stored status (see StatusAt). A bid is accepted when the auction is
+// active and the amount is at least the minimum next bid and above the
+// current price; acceptance takes the next seq.
+func Decide(it Item, b BidAttempt, now time.Time) Decision {
+	st := StatusAt(it.Status, it.StartsAt, it.EndsAt, now)
+	d := Decision{Outcome: OutcomeNotActive, Status: st, Item: it}
+	d.Item.Status = st
+	if st != StatusActive {
+		return d
+	}
+	first := it.BidCount == 0 || it.HighestBidderID == ""
+	if b.Amount < it.MinNextBid() || (!first && b.Amount <= it.CurrentBid) {
+		d.Outcome = OutcomeTooLow
+		return d
+	}
+	d.Outcome = OutcomeAccepted
+	d.PreviousBid = it.CurrentBid
+	d.Item.CurrentBid = b.Amount
+	d.Item.HighestBidderID = b.UserID
+	d.Item.BidCount = it.BidCount + 1
+	d.Item.Seq = it.Seq + 1
+	if b.SoftClose > 0 && !it.EndsAt.IsZero() && it.EndsAt.Sub(now) < b.SoftClose {
+		d.Item.EndsAt = now.Add(b.SoftClose)
+	}
+	return d
+}
+
+// CloseOutcome is who won a closed auction: the highest bidder if the
+// highest bid meets the reserve, else nobody.
+func (it Item) CloseOutcome() (winnerID string, reserveMet bool) {
+	if !it.ReserveMet() {
+		return "", false
+	}
+	return it.HighestBidderID, true
+}

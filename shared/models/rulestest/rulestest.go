@@ -1,0 +1,180 @@
+// Package rulestest is the auction rules' case table. The rules' own tests
+// run it against models.Decide; the gateway runs the same table against its
+// Lua scripts and its optimistic strategy in a real Redis, so the three
+// implementations of the rules cannot drift apart.
+package rulestest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Auction is one implementation of the rules under test, holding one item.
+type Auction interface {
+	// Bid decides b at the given moment and returns the outcome and the
+	// item's state right after it.
+	Bid(t testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item)
+	// Close closes the auction if it is due at the given moment; closed is
+	// false when it is not due (or was closed before).
+	Close(t testing.TB, at time.Time) (winnerID string, closed bool)
+}
+
+// Step is one action of a case: a bid (Amount set) or a close (Close set).
+// At is measured from the case's origin. After a bid, the item's price,
+// leader and count must be WantPrice, WantLeader and WantCount, and its end
+// WantEnds from the origin (zero: the end the item was created with).
+type Step struct {
+	At time.Duration
+
+	UserID     string
+	Amount     models.Money
+	Want       models.Outcome
+	WantPrice  models.Money
+	WantLeader string
+	WantCount  int64
+	WantEnds   time.Duration
+
+	Close      bool
+	WantClosed bool
+	WantWinner string
+}
+
+// Case is an item's terms and the steps taken on it. Starts and Ends are
+// measured from the origin; the item is created at the origin.
+type Case struct {
+	Name          string
+	StartingPrice models.Money
+	MinIncrement  models.Money
+	ReservePrice  models.Money
+	Starts, Ends  time.Duration
+	SoftClose     time.Duration
+	Steps         []Step
+}
+
+// Terms is the case's item with times measured from origin.
+func (c Case) Terms(id string, origin time.Time) models.Item {
+	return models.Item{
+		ID: id, Name: c.Name, StartingPrice: c.StartingPrice, MinIncrement: c.MinIncrement,
+		ReservePrice: c.ReservePrice, StartsAt: origin.Add(c.Starts), EndsAt: origin.Add(c.Ends),
+	}
+}
+
+const hour = time.Hour
+
+// Cases are the rule cases: start and end boundaries, increments, ties,
+// soft close, reserve and the close outcome. Every time is a whole
+// millisecond, the resolution the stores keep.
+var Cases = []Case{
+	{Name: "bid before the start", StartingPrice: 1000, MinIncrement: 100, Starts: hour, Ends: 2 * hour, Steps: []Step{
+		{At: 0, UserID: "u1", Amount: 1000, Want: models.OutcomeNotActive},
+		{At: hour - time.Millisecond, UserID: "u1", Amount: 1000, Want: models.OutcomeNotActive},
+	}},
+	{Name: "bid at the start", StartingPrice: 1000, MinIncrement: 100, Starts: hour, Ends: 2 * hour, Steps: []Step{
+		{At: hour, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+	}},
+	{Name: "bid just before the end", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: hour - time.Millisecond, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+	}},
+	{Name: "bid at the end", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: 10 * time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{At: hour, UserID: "u2", Amount: 5000, Want: models.OutcomeNotActive, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{At: 2 * hour, UserID: "u2", Amount: 5000, Want: models.OutcomeNotActive, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+	}},
+	{Name: "first bid below the starting price", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 999, Want: models.OutcomeTooLow},
+		{At: 2 * time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+	}},
+	{Name: "increments", StartingPrice: 1000, MinIncrement: 25, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 1050, Want: models.OutcomeAccepted, WantPrice: 1050, WantLeader: "u1", WantCount: 1},
+		{At: 2 * time.Second, UserID: "u2", Amount: 1074, Want: models.OutcomeTooLow, WantPrice: 1050, WantLeader: "u1", WantCount: 1},
+		{At: 3 * time.Second, UserID: "u2", Amount: 1075, Want: models.OutcomeAccepted, WantPrice: 1075, WantLeader: "u2", WantCount: 2},
+		{At: 4 * time.Second, UserID: "u3", Amount: 99999, Want: models.OutcomeAccepted, WantPrice: 99999, WantLeader: "u3", WantCount: 3},
+		{At: 5 * time.Second, UserID: "u1", Amount: 1100, Want: models.OutcomeTooLow, WantPrice: 99999, WantLeader: "u3", WantCount: 3},
+	}},
+	{Name: "tie goes to the earlier bid", StartingPrice: 1000, MinIncrement: 1, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 2000, Want: models.OutcomeAccepted, WantPrice: 2000, WantLeader: "u1", WantCount: 1},
+		{At: time.Second, UserID: "u2", Amount: 2000, Want: models.OutcomeTooLow, WantPrice: 2000, WantLeader: "u1", WantCount: 1},
+		{At: 2 * time.Second, UserID: "u2", Amount: 2001, Want: models.OutcomeAccepted, WantPrice: 2001, WantLeader: "u2", WantCount: 2},
+	}},
+	{Name: "leader may raise its own bid", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{At: 2 * time.Second, UserID: "u1", Amount: 1050, Want: models.OutcomeTooLow, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{At: 3 * time.Second, UserID: "u1", Amount: 1100, Want: models.OutcomeAccepted, WantPrice: 1100, WantLeader: "u1", WantCount: 2},
+	}},
+	{Name: "soft close extends the end", StartingPrice: 1000, MinIncrement: 100, Ends: hour, SoftClose: time.Minute, Steps: []Step{
+		{At: hour - time.Minute - time.Millisecond, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{At: hour - 30*time.Second, UserID: "u2", Amount: 1100, Want: models.OutcomeAccepted, WantPrice: 1100, WantLeader: "u2", WantCount: 2, WantEnds: hour + 30*time.Second},
+		// The old end has passed but the auction runs on.
+		{At: hour + 10*time.Second, UserID: "u1", Amount: 1200, Want: models.OutcomeAccepted, WantPrice: 1200, WantLeader: "u1", WantCount: 3, WantEnds: hour + 70*time.Second},
+		{Close: true, At: hour + 70*time.Second - time.Millisecond, WantClosed: false},
+		{At: hour + 70*time.Second, UserID: "u2", Amount: 1300, Want: models.OutcomeNotActive, WantPrice: 1200, WantLeader: "u1", WantCount: 3, WantEnds: hour + 70*time.Second},
+		{Close: true, At: hour + 70*time.Second, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "a rejected bid does not extend", StartingPrice: 1000, MinIncrement: 100, Ends: hour, SoftClose: time.Minute, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{At: hour - time.Second, UserID: "u2", Amount: 1000, Want: models.OutcomeTooLow, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
+		{Close: true, At: hour, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "reserve not met", StartingPrice: 1000, MinIncrement: 100, ReservePrice: 5000, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 4999, Want: models.OutcomeAccepted, WantPrice: 4999, WantLeader: "u1", WantCount: 1},
+		{Close: true, At: hour, WantClosed: true, WantWinner: ""},
+		{Close: true, At: hour + time.Second, WantClosed: false},
+	}},
+	{Name: "reserve met exactly", StartingPrice: 1000, MinIncrement: 100, ReservePrice: 5000, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 4000, Want: models.OutcomeAccepted, WantPrice: 4000, WantLeader: "u1", WantCount: 1},
+		{At: 2 * time.Second, UserID: "u2", Amount: 5000, Want: models.OutcomeAccepted, WantPrice: 5000, WantLeader: "u2", WantCount: 2},
+		{Close: true, At: hour - time.Millisecond, WantClosed: false},
+		{Close: true, At: hour, WantClosed: true, WantWinner: "u2"},
+		{At: hour + time.Second, UserID: "u1", Amount: 9000, Want: models.OutcomeNotActive, WantPrice: 5000, WantLeader: "u2", WantCount: 2},
+	}},
+	{Name: "no bids, no winner", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{Close: true, At: 2 * hour, WantClosed: true, WantWinner: ""},
+		{At: 2*hour + time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeNotActive},
+	}},
+}
+
+// Run runs every case, each on its own auction from newAuction, created
+// with the case's terms measured from origin. Cases are independent and run
+// in parallel.
+func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms models.Item) Auction) {
+	t.Helper()
+	for i, c := range Cases {
+		t.Run(c.Name, func(t *testing.T) {
+			t.Parallel()
+			a := newAuction(t, c.Terms(itemID(i), origin))
+			ends := origin.Add(c.Ends)
+			for n, s := range c.Steps {
+				at := origin.Add(s.At)
+				if s.Close {
+					winner, closed := a.Close(t, at)
+					if closed != s.WantClosed || winner != s.WantWinner {
+						t.Fatalf("step %d: close at %v: closed=%v winner=%q, want closed=%v winner=%q",
+							n, s.At, closed, winner, s.WantClosed, s.WantWinner)
+					}
+					continue
+				}
+				got, it := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, SoftClose: c.SoftClose})
+				if got != s.Want {
+					t.Fatalf("step %d: %s bids %v at %v: %v, want %v", n, s.UserID, s.Amount, s.At, got, s.Want)
+				}
+				if s.WantEnds != 0 {
+					ends = origin.Add(s.WantEnds)
+				}
+				if it.CurrentBid != s.WantPrice || it.HighestBidderID != s.WantLeader || it.BidCount != s.WantCount || !it.EndsAt.Equal(ends) {
+					t.Fatalf("step %d: after %s bids %v at %v: price %v leader %q count %d ends %v, want %v %q %d %v",
+						n, s.UserID, s.Amount, s.At, it.CurrentBid, it.HighestBidderID, it.BidCount, it.EndsAt.Sub(origin),
+						s.WantPrice, s.WantLeader, s.WantCount, ends.Sub(origin))
+				}
+				if it.Seq != uint64(it.BidCount) {
+					t.Fatalf("step %d: seq %d after %d accepted bids and no close", n, it.Seq, it.BidCount)
+				}
+			}
+		})
+	}
+}
+
+func itemID(i int) string {
+	return "rule_case_" + string(rune('a'+i))
+}
