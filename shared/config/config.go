@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,6 +74,39 @@ func (e *Env) Strings(key string, dst *[]string) {
 		}
 	}
 	*dst = out
+}
+
+// URLs reads one server URL or a comma-separated list of them, as NATS_URL
+// names the servers of a cluster, into one comma-separated string: the form
+// nats.go takes, so the list reaches the client whole. Each URL must have one
+// of schemes and a host; credentials in it stay out of the error.
+func (e *Env) URLs(key string, dst *string, schemes ...string) {
+	v, ok := e.get(key)
+	if !ok {
+		return
+	}
+	var out []string
+	for _, part := range strings.Split(v, ",") {
+		p := strings.TrimSpace(part)
+		if p == "" {
+			continue
+		}
+		u, err := url.Parse(p)
+		if err != nil || !slices.Contains(schemes, u.Scheme) || u.Host == "" {
+			shown := "an entry"
+			if err == nil {
+				shown = strconv.Quote(u.Redacted())
+			}
+			e.errs = append(e.errs, fmt.Errorf("%s: %s is not a URL like %s://host:port", key, shown, schemes[0]))
+			return
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: no URL in it", key, v))
+		return
+	}
+	*dst = strings.Join(out, ",")
 }
 
 // Int overwrites *dst with a base-10 integer.

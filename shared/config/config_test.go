@@ -84,3 +84,46 @@ func TestPositive(t *testing.T) {
 		t.Errorf("Positive(2.5, 1) = %v", got)
 	}
 }
+
+func TestURLs(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, value string
+		want        string // "" when the value is refused
+		wantErr     []string
+		notInErr    string
+	}{
+		{name: "one server", value: "nats://n1:4222", want: "nats://n1:4222"},
+		{name: "a cluster, blanks around commas", value: " nats://n1:4222 , tls://n2:4222,, nats://u:pw@n3:4222 ", want: "nats://n1:4222,tls://n2:4222,nats://u:pw@n3:4222"},
+		{name: "no scheme", value: "n1:4222", wantErr: []string{"NATS_URL", "nats://host:port"}},
+		{name: "wrong scheme", value: "nats://n1:4222,http://n2:80", wantErr: []string{"NATS_URL", "http://n2:80"}},
+		{name: "credentials stay out of the error", value: "redis://u:hunter2@n1:4222", wantErr: []string{"NATS_URL"}, notInErr: "hunter2"},
+		{name: "only commas", value: ",,", wantErr: []string{"NATS_URL", "no URL"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := FromMap(map[string]string{"NATS_URL": tc.value})
+			got := "nats://default:4222"
+			env.URLs("NATS_URL", &got, "nats", "tls")
+			err := env.Err()
+			if tc.want != "" {
+				if err != nil || got != tc.want {
+					t.Errorf("URLs(%q) = %q, %v; want %q, nil", tc.value, got, err, tc.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("URLs(%q) = %q, nil; want an error", tc.value, got)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("URLs(%q) error %q does not mention %s", tc.value, err, w)
+				}
+			}
+			if tc.notInErr != "" && strings.Contains(err.Error(), tc.notInErr) {
+				t.Errorf("URLs(%q) error %q shows %s", tc.value, err, tc.notInErr)
+			}
+		})
+	}
+}
