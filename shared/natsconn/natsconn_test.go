@@ -1,0 +1,185 @@
+package natsconn_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/natsconn"
+	"github.com/bidding-platform/shared/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestStartsBeforeNATSAndRidesOutRestarts: a service may start first, and
+// OnConnect runs for the first connection and again after a restart.
+func TestStartsBeforeNATSAndRidesOutRestarts(t *testing.T) {
+	t.Parallel()
+	n := testenv.NATS(t)
+	n.Kill()
+	var logs syncBuffer
+	var connects atomic.Int32
+	nc, err := natsconn.Connect(context.Background(), natsconn.Config{
+		URL: n.URL(), Name: "test", Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		ReconnectWait: 50 * time.Millisecond, OnConnect: func() { connects.Add(1) },
+	})
+	if err != nil {
+		t.Fatalf("Connect with NATS down = %v, want a connection that keeps trying", err)
+	}
+	t.Cleanup(nc.Close)
+	if nc.IsConnected() {
+		t.Fatal("connected to a killed server")
+	}
+	n.Start()
+	testenv.WaitFor(t, 10*time.Second, "the first connection", func() error { return callbacks(&connects, 1) })
+	n.Restart()
+	testenv.WaitFor(t, 10*time.Second, "the reconnection", func() error { return callbacks(&connects, 2) })
+	for _, want := range []string{"nats connected", "nats disconnected", "nats reconnected"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+func callbacks(n *atomic.Int32, want int32) error {
+	if got := n.Load(); got != want {
+		return fmt.Errorf("OnConnect ran %d times, want %d", got, want)
+	}
+	return nil
+}
+
+// TestServerList: NATS_URL may name several servers; one that is down does
+// not keep the client from the others.
+func TestServerList(t *testing.T) {
+	t.Parallel()
+	n := testenv.NATS(t)
+	dead := deadAddr(t)
+	var url string
+	env := config.FromMap(map[string]string{"NATS_URL": "nats://" + dead + " , " + n.URL()})
+	natsconn.ReadURL(env, "NATS_URL", &url)
+	if err := env.Err(); err != nil {
+		t.Fatalf("ReadURL: %v", err)
+	}
+	nc, err := natsconn.Connect(context.Background(), natsconn.Config{URL: url, Name: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	testenv.WaitFor(t, 10*time.Second, "a connection to the live server", func() error {
+		if got := nc.ConnectedUrl(); got != n.URL() {
+			return fmt.Errorf("connected to %q", got)
+		}
+		return nil
+	})
+}
+
+// TestNoReconnectBuffer: with it, a publish while NATS is down fails at
+// once; without it, the publish waits in nats.go's buffer.
+func TestNoReconnectBuffer(t *testing.T) {
+	t.Parallel()
+	n := testenv.NATS(t)
+	conn := func(noBuffer bool) *nats.Conn {
+		nc, err := natsconn.Connect(context.Background(), natsconn.Config{URL: n.URL(), Name: "test", NoReconnectBuffer: noBuffer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	unbuffered, buffered := conn(true), conn(false)
+	n.Kill()
+	testenv.WaitFor(t, 10*time.Second, "both clients to see NATS gone", func() error {
+		if unbuffered.IsConnected() || buffered.IsConnected() {
+			return errors.New("still connected")
+		}
+		return nil
+	})
+	if err := unbuffered.Publish("x", []byte("1")); !errors.Is(err, nats.ErrReconnectBufExceeded) {
+		t.Errorf("publish without a buffer while down = %v, want %v", err, nats.ErrReconnectBufExceeded)
+	}
+	if err := buffered.Publish("x", []byte("1")); err != nil {
+		t.Errorf("publish with a buffer while down = %v, want nil", err)
+	}
+}
+
+// TestConnectHonoursContext: a server that accepts but never speaks holds
+// the first attempt for the dial timeout; a done ctx does not wait for it.
+func TestConnectHonoursContext(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	accepting := make(chan struct{})
+	go func() {
+		defer close(accepting)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepting
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	nc, err := natsconn.Connect(ctx, natsconn.Config{URL: "nats://" + ln.Addr().String(), Name: "test"})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		if nc != nil {
+			nc.Close()
+		}
+		t.Fatalf("Connect to a silent server = %v, want %v", err, context.DeadlineExceeded)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Connect returned after %v, want soon after ctx's 100ms", took)
+	}
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
