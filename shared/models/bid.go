@@ -1,9 +1,6 @@
 package models
 
-import (
-	"errors"
-	"time"
-)
+import "time"
 
 // Event types carried on an item's subject, in seq order.
 const (
@@ -76,4 +73,4 @@ type BidPage struct {
 }
 
 // ErrBadCursor is returned for a history cursor that was not issued by us.
-var ErrBadCursor = errors.New("cursor is not valid for this item's history")
+var ErrBadCursor = &Error{Kind: KindInvalid, Message: "cursor is not valid for this item's history"}

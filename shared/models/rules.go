@@ -21,8 +21,9 @@ const (
 	OutcomeNotFound Outcome = 3
 	// OutcomeNotActive: the auction is scheduled, closed or cancelled.
 	OutcomeNotActive Outcome = 4
-	// OutcomeDuplicate: the idempotency key was used before for another bid.
-	OutcomeDuplicate Outcome = 5
+	// OutcomeIdempotencyConflict: the idempotency key was used before for
+	// another bid.
+	OutcomeIdempotencyConflict Outcome = 5
 )
 
 func (o Outcome) String() string {
@@ -35,8 +36,8 @@ func (o Outcome) String() string {
 		return "not_found"
 	case OutcomeNotActive:
 		return "not_active"
-	case OutcomeDuplicate:
-		return "duplicate"
+	case OutcomeIdempotencyConflict:
+		return "idempotency_conflict"
 	}
 	return "unknown"
 }
@@ -104,6 +105,19 @@ func Decide(it Item, b BidAttempt, now time.Time) Decision {
 		d.Item.EndsAt = now.Add(b.SoftClose)
 	}
 	return d
+}
+
+// Close closes the auction at now if its end has passed and it is not
+// closed yet (closing happens once). The close takes the item's next seq,
+// for its auction_closed event.
+func Close(it Item, now time.Time) (closed Item, ok bool) {
+	if it.Status == StatusClosed || it.Status == StatusCancelled ||
+		StatusAt(it.Status, it.StartsAt, it.EndsAt, now) != StatusClosed {
+		return it, false
+	}
+	it.Status = StatusClosed
+	it.Seq++
+	return it, true
 }
 
 // CloseOutcome is who won a closed auction: the highest bidder if the

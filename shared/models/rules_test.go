@@ -9,26 +9,22 @@ import (
 )
 
 // goAuction runs the case table against the Go rules.
-type goAuction struct {
-	it     models.Item
-	closed bool
-}
+type goAuction struct{ it models.Item }
 
 func (a *goAuction) Bid(_ testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item) {
 	d := models.Decide(a.it, b, at)
 	if d.Outcome == models.OutcomeAccepted {
 		a.it = d.Item
-		a.it.Status = models.StatusActive
 	}
 	return d.Outcome, d.Item
 }
 
 func (a *goAuction) Close(_ testing.TB, at time.Time) (string, bool) {
-	if a.closed || models.StatusAt(a.it.Status, a.it.StartsAt, a.it.EndsAt, at) != models.StatusClosed {
+	closed, ok := models.Close(a.it, at)
+	if !ok {
 		return "", false
 	}
-	a.closed = true
-	a.it.Status = models.StatusClosed
+	a.it = closed
 	winner, _ := a.it.CloseOutcome()
 	return winner, true
 }

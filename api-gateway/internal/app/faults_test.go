@@ -156,7 +156,7 @@ func TestRelayPublishesOrphanedOutboxEntry(t *testing.T) {
 	defer store.Close()
 	req := service.BidRequest{ItemID: "lot", UserID: "ghost", Amount: 500, BidID: models.NewBidID(), EventID: models.NewEventID()}
 	res, err := store.PlaceBids(context.Background(), []service.BidRequest{req})
-	if err != nil || res[0].Outcome != service.OutcomeAccepted {
+	if err != nil || res[0].Outcome != models.OutcomeAccepted {
 		t.Fatalf("PlaceBids = %+v, %v", res, err)
 	}
 	evs := waitEvents(t, e.nats.JetStream(), "lot", 1)

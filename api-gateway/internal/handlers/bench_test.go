@@ -20,7 +20,7 @@ import (
 type tooLow struct{}
 
 func (tooLow) PlaceBid(ctx context.Context, b service.Bid) (service.BidResult, error) {
-	return service.BidResult{Outcome: service.OutcomeTooLow, Item: models.Item{CurrentBid: 50000, MinIncrement: 100, BidCount: 1, HighestBidderID: "x"}}, nil
+	return service.BidResult{Outcome: models.OutcomeTooLow, Item: models.Item{CurrentBid: 50000, MinIncrement: 100, BidCount: 1, HighestBidderID: "x"}}, nil
 }
 func (tooLow) Item(ctx context.Context, id string) (models.Item, error) { return models.Item{}, nil }
 func (tooLow) CreateItem(ctx context.Context, n service.NewItem) (models.Item, error) {

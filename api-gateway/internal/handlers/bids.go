@@ -19,14 +19,13 @@ import (
 
 // Answer messages; the first two are the README's.
 const (
-	msgAccepted    = "Bid accepted"
-	msgTooLow      = "Bid amount must be higher than current bid"
-	msgNotActive   = "Auction is not active"
-	msgNotFound    = "Item not found"
-	msgIdemReused  = "Idempotency-Key was already used for a different bid"
-	msgUnavailable = "Bidding is temporarily unavailable (Redis unreachable); retry shortly"
-	bidFields      = "user_id and amount"
-	maxIdemKeyLen  = 128
+	msgAccepted   = "Bid accepted"
+	msgTooLow     = "Bid amount must be higher than current bid"
+	msgNotActive  = "Auction is not active"
+	msgNotFound   = "Item not found"
+	msgIdemReused = "Idempotency-Key was already used for a different bid"
+	bidFields     = "user_id and amount"
+	maxIdemKeyLen = 128
 )
 
 type bidBody struct {
@@ -143,18 +142,17 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 	}
 	res, err := s.d.Bids.PlaceBid(ctx, service.Bid{ItemID: in.itemID, UserID: userID, Amount: amount, IdempotencyKey: in.idemKey})
 	if err != nil {
-		s.d.Metrics.bid("unavailable")
-		if ctx.Err() == nil {
-			s.d.Log.Warn("bid store unavailable", "item_id", in.itemID, "err", err)
-		}
-		a := bidReply(buf, http.StatusServiceUnavailable, false, msgUnavailable, 0, amount, "", 0, false)
-		a.retryAfter = "1"
+		status, msg, retryAfter := s.failure(ctx, "place bid", err, "item_id", in.itemID)
+		s.d.Metrics.bid(string(models.ErrorKind(err)))
+		a := bidReply(buf, status, false, msg, 0, amount, "", 0, false)
+		a.retryAfter = retryAfter
 		return a
 	}
-	s.d.Metrics.bid(outcomeName(res.Outcome))
+	s.d.Metrics.bid(res.Outcome.String())
 	it := res.Item
+	status := statusOf(outcomeKind(res.Outcome))
 	switch res.Outcome {
-	case service.OutcomeAccepted:
+	case models.OutcomeAccepted:
 		eventID := ""
 		if res.Event != nil {
 			eventID = res.Event.EventID
@@ -164,24 +162,24 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 		if res.Replayed {
 			cur = amount
 		}
-		return bidReply(buf, http.StatusOK, true, msgAccepted, cur, amount, eventID, it.MinNextBid(), true)
-	case service.OutcomeTooLow:
+		return bidReply(buf, status, true, msgAccepted, cur, amount, eventID, it.MinNextBid(), true)
+	case models.OutcomeTooLow:
 		// The README's message even below the starting price; min_next_bid
 		// says what would win.
-		return bidReply(buf, http.StatusConflict, false, msgTooLow, it.CurrentBid, amount, "", it.MinNextBid(), true)
-	case service.OutcomeNotActive:
+		return bidReply(buf, status, false, msgTooLow, it.CurrentBid, amount, "", it.MinNextBid(), true)
+	case models.OutcomeNotActive:
 		msg := msgNotActive
 		if it.Status != "" {
 			msg += " (" + string(it.Status) + ")"
 		}
-		return bidReply(buf, http.StatusConflict, false, msg, it.CurrentBid, amount, "", it.MinNextBid(), it.ID != "")
-	case service.OutcomeNotFound:
-		return bidReply(buf, http.StatusNotFound, false, msgNotFound, 0, amount, "", 0, false)
-	case service.OutcomeIdempotencyConflict:
-		return bidReply(buf, http.StatusUnprocessableEntity, false, msgIdemReused, 0, amount, "", 0, false)
+		return bidReply(buf, status, false, msg, it.CurrentBid, amount, "", it.MinNextBid(), it.ID != "")
+	case models.OutcomeNotFound:
+		return bidReply(buf, status, false, msgNotFound, 0, amount, "", 0, false)
+	case models.OutcomeIdempotencyConflict:
+		return bidReply(buf, status, false, msgIdemReused, 0, amount, "", 0, false)
 	}
-	s.d.Log.Error("unknown bid outcome", "outcome", int(res.Outcome))
-	return errorAnswer(buf, http.StatusInternalServerError, "internal error")
+	s.d.Log.ErrorContext(ctx, "unknown bid outcome", "outcome", int(res.Outcome))
+	return errorAnswer(buf, status, "internal error")
 }
 
 func (s *server) badBid(buf []byte, msg string) bidAnswer {

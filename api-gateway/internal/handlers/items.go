@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -44,17 +43,12 @@ func (s *server) createItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	it, err := s.d.Bids.CreateItem(r.Context(), n)
-	switch {
-	case errors.Is(err, service.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
-	case errors.Is(err, service.ErrItemExists):
-		writeError(w, http.StatusConflict, fmt.Sprintf("item %q already exists", n.ID))
-	case err != nil:
-		s.unavailable(w, r, err)
-	default:
-		w.Header().Set("Location", "/api/v1/items/"+it.ID)
-		writeJSON(w, http.StatusCreated, it)
+	if err != nil {
+		s.fail(w, r, "create item", err, "item_id", n.ID)
+		return
 	}
+	w.Header().Set("Location", "/api/v1/items/"+it.ID)
+	writeJSON(w, http.StatusCreated, it)
 }
 
 func (b itemBody) parse() (service.NewItem, error) {
@@ -100,25 +94,13 @@ func (b itemBody) parse() (service.NewItem, error) {
 }
 
 func (s *server) getItem(w http.ResponseWriter, r *http.Request) {
-	it, err := s.d.Bids.Item(r.Context(), chi.URLParam(r, "id"))
-	switch {
-	case errors.Is(err, service.ErrInvalid):
-		writeError(w, http.StatusBadRequest, invalidMessage(err))
-	case errors.Is(err, service.ErrItemNotFound):
-		writeError(w, http.StatusNotFound, msgNotFound)
-	case err != nil:
-		s.unavailable(w, r, err)
-	default:
-		writeJSON(w, http.StatusOK, it)
+	id := chi.URLParam(r, "id")
+	it, err := s.d.Bids.Item(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, "read item", err, "item_id", id)
+		return
 	}
-}
-
-func (s *server) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() == nil {
-		s.d.Log.Warn("item store unavailable", "path", r.URL.Path, "err", err)
-	}
-	w.Header().Set("Retry-After", "1")
-	writeError(w, http.StatusServiceUnavailable, "Items are temporarily unavailable (Redis unreachable); retry shortly")
+	writeJSON(w, http.StatusOK, it)
 }
 
 func (s *server) bidHistory(w http.ResponseWriter, r *http.Request) {
@@ -149,27 +131,22 @@ func (s *server) bidHistory(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	page, err := s.d.History.BidHistory(ctx, itemID, limit, cursor)
-	switch {
-	case errors.Is(err, models.ErrBadCursor):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case err != nil:
-		if r.Context().Err() == nil {
-			s.d.Log.Warn("bid history unavailable", "item_id", itemID, "err", err)
+	if err != nil {
+		if models.ErrorKind(err) == models.KindInternal {
+			// Whatever the archive's reader could not say itself means
+			// PostgreSQL did not answer; bidding never waits for it.
+			err = models.Wrap(models.KindUnavailable, historyUnavailable, err)
 		}
-		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, "Bid history is temporarily unavailable (PostgreSQL unreachable); bidding is not affected")
-	default:
-		if page.Bids == nil {
-			page.Bids = []models.Bid{}
-		}
-		if page.ItemID == "" {
-			page.ItemID = itemID
-		}
-		writeJSON(w, http.StatusOK, page)
+		s.fail(w, r, "read bid history", err, "item_id", itemID)
+		return
 	}
+	if page.Bids == nil {
+		page.Bids = []models.Bid{}
+	}
+	if page.ItemID == "" {
+		page.ItemID = itemID
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
-// invalidMessage is the rule a service.ErrInvalid names, without the prefix.
-func invalidMessage(err error) string {
-	return strings.TrimPrefix(err.Error(), service.ErrInvalid.Error()+": ")
-}
+const historyUnavailable = "Bid history is temporarily unavailable (PostgreSQL unreachable); bidding is not affected"

@@ -7,7 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
 )
 
 // Metrics are the gateway's Prometheus collectors. They are registered on
@@ -29,7 +29,7 @@ type Metrics struct {
 	// Children resolved once: WithLabelValues hashes and locks on every
 	// call, which shows on the hot path.
 	bidsBy    map[string]prometheus.Counter
-	prefBy    [service.OutcomeIdempotencyConflict + 1]prometheus.Counter
+	prefBy    [models.OutcomeIdempotencyConflict + 1]prometheus.Counter
 	reqMu     sync.RWMutex
 	reqBy     map[reqKey]reqChildren
 	routeName sync.Map // last chi pattern -> full route pattern
@@ -86,11 +86,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.storeErrors, m.published, m.pubFailures, m.backlog)
 	m.bidsBy = make(map[string]prometheus.Counter)
 	for _, o := range []string{"accepted", "too_low", "not_found", "not_active", "idempotency_conflict", "unknown",
-		"invalid", "unauthorized", "forbidden", "rate_limited", "unavailable"} {
+		"invalid", "unauthorized", "forbidden", "rate_limited", "unavailable", "internal"} {
 		m.bidsBy[o] = m.bids.WithLabelValues(o)
 	}
 	for o := range m.prefBy {
-		m.prefBy[o] = m.prefiltered.WithLabelValues(outcomeName(service.Outcome(o)))
+		m.prefBy[o] = m.prefiltered.WithLabelValues(models.Outcome(o).String())
 	}
 	m.reqBy = make(map[reqKey]reqChildren)
 	return m
@@ -126,12 +126,12 @@ func (m *Metrics) bid(outcome string) {
 }
 
 // Prefiltered implements service.Metrics.
-func (m *Metrics) Prefiltered(o service.Outcome) {
+func (m *Metrics) Prefiltered(o models.Outcome) {
 	if int(o) >= 0 && int(o) < len(m.prefBy) {
 		m.prefBy[o].Inc()
 		return
 	}
-	m.prefiltered.WithLabelValues(outcomeName(o)).Inc()
+	m.prefiltered.WithLabelValues(o.String()).Inc()
 }
 
 // StoreCall implements service.Metrics.
@@ -151,19 +151,3 @@ func (m *Metrics) PublishFailed(n int) { m.pubFailures.Add(float64(n)) }
 
 // OutboxBacklog implements nats.Metrics.
 func (m *Metrics) OutboxBacklog(n int64) { m.backlog.Set(float64(n)) }
-
-func outcomeName(o service.Outcome) string {
-	switch o {
-	case service.OutcomeAccepted:
-		return "accepted"
-	case service.OutcomeTooLow:
-		return "too_low"
-	case service.OutcomeNotFound:
-		return "not_found"
-	case service.OutcomeNotActive:
-		return "not_active"
-	case service.OutcomeIdempotencyConflict:
-		return "idempotency_conflict"
-	}
-	return "unknown"
-}

@@ -45,7 +45,7 @@ func BenchmarkPlaceBids(b *testing.B) {
 						failed.Add(1)
 					}
 					for _, r := range res {
-						if r.Outcome == service.OutcomeAccepted {
+						if r.Outcome == models.OutcomeAccepted {
 							accepted.Add(1)
 						}
 					}

@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
@@ -65,7 +64,7 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 
 func accepted(results []service.BidResult) bool {
 	for _, r := range results {
-		if r.Outcome == service.OutcomeAccepted && !r.Replayed {
+		if r.Outcome == models.OutcomeAccepted && !r.Replayed {
 			return true
 		}
 	}
@@ -75,7 +74,7 @@ func accepted(results []service.BidResult) bool {
 func notFound(reqs []service.BidRequest) []service.BidResult {
 	out := make([]service.BidResult, len(reqs))
 	for i := range out {
-		out[i] = service.BidResult{Outcome: service.OutcomeNotFound}
+		out[i] = service.BidResult{Outcome: models.OutcomeNotFound}
 	}
 	return out
 }
@@ -131,7 +130,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			return nil, fmt.Errorf("script answer %d is malformed: %v", i, res[head+i])
 		}
 		d := decision{
-			outcome:  service.Outcome(toInt(v[0])),
+			outcome:  models.Outcome(toInt(v[0])),
 			replayed: toInt(v[1]) == 1,
 			cur:      toInt(v[2]),
 			bidder:   toString(v[3]),
@@ -142,7 +141,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			oid:      toString(v[8]),
 			event:    toString(v[9]),
 		}
-		if d.outcome == service.OutcomeAccepted && !d.replayed {
+		if d.outcome == models.OutcomeAccepted && !d.replayed {
 			// The same fields place.lua wrote into the outbox JSON, without
 			// parsing that JSON back.
 			ev := bidEvent(req, models.Money(toInt(v[10])), ts, d)
@@ -182,7 +181,7 @@ func (s *Store) scriptDeadline(ctx context.Context) int64 {
 // more). An SADD that fails does not fail the bids the script decided.
 func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []any) ([]any, error) {
 	var eval *goredis.Cmd
-	err := pipelineScript(ctx, s.rdb, placeScript, func(p goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
+	err := pipelineScript(ctx, s.rdb, s.scripts.place, func(p goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
 		eval = run(keys, args...)
 		p.SAdd(ctx, s.outboxesKey(), id)
 	})
@@ -196,7 +195,7 @@ func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []a
 // idempotency record and return it: the item's dynamic state right after the
 // decision, and the event if the bid was accepted.
 type decision struct {
-	outcome  service.Outcome
+	outcome  models.Outcome
 	replayed bool
 	cur      int64
 	bidder   string
@@ -221,13 +220,14 @@ func (d decision) result(base models.Item) (service.BidResult, error) {
 	it.EndsAt = fromMilli(d.ends)
 	it.Status = models.Status(d.status)
 	r := service.BidResult{Outcome: d.outcome, Item: it, Replayed: d.replayed}
-	if d.outcome == service.OutcomeAccepted {
+	if d.outcome == models.OutcomeAccepted {
 		ev := d.ev
 		if ev == nil {
-			ev = new(models.Event)
-			if err := json.Unmarshal([]byte(d.event), ev); err != nil {
-				return service.BidResult{}, fmt.Errorf("decode event %q: %w", d.event, err)
+			e, err := models.DecodeEvent([]byte(d.event))
+			if err != nil {
+				return service.BidResult{}, fmt.Errorf("stored answer's event: %w", err)
 			}
+			ev = &e
 		}
 		r.Event, r.OutboxID = ev, d.oid
 	}
@@ -275,7 +275,7 @@ func parseRecord(v []any) (hash string, d decision, ok bool) {
 		return n
 	}
 	return str(0), decision{
-		outcome:  service.Outcome(num(1)),
+		outcome:  models.Outcome(num(1)),
 		replayed: true,
 		cur:      num(2),
 		bidder:   str(3),

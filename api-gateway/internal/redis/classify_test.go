@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
 )
 
 // replyError is an error reply as go-redis returns it.
@@ -30,5 +31,25 @@ func TestClassify(t *testing.T) {
 		if got := errors.Is(classify(tt.err), service.ErrUnavailable); got != tt.unavailable {
 			t.Errorf("classify(%q) unavailable = %v, want %v", tt.err, got, tt.unavailable)
 		}
+	}
+}
+
+// A script that fails is a bug, not an outage: the bid's error is internal
+// (a 500 with its cause logged), never "Redis unavailable" (a 503).
+func TestScriptErrorIsInternal(t *testing.T) {
+	t.Parallel()
+	s, _ := storeOnOwnRedis(t, StrategyLua, nil)
+	it := newItem(t, s, models.Item{})
+	// A starting price that is not a number breaks the script's arithmetic,
+	// as a hand-edited or corrupted hash would.
+	if _, err := s.rdbHSetForTest(t, it.ID, "sp", "ten"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.PlaceBids(ctxT(t), []service.BidRequest{bid(it.ID, "u1", 5000)})
+	if err == nil {
+		t.Fatal("PlaceBids on a corrupted item succeeded")
+	}
+	if got := models.ErrorKind(err); got != models.KindInternal || errors.Is(err, service.ErrUnavailable) {
+		t.Errorf("PlaceBids = %v (kind %q), want an internal error, not unavailable", err, got)
 	}
 }

@@ -125,6 +125,13 @@ type Store struct {
 	// Where Pending's walk over the outbox hint set goes on.
 	hintCursor uint64
 
+	// scripts are redisClockScripts, except in tests that set the clock
+	// (see frozenClock).
+	scripts *scripts
+	// clockKey, set only by such tests, holds the time every decision
+	// reads instead of Redis's TIME.
+	clockKey string
+
 	// beforeWrite and afterWrite, when set, run just before and just after
 	// a bid's writing round trip (place.lua's call, or MULTI/EXEC): tests
 	// freeze Redis before it, and cut the gateway off after it.
@@ -156,7 +163,7 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("redis config: %w", err)
 	}
-	s := &Store{cfg: cfg}
+	s := &Store{cfg: cfg, scripts: redisClockScripts}
 	if cfg.Cluster {
 		s.cluster = goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:                 cfg.Addrs,
@@ -202,9 +209,6 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Strategy reports which compare-and-set the store uses.
-func (s *Store) Strategy() string { return s.cfg.Strategy }
-
 // Ping checks that Redis answers (every master, on a cluster).
 func (s *Store) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
@@ -236,6 +240,26 @@ func (s *Store) redisTime(ctx context.Context) (time.Time, error) {
 		s.clockOffset.Store(int64(t.Sub(before.Add(rtt / 2))))
 	}
 	return t, nil
+}
+
+// queueTime queues a read of the clock the rules decide by on p, and
+// returns how to read its answer once p has run: Redis's TIME, or in
+// tests the time in clockKey.
+func (s *Store) queueTime(ctx context.Context, p goredis.Pipeliner) func() time.Time {
+	if s.clockKey != "" {
+		cmd := p.HMGet(ctx, s.clockKey, "sec", "usec")
+		return func() time.Time {
+			v := cmd.Val()
+			if len(v) != 2 {
+				return time.Time{}
+			}
+			sec, _ := v[0].(string)
+			usec, _ := v[1].(string)
+			return time.Unix(atoi(sec), atoi(usec)*1000)
+		}
+	}
+	cmd := p.Time(ctx)
+	return cmd.Val
 }
 
 // Keys. Everything of one item carries the hash tag {id} so that each
@@ -276,15 +300,25 @@ var readLua string
 //go:embed lua/ack.lua
 var ackLua string
 
-// Scripts are immutable after construction and safe for concurrent use;
-// Script.Run sends EVALSHA and falls back to EVAL after a restart or a
-// failover has flushed the script cache.
+// scripts are the Lua scripts that read Redis's clock. They are immutable
+// and safe for concurrent use; Script.Run sends EVALSHA and falls back to
+// EVAL after a restart or a failover has flushed the script cache.
+type scripts struct {
+	place, close, create, read *goredis.Script
+}
+
+func newScripts(common string) *scripts {
+	return &scripts{
+		place:  goredis.NewScript(common + placeLua),
+		close:  goredis.NewScript(common + closeLua),
+		create: goredis.NewScript(common + createLua),
+		read:   goredis.NewScript(common + readLua),
+	}
+}
+
 var (
-	placeScript  = goredis.NewScript(commonLua + placeLua)
-	closeScript  = goredis.NewScript(commonLua + closeLua)
-	createScript = goredis.NewScript(commonLua + createLua)
-	readScript   = goredis.NewScript(commonLua + readLua)
-	ackScript    = goredis.NewScript(ackLua)
+	redisClockScripts = newScripts(commonLua)
+	ackScript         = goredis.NewScript(ackLua)
 )
 
 // pipelineScript sends, in one pipeline, what queue adds: calls of script
@@ -335,7 +369,7 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 			return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, classify(err))
 		}
 	}
-	res, err := createScript.Run(ctx, s.rdb, []string{s.itemKey(it.ID)},
+	res, err := s.scripts.create.Run(ctx, s.rdb, []string{s.itemKey(it.ID)},
 		it.ID, it.Name, int64(it.StartingPrice), int64(it.MinIncrement), int64(it.ReservePrice),
 		unixMilli(it.StartsAt), ends, s.scriptDeadline(ctx)).Slice()
 	if err != nil {
@@ -366,7 +400,7 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
-	res, err := readScript.Run(ctx, s.rdb, []string{s.itemKey(id)}).StringSlice()
+	res, err := s.scripts.read.Run(ctx, s.rdb, []string{s.itemKey(id)}).StringSlice()
 	if err != nil {
 		return models.Item{}, fmt.Errorf("read item %s: %w", id, classify(err))
 	}

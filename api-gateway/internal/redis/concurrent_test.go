@@ -24,6 +24,8 @@ import (
 // checks the history the store produced: accepted amounts rise by at least
 // the increment in seq order, seq has no gaps, the outbox holds exactly the
 // accepted events, and no rejected bid could have beaten the final price.
+// On a loaded machine some calls may miss their deadline: those must be
+// reported as unavailable, and none of them may have been applied.
 func TestConcurrentBids(t *testing.T) {
 	forEach(t, topologies(t), func(t *testing.T, s *Store, _ topology) {
 		const (
@@ -41,8 +43,7 @@ func TestConcurrentBids(t *testing.T) {
 			mu      sync.Mutex
 			answers []answer
 			wg      sync.WaitGroup
-			failed  atomic.Int64
-			firstEr atomic.Value
+			failed  = map[string]error{} // event id -> error, under mu
 		)
 		var next atomic.Int64
 		for w := 0; w < workers; w++ {
@@ -58,8 +59,9 @@ func TestConcurrentBids(t *testing.T) {
 					req := bid(it.ID, user, amount)
 					res, err := s.PlaceBids(context.Background(), []service.BidRequest{req})
 					if err != nil {
-						failed.Add(1)
-						firstEr.CompareAndSwap(nil, err)
+						mu.Lock()
+						failed[req.EventID] = err
+						mu.Unlock()
 						continue
 					}
 					mu.Lock()
@@ -69,8 +71,10 @@ func TestConcurrentBids(t *testing.T) {
 			}()
 		}
 		wg.Wait()
-		if n := failed.Load(); n > 0 {
-			t.Fatalf("%d of %d bids failed, first: %v", n, workers*perWork, firstEr.Load())
+		for _, err := range failed {
+			if !errors.Is(err, service.ErrUnavailable) {
+				t.Fatalf("a bid failed with %v, want only unavailable (deadline or outage) errors", err)
+			}
 		}
 
 		var acc []answer
@@ -78,11 +82,11 @@ func TestConcurrentBids(t *testing.T) {
 		for _, a := range answers {
 			maxOffered = max(maxOffered, a.req.Amount)
 			switch a.res.Outcome {
-			case service.OutcomeAccepted:
+			case models.OutcomeAccepted:
 				acc = append(acc, a)
-			case service.OutcomeTooLow:
+			case models.OutcomeTooLow:
 			default:
-				t.Errorf("bid %+v answered %s", a.req, outcomeName(a.res.Outcome))
+				t.Errorf("bid %+v answered %s", a.req, a.res.Outcome)
 			}
 		}
 		slices.SortFunc(acc, func(a, b answer) int { return int(a.res.Event.Seq) - int(b.res.Event.Seq) })
@@ -118,7 +122,7 @@ func TestConcurrentBids(t *testing.T) {
 			t.Errorf("%v was offered but the final price is %v", maxOffered, final.CurrentBid)
 		}
 		for _, a := range answers {
-			if a.res.Outcome == service.OutcomeTooLow && a.req.Amount >= a.res.Item.MinNextBid() {
+			if a.res.Outcome == models.OutcomeTooLow && a.req.Amount >= a.res.Item.MinNextBid() {
 				t.Errorf("bid %v rejected though the answer's min next bid is %v", a.req.Amount, a.res.Item.MinNextBid())
 			}
 		}
@@ -131,11 +135,14 @@ func TestConcurrentBids(t *testing.T) {
 			t.Fatalf("outbox holds %d events, want %d", len(pending), len(acc))
 		}
 		for i, e := range pending {
+			if err, ok := failed[e.Event.EventID]; ok {
+				t.Fatalf("bid answered %v was applied: %+v", err, e.Event)
+			}
 			if e.Event.EventID != acc[i].req.EventID || e.ID != acc[i].res.OutboxID {
 				t.Errorf("outbox entry %d is %s (%s), want %s (%s)", i, e.Event.EventID, e.ID, acc[i].req.EventID, acc[i].res.OutboxID)
 			}
 		}
-		t.Logf("%d bids, %d accepted, final %v", len(answers), len(acc), final.CurrentBid)
+		t.Logf("%d bids answered, %d accepted, %d unavailable, final %v", len(answers), len(acc), len(failed), final.CurrentBid)
 	})
 }
 
@@ -147,7 +154,7 @@ func TestRedisDown(t *testing.T) {
 			t.Parallel()
 			s, r := storeOnOwnRedis(t, strategy, nil)
 			it := newItem(t, s, models.Item{})
-			wantOutcome(t, "before", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+			wantOutcome(t, "before", placeOne(t, s, bid(it.ID, "u1", 1000)), models.OutcomeAccepted)
 
 			// A hang check, not a benchmark: the bound is several times
 			// the timeouts, for a loaded machine.
@@ -179,7 +186,7 @@ func TestRedisDown(t *testing.T) {
 			if got := item(t, s, it.ID); got.CurrentBid != 1000 || got.Seq != 1 {
 				t.Errorf("after resume item %+v, want the bids answered 503 not applied (10.00, seq 1)", got)
 			}
-			wantOutcome(t, "after resume", placeOne(t, s, bid(it.ID, "u3", 9000)), service.OutcomeAccepted)
+			wantOutcome(t, "after resume", placeOne(t, s, bid(it.ID, "u3", 9000)), models.OutcomeAccepted)
 
 			r.Kill()
 			down("killed redis")
@@ -195,7 +202,7 @@ func TestRedisDown(t *testing.T) {
 			})
 			again := newItem(t, s, models.Item{ID: it.ID})
 			r2 := placeOne(t, s, bid(again.ID, "u4", 1000))
-			wantOutcome(t, "after restart", r2, service.OutcomeAccepted)
+			wantOutcome(t, "after restart", r2, models.OutcomeAccepted)
 			if r2.Event.Seq != 1 {
 				t.Errorf("first bid after restart has seq %d, want 1", r2.Event.Seq)
 			}
@@ -243,7 +250,7 @@ func TestClusterNodeDown(t *testing.T) {
 				}
 				return nil
 			})
-			wantOutcome(t, "after restart", placeOne(t, s, bid(it.ID, "u2", 1000)), service.OutcomeAccepted)
+			wantOutcome(t, "after restart", placeOne(t, s, bid(it.ID, "u2", 1000)), models.OutcomeAccepted)
 		})
 	}
 }
@@ -282,7 +289,7 @@ func TestScriptDeadlineFollowsRedisClock(t *testing.T) {
 			if off := time.Duration(s.clockOffset.Load()); off < -time.Second || off > time.Second {
 				t.Fatalf("measured offset %v on one machine, want about zero", off)
 			}
-			wantOutcome(t, "after Ping measured the clock", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+			wantOutcome(t, "after Ping measured the clock", placeOne(t, s, bid(it.ID, "u1", 1000)), models.OutcomeAccepted)
 		})
 	}
 }
@@ -336,7 +343,7 @@ func TestLateWriteNeverApplies(t *testing.T) {
 			if n, err := raw.XLen(ctxT(t), s.outboxKey(it.ID)).Result(); err != nil || n != 0 {
 				t.Fatalf("outbox holds %d events (err %v) after the late write, want none", n, err)
 			}
-			wantOutcome(t, "after Redis woke", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+			wantOutcome(t, "after Redis woke", placeOne(t, s, bid(it.ID, "u1", 1000)), models.OutcomeAccepted)
 		})
 	}
 }
@@ -379,7 +386,7 @@ func TestRelayWhileBidding(t *testing.T) {
 				defer wg.Done()
 				for i := 0; i < bidsPerItem; i++ {
 					res, err := s.PlaceBids(context.Background(), []service.BidRequest{bid(id, "u1", models.Money(100+i))})
-					if err == nil && res[0].Outcome == service.OutcomeAccepted {
+					if err == nil && res[0].Outcome == models.OutcomeAccepted {
 						accepted <- res[0].Event.EventID
 					}
 				}
@@ -455,7 +462,7 @@ func TestPendingReadsAboutMax(t *testing.T) {
 		it := newItem(t, s, models.Item{StartingPrice: 100, MinIncrement: 1})
 		for i := range perItem {
 			res := placeOne(t, s, bid(it.ID, "u1", models.Money(100+i)))
-			wantOutcome(t, "bid", res, service.OutcomeAccepted)
+			wantOutcome(t, "bid", res, models.OutcomeAccepted)
 			want[res.Event.EventID] = true
 		}
 	}
@@ -529,7 +536,7 @@ func TestHintSurvivesDeathAfterWrite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wantOutcome(t, "bid", res[0], service.OutcomeAccepted)
+		wantOutcome(t, "bid", res[0], models.OutcomeAccepted)
 		if hints := s.rdbMembersForTest(t); !slices.Contains(hints, it.ID) {
 			t.Errorf("hint set %v lacks %s after the write", hints, it.ID)
 		}

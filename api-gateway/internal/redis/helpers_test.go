@@ -165,26 +165,10 @@ func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
 	}
 }
 
-func outcomeName(o service.Outcome) string {
-	switch o {
-	case service.OutcomeAccepted:
-		return "accepted"
-	case service.OutcomeTooLow:
-		return "too low"
-	case service.OutcomeNotFound:
-		return "not found"
-	case service.OutcomeNotActive:
-		return "not active"
-	case service.OutcomeIdempotencyConflict:
-		return "idempotency conflict"
-	}
-	return fmt.Sprintf("outcome(%d)", int(o))
-}
-
-func wantOutcome(t testing.TB, what string, got service.BidResult, want service.Outcome) {
+func wantOutcome(t testing.TB, what string, got service.BidResult, want models.Outcome) {
 	t.Helper()
 	if got.Outcome != want {
-		t.Fatalf("%s: outcome %s (item %+v), want %s", what, outcomeName(got.Outcome), got.Item, outcomeName(want))
+		t.Fatalf("%s: outcome %s (item %+v), want %s", what, got.Outcome, got.Item, want)
 	}
 }
 

@@ -39,17 +39,15 @@ func parseItemState(v []any) (itemState, bool) {
 	}, true
 }
 
-// status mirrors common.lua's status.
-func status(st string, sa, ea, now int64) string {
-	switch {
-	case st == string(models.StatusClosed):
-		return string(models.StatusClosed)
-	case ea > 0 && now >= ea:
-		return string(models.StatusClosed)
-	case sa > 0 && now < sa:
-		return string(models.StatusScheduled)
+// item is the state the rules decide on. The hash stores "open" until a
+// close; models.StatusAt treats every status but a final one alike.
+func (it itemState) item(id string) models.Item {
+	return models.Item{
+		ID: id, Name: it.name, StartingPrice: models.Money(it.sp), MinIncrement: models.Money(it.inc),
+		ReservePrice: models.Money(it.res), StartsAt: fromMilli(it.sa), EndsAt: fromMilli(it.ea),
+		Status: models.Status(it.st), CurrentBid: models.Money(it.cur), HighestBidderID: it.bdr,
+		BidCount: it.cnt, Seq: uint64(it.seq),
 	}
-	return string(models.StatusActive)
 }
 
 // placeOptimistic decides the bids one by one. On an error it also returns
@@ -100,7 +98,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 	txf := func(tx *goredis.Tx) error {
 		deadline := s.scriptDeadline(ctx)
 		var itemCmd, recCmd *goredis.SliceCmd
-		var timeCmd *goredis.TimeCmd
+		var redisTime func() time.Time
 		var guardTTL *goredis.DurationCmd
 		if _, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			if deadline > 0 {
@@ -112,7 +110,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			if idem != "" {
 				recCmd = p.HMGet(ctx, idem, recordFields...)
 			}
-			timeCmd = p.Time(ctx)
+			redisTime = s.queueTime(ctx, p)
 			return nil
 		}); err != nil {
 			return err
@@ -124,20 +122,20 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		}
 		it, ok := parseItemState(itemCmd.Val())
 		if !ok {
-			res = service.BidResult{Outcome: service.OutcomeNotFound}
+			res = service.BidResult{Outcome: models.OutcomeNotFound}
 			return nil
 		}
-		t := timeCmd.Val()
-		now := t.UnixMilli()
-		base := models.Item{
-			ID: r.ItemID, Name: it.name, StartingPrice: models.Money(it.sp),
-			MinIncrement: models.Money(it.inc), ReservePrice: models.Money(it.res), StartsAt: fromMilli(it.sa),
-		}
+		t := redisTime()
+		// The Lua scripts see the clock in whole milliseconds; so must the
+		// rules here, or soft close could differ by a fraction of one.
+		now := t.Truncate(time.Millisecond)
+		base := it.item(r.ItemID)
 		if recCmd != nil {
 			if hash, d, ok := parseRecord(recCmd.Val()); ok {
 				if hash != r.RequestHash {
-					d = decision{outcome: service.OutcomeIdempotencyConflict, cur: it.cur, bidder: it.bdr,
-						count: it.cnt, seq: it.seq, ends: it.ea, status: status(it.st, it.sa, it.ea, now)}
+					d = decision{outcome: models.OutcomeIdempotencyConflict, cur: it.cur, bidder: it.bdr,
+						count: it.cnt, seq: it.seq, ends: it.ea,
+						status: string(models.StatusAt(models.Status(it.st), fromMilli(it.sa), fromMilli(it.ea), now))}
 				}
 				var err error
 				res, err = d.result(base)
@@ -145,7 +143,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			}
 		}
 		d := decide(it, r, now, t)
-		if d.outcome != service.OutcomeAccepted && idem == "" {
+		if d.outcome != models.OutcomeAccepted && idem == "" {
 			// Nothing to write: the answer is as of the read, which is a
 			// moment inside this call.
 			var err error
@@ -157,7 +155,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			s.beforeWrite()
 		}
 		_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			if d.outcome == service.OutcomeAccepted {
+			if d.outcome == models.OutcomeAccepted {
 				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends)
 				xadd = p.XAdd(ctx, &goredis.XAddArgs{Stream: outbox, Values: []any{"e", d.event}})
 				if s.cluster == nil {
@@ -224,29 +222,17 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 	return res, nil
 }
 
-// decide mirrors place.lua for one bid that has no idempotency record.
-func decide(it itemState, r service.BidRequest, now int64, t time.Time) decision {
-	st := status(it.st, it.sa, it.ea, now)
-	d := decision{outcome: service.OutcomeNotActive, cur: it.cur, bidder: it.bdr, count: it.cnt,
-		seq: it.seq, ends: it.ea, status: st}
-	if st != string(models.StatusActive) {
+// decide applies the shared rules to one bid that has no idempotency
+// record, and writes the event place.lua would write.
+func decide(it itemState, r service.BidRequest, now, t time.Time) decision {
+	dec := models.Decide(it.item(r.ItemID), models.BidAttempt{UserID: r.UserID, Amount: r.Amount, SoftClose: r.SoftClose}, now)
+	after := dec.Item
+	d := decision{outcome: dec.Outcome, cur: int64(after.CurrentBid), bidder: after.HighestBidderID, count: after.BidCount,
+		seq: int64(after.Seq), ends: unixMilli(after.EndsAt), status: string(dec.Status)}
+	if d.outcome != models.OutcomeAccepted {
 		return d
 	}
-	d.outcome = service.OutcomeTooLow
-	amt := int64(r.Amount)
-	minimum := it.sp
-	if it.cnt > 0 && it.bdr != "" {
-		minimum = it.cur + it.inc
-	}
-	if amt < minimum || (it.cnt > 0 && amt <= it.cur) {
-		return d
-	}
-	d.outcome = service.OutcomeAccepted
-	d.cur, d.bidder, d.count, d.seq = amt, r.UserID, it.cnt+1, it.seq+1
-	if soft := r.SoftClose.Milliseconds(); soft > 0 && d.ends > 0 && d.ends-now < soft {
-		d.ends = now + soft
-	}
-	ev := bidEvent(r, models.Money(it.cur), t, d)
+	ev := bidEvent(r, dec.PreviousBid, t, d)
 	b, _ := json.Marshal(ev) // an Event always marshals: plain fields and Money
 	d.event, d.ev = string(b), &ev
 	return d

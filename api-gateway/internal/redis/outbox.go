@@ -3,7 +3,6 @@ package redis
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -68,7 +67,7 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 	if models.ValidateID(id) != nil {
 		return service.OutboxEntry{}, false, classify(s.rdb.ZRem(ctx, s.endsKey(), id).Err())
 	}
-	res, err := closeScript.Run(ctx, s.rdb, []string{s.itemKey(id), s.outboxKey(id)}, id, models.NewEventID(),
+	res, err := s.scripts.close.Run(ctx, s.rdb, []string{s.itemKey(id), s.outboxKey(id)}, id, models.NewEventID(),
 		s.cfg.ClosedRetention.Milliseconds()).Slice()
 	if err != nil {
 		return service.OutboxEntry{}, false, classify(err)
@@ -81,9 +80,9 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 		err := s.rdb.ZAddXX(ctx, s.endsKey(), goredis.Z{Score: float64(toInt(res[1])), Member: id}).Err()
 		return service.OutboxEntry{}, false, classify(err)
 	case 3:
-		var ev models.Event
-		if err := json.Unmarshal([]byte(toString(res[2])), &ev); err != nil {
-			return service.OutboxEntry{}, false, fmt.Errorf("decode event: %w", err)
+		ev, err := models.DecodeEvent([]byte(toString(res[2])))
+		if err != nil {
+			return service.OutboxEntry{}, false, fmt.Errorf("close script's event: %w", err)
 		}
 		// Closed and recorded: if the ZREM fails, the stale hint only costs
 		// a later no-op script call, which removes it.
@@ -353,9 +352,9 @@ func (s *Store) Backlog(ctx context.Context) (int64, error) {
 
 func decodeEntry(m goredis.XMessage) (service.OutboxEntry, error) {
 	raw, _ := m.Values["e"].(string)
-	var ev models.Event
-	if err := json.Unmarshal([]byte(raw), &ev); err != nil {
-		return service.OutboxEntry{}, fmt.Errorf("decode entry %s: %w", m.ID, err)
+	ev, err := models.DecodeEvent([]byte(raw))
+	if err != nil {
+		return service.OutboxEntry{}, fmt.Errorf("outbox entry %s: %w", m.ID, err)
 	}
 	return service.OutboxEntry{ID: m.ID, Event: ev}, nil
 }

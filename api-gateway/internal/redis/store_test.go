@@ -77,11 +77,11 @@ func testCreateAndRead(t *testing.T, s *Store, _ topology) {
 
 func testAcceptTooLowTie(t *testing.T, s *Store, _ topology) {
 	it := newItem(t, s, models.Item{StartingPrice: 1000, MinIncrement: 100})
-	wantOutcome(t, "below starting price", placeOne(t, s, bid(it.ID, "u1", 999)), service.OutcomeTooLow)
+	wantOutcome(t, "below starting price", placeOne(t, s, bid(it.ID, "u1", 999)), models.OutcomeTooLow)
 
 	first := bid(it.ID, "u1", 1000)
 	r := placeOne(t, s, first)
-	wantOutcome(t, "at starting price", r, service.OutcomeAccepted)
+	wantOutcome(t, "at starting price", r, models.OutcomeAccepted)
 	if r.Item.CurrentBid != 1000 || r.Item.HighestBidderID != "u1" || r.Item.BidCount != 1 || r.Item.Seq != 1 {
 		t.Errorf("after first bid: item %+v, want current 1000 by u1, count 1, seq 1", r.Item)
 	}
@@ -98,15 +98,15 @@ func testAcceptTooLowTie(t *testing.T, s *Store, _ topology) {
 		t.Errorf("event timestamp %v is not about now", ev.Timestamp)
 	}
 
-	wantOutcome(t, "below increment", placeOne(t, s, bid(it.ID, "u2", 1099)), service.OutcomeTooLow)
-	wantOutcome(t, "tie", placeOne(t, s, bid(it.ID, "u2", 1000)), service.OutcomeTooLow)
+	wantOutcome(t, "below increment", placeOne(t, s, bid(it.ID, "u2", 1099)), models.OutcomeTooLow)
+	wantOutcome(t, "tie", placeOne(t, s, bid(it.ID, "u2", 1000)), models.OutcomeTooLow)
 	r = placeOne(t, s, bid(it.ID, "u2", 1100))
-	wantOutcome(t, "exactly the increment", r, service.OutcomeAccepted)
+	wantOutcome(t, "exactly the increment", r, models.OutcomeAccepted)
 	if r.Event.PreviousBid != 1000 || r.Event.Seq != 2 {
 		t.Errorf("second event = %+v, want previous 10.00, seq 2", *r.Event)
 	}
 	r = placeOne(t, s, bid(it.ID, "u3", 1100))
-	wantOutcome(t, "tie with the second bid", r, service.OutcomeTooLow)
+	wantOutcome(t, "tie with the second bid", r, models.OutcomeTooLow)
 	if r.Item.CurrentBid != 1100 || r.Item.HighestBidderID != "u2" || r.Item.MinNextBid() != 1200 {
 		t.Errorf("too low answer names item %+v, want current 11.00 by u2, min next 12.00", r.Item)
 	}
@@ -124,15 +124,15 @@ func testZeroIncrementTie(t *testing.T, s *Store, _ topology) {
 	if _, err := s.rdbHSetForTest(t, it.ID, "inc", "0"); err != nil {
 		t.Fatal(err)
 	}
-	wantOutcome(t, "first", placeOne(t, s, bid(it.ID, "u1", 500)), service.OutcomeAccepted)
-	wantOutcome(t, "tie with no increment", placeOne(t, s, bid(it.ID, "u2", 500)), service.OutcomeTooLow)
-	wantOutcome(t, "one cent more", placeOne(t, s, bid(it.ID, "u2", 501)), service.OutcomeAccepted)
+	wantOutcome(t, "first", placeOne(t, s, bid(it.ID, "u1", 500)), models.OutcomeAccepted)
+	wantOutcome(t, "tie with no increment", placeOne(t, s, bid(it.ID, "u2", 500)), models.OutcomeTooLow)
+	wantOutcome(t, "one cent more", placeOne(t, s, bid(it.ID, "u2", 501)), models.OutcomeAccepted)
 }
 
 func testGroup(t *testing.T, s *Store, _ topology) {
 	it := newItem(t, s, models.Item{StartingPrice: 1000, MinIncrement: 100})
 	res := place(t, s, bid(it.ID, "u1", 1000), bid(it.ID, "u2", 1000), bid(it.ID, "u3", 1200), bid(it.ID, "u4", 1250))
-	want := []service.Outcome{service.OutcomeAccepted, service.OutcomeTooLow, service.OutcomeAccepted, service.OutcomeTooLow}
+	want := []models.Outcome{models.OutcomeAccepted, models.OutcomeTooLow, models.OutcomeAccepted, models.OutcomeTooLow}
 	for i, r := range res {
 		wantOutcome(t, fmt.Sprintf("bid %d of the group", i), r, want[i])
 	}
@@ -147,14 +147,14 @@ func testGroup(t *testing.T, s *Store, _ topology) {
 func testNotFound(t *testing.T, s *Store, _ topology) {
 	res := place(t, s, bid("no_such_item", "u1", 1000), bid("no_such_item", "u2", 2000))
 	for i, r := range res {
-		wantOutcome(t, fmt.Sprintf("bid %d on unknown item", i), r, service.OutcomeNotFound)
+		wantOutcome(t, fmt.Sprintf("bid %d on unknown item", i), r, models.OutcomeNotFound)
 	}
 }
 
 func testNotActive(t *testing.T, s *Store, _ topology) {
 	sched := newItem(t, s, models.Item{StartsAt: time.Now().Add(time.Hour), EndsAt: time.Now().Add(2 * time.Hour)})
 	r := placeOne(t, s, bid(sched.ID, "u1", 5000))
-	wantOutcome(t, "scheduled", r, service.OutcomeNotActive)
+	wantOutcome(t, "scheduled", r, models.OutcomeNotActive)
 	if r.Item.Status != models.StatusScheduled {
 		t.Errorf("scheduled item answered with status %q", r.Item.Status)
 	}
@@ -167,7 +167,7 @@ func testNotActive(t *testing.T, s *Store, _ topology) {
 		return nil
 	})
 	r = placeOne(t, s, bid(short.ID, "u1", 5000))
-	wantOutcome(t, "past end", r, service.OutcomeNotActive)
+	wantOutcome(t, "past end", r, models.OutcomeNotActive)
 	if r.Item.Status != models.StatusClosed {
 		t.Errorf("past-end item answered with status %q, want closed", r.Item.Status)
 	}
@@ -182,7 +182,7 @@ func testNotActive(t *testing.T, s *Store, _ topology) {
 		}
 		return nil
 	})
-	wantOutcome(t, "closed", placeOne(t, s, bid(short.ID, "u1", 6000)), service.OutcomeNotActive)
+	wantOutcome(t, "closed", placeOne(t, s, bid(short.ID, "u1", 6000)), models.OutcomeNotActive)
 }
 
 func testSoftClose(t *testing.T, s *Store, _ topology) {
@@ -191,7 +191,7 @@ func testSoftClose(t *testing.T, s *Store, _ topology) {
 	req := bid(it.ID, "u1", 1000)
 	req.SoftClose = time.Minute
 	r := placeOne(t, s, req)
-	wantOutcome(t, "bid in the soft close window", r, service.OutcomeAccepted)
+	wantOutcome(t, "bid in the soft close window", r, models.OutcomeAccepted)
 	if !r.Item.EndsAt.After(ends.Add(50 * time.Second)) {
 		t.Errorf("end %v not moved to about a minute from now (was %v)", r.Item.EndsAt, ends)
 	}
@@ -219,17 +219,17 @@ func testIdempotency(t *testing.T, s *Store, _ topology) {
 	req := bid(it.ID, "u1", 1500)
 	req.IdempotencyKey = "key-1"
 	first := placeOne(t, s, req)
-	wantOutcome(t, "first", first, service.OutcomeAccepted)
+	wantOutcome(t, "first", first, models.OutcomeAccepted)
 	if first.Replayed {
 		t.Error("first answer marked replayed")
 	}
 	// Another bid moves the price; the retry must still get the first answer.
-	wantOutcome(t, "other bidder", placeOne(t, s, bid(it.ID, "u2", 1600)), service.OutcomeAccepted)
+	wantOutcome(t, "other bidder", placeOne(t, s, bid(it.ID, "u2", 1600)), models.OutcomeAccepted)
 
 	retry := req
 	retry.BidID, retry.EventID = models.NewBidID(), models.NewEventID()
 	again := placeOne(t, s, retry)
-	wantOutcome(t, "retry", again, service.OutcomeAccepted)
+	wantOutcome(t, "retry", again, models.OutcomeAccepted)
 	if !again.Replayed {
 		t.Error("retry not marked replayed")
 	}
@@ -243,21 +243,21 @@ func testIdempotency(t *testing.T, s *Store, _ topology) {
 	conflict := bid(it.ID, "u1", 9000)
 	conflict.IdempotencyKey = "key-1"
 	r := placeOne(t, s, conflict)
-	wantOutcome(t, "same key, other body", r, service.OutcomeIdempotencyConflict)
+	wantOutcome(t, "same key, other body", r, models.OutcomeIdempotencyConflict)
 	if r.Replayed || r.Event != nil {
 		t.Errorf("conflict answer %+v, want no replay and no event", r)
 	}
 	// The key is scoped per user.
 	other := bid(it.ID, "u3", 1700)
 	other.IdempotencyKey = "key-1"
-	wantOutcome(t, "same key, other user", placeOne(t, s, other), service.OutcomeAccepted)
+	wantOutcome(t, "same key, other user", placeOne(t, s, other), models.OutcomeAccepted)
 
 	// A rejection is remembered too, and a retry within one group replays.
 	low := bid(it.ID, "u4", 1000)
 	low.IdempotencyKey = "key-2"
 	res := place(t, s, low, low)
-	wantOutcome(t, "too low", res[0], service.OutcomeTooLow)
-	wantOutcome(t, "too low, retried in the same group", res[1], service.OutcomeTooLow)
+	wantOutcome(t, "too low", res[0], models.OutcomeTooLow)
+	wantOutcome(t, "too low, retried in the same group", res[1], models.OutcomeTooLow)
 	if res[0].Replayed || !res[1].Replayed || res[1].Item != res[0].Item {
 		t.Errorf("group answers %+v and %+v, want the second to replay the first", res[0], res[1])
 	}
@@ -265,7 +265,7 @@ func testIdempotency(t *testing.T, s *Store, _ topology) {
 	// cluster slot (the first {...} of a key is its hash tag).
 	odd := bid(it.ID, "u5", 1800)
 	odd.IdempotencyKey = "{other}:key"
-	wantOutcome(t, "key with braces", placeOne(t, s, odd), service.OutcomeAccepted)
+	wantOutcome(t, "key with braces", placeOne(t, s, odd), models.OutcomeAccepted)
 	if r := placeOne(t, s, odd); !r.Replayed {
 		t.Errorf("retry with a braced key answered %+v, want a replay", r)
 	}
@@ -285,7 +285,7 @@ func testOutbox(t *testing.T, s *Store, _ topology) {
 			req := bid(id, "u1", models.Money(1000+100*i))
 			req.SoftClose = 2 * time.Hour // moves the end: ends_at must follow
 			r := placeOne(t, s, req)
-			wantOutcome(t, "bid", r, service.OutcomeAccepted)
+			wantOutcome(t, "bid", r, models.OutcomeAccepted)
 			want = append(want, r.Event.EventID)
 			answered[r.Event.EventID] = r.Event
 		}
@@ -543,7 +543,7 @@ func TestStrategiesAgree(t *testing.T) {
 				a.Item.StartsAt, b.Item.StartsAt = time.Time{}, time.Time{}
 				if a.Outcome != b.Outcome || a.Replayed != b.Replayed || a.Item != b.Item || (a.Event == nil) != (b.Event == nil) {
 					t.Errorf("step %d %+v: lua answered %s %+v, optimistic %s %+v", i, history[i],
-						outcomeName(a.Outcome), a, outcomeName(b.Outcome), b)
+						a.Outcome, a, b.Outcome, b)
 				}
 			}
 
@@ -574,11 +574,11 @@ func TestStrategiesAgree(t *testing.T) {
 // and the next calls must load the scripts again by themselves.
 func testScriptCacheFlushed(t *testing.T, s *Store, top topology) {
 	it := newItem(t, s, models.Item{})
-	wantOutcome(t, "before", placeOne(t, s, bid(it.ID, "u1", 1000)), service.OutcomeAccepted)
+	wantOutcome(t, "before", placeOne(t, s, bid(it.ID, "u1", 1000)), models.OutcomeAccepted)
 	if err := top.raw.ScriptFlush(ctxT(t)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	wantOutcome(t, "after SCRIPT FLUSH", placeOne(t, s, bid(it.ID, "u2", 1100)), service.OutcomeAccepted)
+	wantOutcome(t, "after SCRIPT FLUSH", placeOne(t, s, bid(it.ID, "u2", 1100)), models.OutcomeAccepted)
 	if got := item(t, s, it.ID); got.Seq != 2 {
 		t.Errorf("seq %d after two bids, want 2", got.Seq)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -25,7 +24,7 @@ type Publisher interface {
 // Metrics observes the bid path. A nil Metrics in Config records nothing.
 type Metrics interface {
 	// Prefiltered counts a bid answered from the local price cache.
-	Prefiltered(o Outcome)
+	Prefiltered(o models.Outcome)
 	// StoreCall records one PlaceBids round trip and how many bids it carried.
 	StoreCall(d time.Duration, bids int, err error)
 }
@@ -82,7 +81,7 @@ func (c *Config) defaults() {
 
 type nopMetrics struct{}
 
-func (nopMetrics) Prefiltered(Outcome)                 {}
+func (nopMetrics) Prefiltered(models.Outcome)          {}
 func (nopMetrics) StoreCall(time.Duration, int, error) {}
 
 // Service places bids and manages items on top of a BidStore.
@@ -124,9 +123,9 @@ type Bid struct {
 // closed long ago is answered as on a closed auction.
 func (s *Service) PlaceBid(ctx context.Context, b Bid) (BidResult, error) {
 	res, err := s.placeBid(ctx, b)
-	if err == nil && res.Outcome == OutcomeNotFound {
+	if err == nil && res.Outcome == models.OutcomeNotFound {
 		if it, found := s.archived(ctx, b.ItemID); found {
-			return BidResult{Outcome: OutcomeNotActive, Item: it}, nil
+			return BidResult{Outcome: models.OutcomeNotActive, Item: it}, nil
 		}
 	}
 	return res, err
@@ -239,15 +238,17 @@ func (s *Service) call(reqs []BidRequest) ([]BidResult, error) {
 	if err == nil && len(results) != len(reqs) {
 		err = fmt.Errorf("store answered %d of %d bids: %w", len(results), len(reqs), ErrUnavailable)
 	}
-	if err != nil && !errors.Is(err, ErrUnavailable) {
-		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if err != nil && models.ErrorKind(err) == models.KindInternal {
+		// Redis answered, but with something we cannot use (a script
+		// error, a malformed reply): a bug to log, not an outage to retry.
+		err = models.Wrap(models.KindInternal, "bid store answered with an error", err)
 	}
 	s.cfg.Metrics.StoreCall(time.Since(start), len(reqs), err)
 	return results, err
 }
 
 func (s *Service) publish(r BidResult) {
-	if r.Outcome == OutcomeAccepted && !r.Replayed && r.Event != nil {
+	if r.Outcome == models.OutcomeAccepted && !r.Replayed && r.Event != nil {
 		s.pub.Publish(OutboxEntry{ID: r.OutboxID, Event: *r.Event})
 	}
 }
@@ -385,25 +386,26 @@ type lane struct {
 	dead bool
 }
 
-// decide answers a bid from the cache when the answer is certain: the
-// auction is closed for good, or it is open and the amount is below the
-// minimum next bid, which can only rise while it stays open.
+// decide answers a bid from the cache when the answer is certain. The
+// cache may be behind the store but never ahead of it, and the rules only
+// ever raise the minimum next bid and close an auction for good, so an
+// answer other than acceptance stays right. The store decides by Redis's
+// clock, which may be ahead of ours or behind by up to ClockMargin: the
+// answer is trusted only when the rules give it at both ends of that window.
 func (l *lane) decide(amount models.Money, now time.Time, cfg Config) (BidResult, bool) {
 	if !l.known || now.Sub(l.checked) > cfg.CacheTTL {
 		return BidResult{}, false
 	}
-	switch l.item.Status {
-	case models.StatusClosed:
-		return BidResult{Outcome: OutcomeNotActive, Item: l.item}, true
-	case models.StatusActive:
-		if now.Before(l.item.StartsAt.Add(cfg.ClockMargin)) || !now.Add(cfg.ClockMargin).Before(l.item.EndsAt) {
-			return BidResult{}, false
-		}
-		if amount < l.item.MinNextBid() {
-			return BidResult{Outcome: OutcomeTooLow, Item: l.item}, true
-		}
+	bid := models.BidAttempt{Amount: amount}
+	early := models.Decide(l.item, bid, now.Add(-cfg.ClockMargin))
+	if early.Outcome == models.OutcomeAccepted {
+		return BidResult{}, false
 	}
-	return BidResult{}, false
+	late := models.Decide(l.item, bid, now.Add(cfg.ClockMargin))
+	if late.Outcome != early.Outcome || late.Status != early.Status {
+		return BidResult{}, false
+	}
+	return BidResult{Outcome: early.Outcome, Item: early.Item}, true
 }
 
 // learn updates the cache from a store call's answers.
@@ -417,9 +419,9 @@ func (l *lane) learn(results []BidResult, err error, now time.Time) {
 		switch {
 		case r.Replayed || r.Item.ID == "":
 			// A stored first answer describes the past, not the present.
-		case r.Outcome == OutcomeNotFound:
+		case r.Outcome == models.OutcomeNotFound:
 			l.known = false
-		case r.Outcome == OutcomeAccepted || r.Outcome == OutcomeTooLow || r.Outcome == OutcomeNotActive:
+		case r.Outcome == models.OutcomeAccepted || r.Outcome == models.OutcomeTooLow || r.Outcome == models.OutcomeNotActive:
 			if !l.known || r.Item.Seq >= l.item.Seq {
 				l.item, l.known, l.checked = r.Item, true, now
 			}

@@ -15,8 +15,9 @@ import (
 	"github.com/bidding-platform/shared/models"
 )
 
-// memStore is a sequential in-memory auction, one layer below the service
-// (the real one is tested against Redis in internal/redis and internal/app).
+// memStore is a sequential in-memory store deciding by the shared rules,
+// one layer below the service (the real one is tested against Redis in
+// internal/redis and internal/app).
 type memStore struct {
 	mu    sync.Mutex
 	items map[string]models.Item
@@ -42,21 +43,17 @@ func (m *memStore) PlaceBids(ctx context.Context, reqs []BidRequest) ([]BidResul
 	out := make([]BidResult, len(reqs))
 	for i, r := range reqs {
 		it, ok := m.items[r.ItemID]
-		switch {
-		case !ok:
-			out[i] = BidResult{Outcome: OutcomeNotFound}
-		case it.Status != models.StatusActive:
-			out[i] = BidResult{Outcome: OutcomeNotActive, Item: it}
-		case r.Amount < it.MinNextBid():
-			out[i] = BidResult{Outcome: OutcomeTooLow, Item: it}
-		default:
-			prev := it.CurrentBid
-			it.CurrentBid, it.HighestBidderID = r.Amount, r.UserID
-			it.BidCount++
-			it.Seq++
-			m.items[r.ItemID] = it
-			ev := &models.Event{Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, UserID: r.UserID, Amount: r.Amount, PreviousBid: prev, Seq: it.Seq}
-			out[i] = BidResult{Outcome: OutcomeAccepted, Item: it, Event: ev, OutboxID: fmt.Sprint(it.Seq)}
+		if !ok {
+			out[i] = BidResult{Outcome: models.OutcomeNotFound}
+			continue
+		}
+		d := models.Decide(it, models.BidAttempt{UserID: r.UserID, Amount: r.Amount, SoftClose: r.SoftClose}, time.Now())
+		out[i] = BidResult{Outcome: d.Outcome, Item: d.Item}
+		if d.Outcome == models.OutcomeAccepted {
+			m.items[r.ItemID] = d.Item
+			out[i].Event = &models.Event{Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, UserID: r.UserID,
+				Amount: r.Amount, PreviousBid: d.PreviousBid, Seq: d.Item.Seq}
+			out[i].OutboxID = fmt.Sprint(d.Item.Seq)
 		}
 	}
 	return out, nil
@@ -133,7 +130,7 @@ func TestPrefilterNeverChangesAnAnswer(t *testing.T) {
 
 type countHits struct{ n atomic.Int64 }
 
-func (c *countHits) Prefiltered(Outcome)                 { c.n.Add(1) }
+func (c *countHits) Prefiltered(models.Outcome)          { c.n.Add(1) }
 func (c *countHits) StoreCall(time.Duration, int, error) {}
 
 func TestDecide(t *testing.T) {
@@ -150,28 +147,33 @@ func TestDecide(t *testing.T) {
 		known   bool
 		checked time.Time
 		amount  models.Money
-		want    Outcome // 0: ask the store
+		want    models.Outcome // 0: ask the store
 	}{
 		{"unknown item", open, false, now, 1, 0},
-		{"below min next", open, true, now, 2099, OutcomeTooLow},
-		{"tie", open, true, now, 2000, OutcomeTooLow},
+		{"below min next", open, true, now, 2099, models.OutcomeTooLow},
+		{"tie", open, true, now, 2000, models.OutcomeTooLow},
 		{"exactly min next", open, true, now, 2100, 0},
 		{"above", open, true, now, 5000, 0},
 		{"stale cache", open, true, now.Add(-time.Minute), 1, 0},
-		{"no bids yet, below start", with(func(it *models.Item) { it.BidCount, it.HighestBidderID, it.CurrentBid = 0, "", 0 }), true, now, 999, OutcomeTooLow},
+		{"no bids yet, below start", with(func(it *models.Item) { it.BidCount, it.HighestBidderID, it.CurrentBid = 0, "", 0 }), true, now, 999, models.OutcomeTooLow},
 		{"no bids yet, at start", with(func(it *models.Item) { it.BidCount, it.HighestBidderID, it.CurrentBid = 0, "", 0 }), true, now, 1000, 0},
 		{"near the end", with(func(it *models.Item) { it.EndsAt = now.Add(time.Second) }), true, now, 1, 0},
 		{"past the end", with(func(it *models.Item) { it.EndsAt = now.Add(-time.Second) }), true, now, 1, 0},
 		{"just started", with(func(it *models.Item) { it.StartsAt = now.Add(-time.Second) }), true, now, 1, 0},
-		{"scheduled", with(func(it *models.Item) { it.Status = models.StatusScheduled }), true, now, 1, 0},
-		{"closed", with(func(it *models.Item) { it.Status = models.StatusClosed }), true, now, 1_000_000, OutcomeNotActive},
+		{"long past the end", with(func(it *models.Item) { it.EndsAt = now.Add(-time.Hour) }), true, now, 1_000_000, models.OutcomeNotActive},
+		{"about to start", with(func(it *models.Item) { it.Status, it.StartsAt = models.StatusScheduled, now.Add(time.Second) }), true, now, 1, 0},
+		{"long before the start", with(func(it *models.Item) { it.Status, it.StartsAt = models.StatusScheduled, now.Add(time.Hour) }), true, now, 1_000_000, models.OutcomeNotActive},
+		// The status word is as of the store's answer; the times say it
+		// has started since.
+		{"started since it was cached", with(func(it *models.Item) { it.Status = models.StatusScheduled }), true, now, 1, models.OutcomeTooLow},
+		{"closed", with(func(it *models.Item) { it.Status = models.StatusClosed }), true, now, 1_000_000, models.OutcomeNotActive},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := &lane{item: tt.item, known: tt.known, checked: tt.checked}
 			res, ok := l.decide(tt.amount, now, cfg)
-			got := Outcome(0)
+			got := models.Outcome(0)
 			if ok {
 				got = res.Outcome
 			}
@@ -222,7 +224,7 @@ func TestCoalescing(t *testing.T) {
 	store.gate <- struct{}{} // everything that queued, in one call
 	wg.Wait()
 	close(answers)
-	if r := <-first; r.Outcome != OutcomeAccepted {
+	if r := <-first; r.Outcome != models.OutcomeAccepted {
 		t.Fatalf("first bid: %v", r.Outcome)
 	}
 	store.mu.Lock()
@@ -236,7 +238,7 @@ func TestCoalescing(t *testing.T) {
 		t.Errorf("second call carried %d bids, want the 9 above 5000", second)
 	}
 	for a := range answers {
-		if a.amount < 5100 && (a.res.Outcome != OutcomeTooLow || a.res.Item.CurrentBid != 5000) {
+		if a.amount < 5100 && (a.res.Outcome != models.OutcomeTooLow || a.res.Item.CurrentBid != 5000) {
 			t.Errorf("bid %v: %v at %v, want too low at 50.00", a.amount, a.res.Outcome, a.res.Item.CurrentBid)
 		}
 	}

@@ -9,9 +9,6 @@ import (
 	"github.com/bidding-platform/shared/models"
 )
 
-// ErrInvalid marks a request that breaks a rule; the message says which.
-var ErrInvalid = errors.New("invalid request")
-
 // Defaults of an auto-created item: the README's quick start bids 100.00 and
 // then 150.00 on a fresh id, and both must be accepted.
 const (
@@ -41,9 +38,17 @@ func (s *Service) CreateItem(ctx context.Context, n NewItem) (models.Item, error
 		return models.Item{}, err
 	}
 	if _, found := s.archived(ctx, it.ID); found {
-		return models.Item{}, ErrItemExists
+		return models.Item{}, itemExists(it.ID)
 	}
-	return s.store.CreateItem(ctx, it)
+	created, err := s.store.CreateItem(ctx, it)
+	if errors.Is(err, ErrItemExists) {
+		return models.Item{}, itemExists(it.ID)
+	}
+	return created, err
+}
+
+func itemExists(id string) error {
+	return &models.Error{Kind: models.KindConflict, Message: fmt.Sprintf("item %q already exists", id), Err: ErrItemExists}
 }
 
 // validItem checks n and fills in its defaults.
@@ -53,19 +58,19 @@ func (s *Service) validItem(n NewItem) (models.Item, error) {
 		n.ID = "item_" + models.NewEventID()[len("evt_"):]
 	}
 	if err := models.ValidateID(n.ID); err != nil {
-		return models.Item{}, fmt.Errorf("%w: id: %w", ErrInvalid, err)
+		return models.Item{}, models.Errorf(models.KindInvalid, "id: %w", err)
 	}
 	if n.Name == "" || len(n.Name) > maxNameLen {
-		return models.Item{}, fmt.Errorf("%w: name is required and must be at most %d bytes", ErrInvalid, maxNameLen)
+		return models.Item{}, models.Errorf(models.KindInvalid, "name is required and must be at most %d bytes", maxNameLen)
 	}
 	if n.StartingPrice <= 0 {
-		return models.Item{}, fmt.Errorf("%w: starting_price is required and must be greater than zero", ErrInvalid)
+		return models.Item{}, models.Errorf(models.KindInvalid, "starting_price is required and must be greater than zero")
 	}
 	if n.MinIncrement == 0 {
 		n.MinIncrement = DefaultMinIncrement
 	}
 	if n.MinIncrement < 0 || n.ReservePrice < 0 {
-		return models.Item{}, fmt.Errorf("%w: amounts must not be negative", ErrInvalid)
+		return models.Item{}, models.Errorf(models.KindInvalid, "amounts must not be negative")
 	}
 	if n.StartsAt.IsZero() {
 		n.StartsAt = now
@@ -74,10 +79,10 @@ func (s *Service) validItem(n NewItem) (models.Item, error) {
 		n.EndsAt = n.StartsAt.Add(s.cfg.DefaultDuration)
 	}
 	if !n.EndsAt.After(n.StartsAt) {
-		return models.Item{}, fmt.Errorf("%w: ends_at must be after starts_at", ErrInvalid)
+		return models.Item{}, models.Errorf(models.KindInvalid, "ends_at must be after starts_at")
 	}
 	if !n.EndsAt.After(now) {
-		return models.Item{}, fmt.Errorf("%w: ends_at must be in the future", ErrInvalid)
+		return models.Item{}, models.Errorf(models.KindInvalid, "ends_at must be in the future")
 	}
 	status := models.StatusActive
 	if n.StartsAt.After(now) {
@@ -101,7 +106,7 @@ func (s *Service) validItem(n NewItem) (models.Item, error) {
 // becomes a default active auction, as the README's quick start expects.
 func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	if err := models.ValidateID(id); err != nil {
-		return models.Item{}, fmt.Errorf("%w: item id: %w", ErrInvalid, err)
+		return models.Item{}, models.Errorf(models.KindInvalid, "item id: %w", err)
 	}
 	it, err := s.store.Item(ctx, id)
 	if !errors.Is(err, ErrItemNotFound) {

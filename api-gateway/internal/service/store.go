@@ -2,28 +2,9 @@ package service
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/bidding-platform/shared/models"
-)
-
-// Outcome is what the atomic compare-and-set in Redis decided for one bid.
-type Outcome int
-
-const (
-	// OutcomeAccepted: the bid is the new highest; an event was appended to the outbox.
-	OutcomeAccepted Outcome = iota + 1
-	// OutcomeTooLow: the amount is below the minimum next bid (a tie with the
-	// current bid is too low: the earlier bid wins).
-	OutcomeTooLow
-	// OutcomeNotFound: no such item.
-	OutcomeNotFound
-	// OutcomeNotActive: the auction is scheduled, closed, or past its end time.
-	OutcomeNotActive
-	// OutcomeIdempotencyConflict: the idempotency key was used before with a
-	// different request.
-	OutcomeIdempotencyConflict
 )
 
 // BidRequest is one validated bid, ready for the store.
@@ -47,7 +28,7 @@ type BidRequest struct {
 
 // BidResult is the store's answer to one BidRequest.
 type BidResult struct {
-	Outcome Outcome
+	Outcome models.Outcome
 	// Item is the item's state right after the decision.
 	Item models.Item
 	// Event is the accepted bid's event, nil unless OutcomeAccepted.
@@ -68,13 +49,16 @@ type OutboxEntry struct {
 // IdempotencyTTL is how long an idempotency key's first answer is kept.
 const IdempotencyTTL = 24 * time.Hour
 
-// Errors the store returns; handlers map them to status codes.
+// Errors the store returns. They are domain errors, so the handlers map
+// them to status codes by kind.
 var (
-	ErrItemNotFound = errors.New("item not found")
-	ErrItemExists   = errors.New("item already exists")
+	ErrItemNotFound = &models.Error{Kind: models.KindNotFound, Message: "item not found"}
+	ErrItemExists   = &models.Error{Kind: models.KindConflict, Message: "item already exists"}
 	// ErrUnavailable wraps any failure to reach Redis (connection refused,
-	// timeout, cluster down): the answer is 503, quickly.
-	ErrUnavailable = errors.New("bid store unavailable")
+	// timeout, cluster down): the answer is 503, quickly. Redis answering
+	// with an error it should not give, such as a failing script, is not
+	// an outage: it stays an internal error (500) with its cause logged.
+	ErrUnavailable = &models.Error{Kind: models.KindUnavailable, Message: "bid store unavailable"}
 )
 
 // BidStore is the atomic auction state, implemented by internal/redis for

@@ -1,4 +1,5 @@
--- Closes one auction if its end (by this server's clock) has passed.
+-- Closes one auction if its end (by this server's clock) has passed, as
+-- models.Close does; the winner is models.Item.CloseOutcome's.
 -- KEYS[1] item hash, KEYS[2] outbox stream; ARGV[1] item id, ARGV[2] event id,
 -- ARGV[3] how long the closed item stays (ms; 0: for ever).
 -- Returns {0} unknown item, {1} already closed, {2, ends} not due yet (soft
@@ -9,7 +10,7 @@ local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq
 local res, ea, st = tonumber(f[1]), tonumber(f[2]), f[3]
 local cur, bdr, cnt, seq = tonumber(f[4]), f[5], tonumber(f[6]), tonumber(f[7])
 local name, sp, inc, sa = f[8], tonumber(f[9]), tonumber(f[10]), tonumber(f[11])
-if st == 'closed' then return {1} end
+if st == 'closed' or st == 'cancelled' then return {1} end
 local now, ts = clock()
 if ea == 0 or now < ea then return {2, ea} end
 local winner = ''

@@ -1,4 +1,7 @@
--- Helpers prepended to every script (Redis has no script includes). Amounts
+-- Helpers prepended to every script (Redis has no script includes). The
+-- scripts implement the auction rules of shared/models (rules.go) and the
+-- event contract (event.go); the case table in shared/models/rulestest runs
+-- against them in a real Redis, so keep the two in step. Amounts
 -- are integer cents and times unix milliseconds; Lua numbers are doubles,
 -- exact for integers below 2^53, far above any cents or millisecond value.
 
@@ -40,10 +43,11 @@ local function rfc3339ms(ms)
   return rfc3339(sec, string.format('%03d', ms - sec * 1000))
 end
 
--- status is the auction's state at now: the stored status only records a
--- close; start and end are compared with the clock on every read.
+-- status is the auction's status at now (models.StatusAt): the stored
+-- status only records a close or a cancellation; start and end are compared
+-- with the clock on every read.
 local function status(st, sa, ea, now)
-  if st == 'closed' then return 'closed' end
+  if st == 'closed' or st == 'cancelled' then return st end
   if ea > 0 and now >= ea then return 'closed' end
   if sa > 0 and now < sa then return 'scheduled' end
   return 'active'

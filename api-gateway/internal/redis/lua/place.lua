@@ -9,7 +9,8 @@
 -- each r is {outcome, replayed, cur, bidder, count, seq, ends, status,
 -- outbox id, event json (replays only), previous bid (new acceptances)}.
 -- Outcomes: 1 accepted, 2 too low, 4 not active, 5 idempotency conflict
--- (the numbers of service.Outcome).
+-- (the numbers of models.Outcome). Each bid is decided as models.Decide
+-- decides it.
 local item, outbox = KEYS[1], KEYS[2]
 local id, ttl, deadline = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local now, ts, sec, usec = clock()
