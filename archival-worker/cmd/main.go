@@ -9,9 +9,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/bidding-platform/archival-worker/internal/app"
 	"github.com/bidding-platform/shared/config"
 )
@@ -21,7 +18,7 @@ func main() {
 	err := run(ctx)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "archival-worker:", err)
+		fmt.Fprintln(os.Stderr, app.Service+":", err)
 		os.Exit(1)
 	}
 }
@@ -31,13 +28,9 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := cfg.Log.NewLogger(os.Stdout, app.Service)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a, err := app.New(ctx, cfg, log, reg)
+	a, err := app.New(ctx, cfg, cfg.Log.NewLogger(os.Stderr, app.Service))
 	if err != nil {
 		return err
 	}
-	log.Info("listening", "addr", a.Addr(), "nats", cfg.NATSURL)
 	return a.Run(ctx)
 }

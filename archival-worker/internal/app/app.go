@@ -1,7 +1,7 @@
-// Package app wires the archival worker together: configuration, the
-// PostgreSQL store, the NATS connection, the consumer and the small HTTP
-// server for health, readiness and metrics. cmd/main.go and the tests both
-// run it.
+// Package app is the archival worker's composition root: it turns a Config
+// into running parts (the PostgreSQL store, the NATS connection, the
+// consumer, and the small HTTP server for health, readiness and metrics) and
+// stops them in order. cmd/main.go and the tests both start it.
 package app
 
 import (
@@ -11,78 +11,24 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/bidding-platform/archival-worker/internal/consumer"
 	"github.com/bidding-platform/archival-worker/internal/database"
-	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/health"
+	"github.com/bidding-platform/shared/natsconn"
 )
 
-// Service is the name in logs and /health.
+// Service is the name in logs, /health and NATS's monitoring.
 const Service = "archival-worker"
-
-// Config is everything the README's Archival Worker list documents.
-type Config struct {
-	PostgresURL config.Secret // holds a password; never logged
-	NATSURL     string
-	HTTPAddr    string
-	BatchSize   int
-	BatchWait   time.Duration
-	// AckWait is how long an unacknowledged message stays with a worker
-	// that may have died before JetStream redelivers it.
-	AckWait time.Duration
-	// Writers is how many batches are written to PostgreSQL at once.
-	Writers int
-	Log     config.Log
-}
-
-// DefaultConfig works against `make dev`.
-func DefaultConfig() Config {
-	return Config{
-		PostgresURL: config.Secret(config.DefaultPostgresURL),
-		NATSURL:     config.DefaultNATSURL,
-		HTTPAddr:    ":8082",
-		BatchSize:   4000,
-		BatchWait:   100 * time.Millisecond,
-		AckWait:     30 * time.Second,
-		Writers:     2,
-		Log:         config.DefaultLog(),
-	}
-}
-
-// LoadConfig applies the environment on top of the defaults and reports
-// every bad value at once.
-func LoadConfig(e *config.Env) (Config, error) {
-	c := DefaultConfig()
-	e.Secret("POSTGRES_URL", &c.PostgresURL)
-	if strings.TrimSpace(c.PostgresURL.Reveal()) == "" {
-		c.PostgresURL = config.Secret(config.DefaultPostgresURL)
-	}
-	e.String("NATS_URL", &c.NATSURL)
-	e.String("HTTP_ADDR", &c.HTTPAddr)
-	e.Int("BATCH_SIZE", &c.BatchSize)
-	e.Duration("BATCH_WAIT", &c.BatchWait)
-	e.Duration("ACK_WAIT", &c.AckWait)
-	e.Int("WRITERS", &c.Writers)
-	c.Log.Read(e)
-	e.Check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE=%d: want 1 to 10000", c.BatchSize)
-	e.Check(c.BatchWait > 0 && c.BatchWait <= time.Minute, "BATCH_WAIT=%v: want more than 0 and at most 1m", c.BatchWait)
-	e.Check(c.AckWait >= time.Second, "ACK_WAIT=%v: want at least 1s", c.AckWait)
-	e.Check(c.Writers >= 1 && c.Writers <= 16, "WRITERS=%d: want 1 to 16", c.Writers)
-	if err := e.Err(); err != nil {
-		return Config{}, fmt.Errorf("configuration: %w", err)
-	}
-	return c, nil
-}
 
 // App is one running worker.
 type App struct {
@@ -97,30 +43,27 @@ type App struct {
 }
 
 // New prepares the worker and binds its HTTP port, so a port in use fails
-// here. Neither PostgreSQL nor NATS needs to be up yet.
-func New(ctx context.Context, cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
+// here and Addr reports the real port of ":0". Neither PostgreSQL nor NATS
+// needs to be up yet.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	store, err := database.Open(ctx, database.Config{URL: cfg.PostgresURL.Reveal(), MaxConns: int32(cfg.Writers) + 2})
 	if err != nil {
 		return nil, err
 	}
 	a := &App{cfg: cfg, log: log, store: store}
-	a.nc, err = nats.Connect(cfg.NATSURL,
-		nats.Name(Service),
-		// Keep trying for ever, including the first connection: NATS
-		// being down is an outage to wait out, not a reason to exit.
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil is our own Close
-				log.Warn("nats disconnected", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
-	)
+	a.nc, err = natsconn.Connect(ctx, natsconn.Config{
+		URL:  cfg.NATSURL,
+		Name: Service,
+		Log:  log.With("component", "nats"),
+		// Nothing to do on reconnecting: the pull consumer resumes by
+		// itself, and the fetch loop recreates the consumer if NATS
+		// lost it. The default wait gets the backlog moving soon.
+	})
 	if err != nil {
 		store.Close()
-		return nil, fmt.Errorf("connect nats: %w", err)
+		return nil, err
 	}
 	js, err := jetstream.New(a.nc)
 	if err != nil {
@@ -173,6 +116,7 @@ func (a *App) schemaReady(context.Context) error {
 func (a *App) Run(ctx context.Context) error {
 	defer a.store.Close()
 	defer a.nc.Close()
+	a.log.InfoContext(ctx, "listening", "addr", a.Addr())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		if err := a.srv.Serve(a.ln); !errors.Is(err, http.ErrServerClosed) {

@@ -6,7 +6,6 @@ package consumer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -248,7 +247,7 @@ func (c *Consumer) pump(ctx context.Context, it jetstream.MessagesContext, out c
 		}
 		// Decoding here overlaps it with the previous batch's write.
 		b := batch{msgs: msgs}
-		b.events, b.dead = decodeAll(msgs)
+		b.events, b.dead = c.decodeAll(msgs)
 		select {
 		case out <- b:
 		case <-ctx.Done():
@@ -316,7 +315,7 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []models.Event, dead []database.DeadLetter) ([]models.Event, []database.DeadLetter) {
 	raw := make(map[string]jetstream.Msg, len(msgs))
 	for _, m := range msgs {
-		if e, err := Decode(m.Subject(), m.Data()); err == nil {
+		if e, err := stream.Decode(m.Subject(), m.Data()); err == nil {
 			raw[e.EventID] = m
 		}
 	}
@@ -394,12 +393,14 @@ type batch struct {
 	dead   []database.DeadLetter
 }
 
-// decodeAll splits a batch into events and dead letters.
-func decodeAll(msgs []jetstream.Msg) ([]models.Event, []database.DeadLetter) {
+// decodeAll splits a batch into events and dead letters. A message the
+// shared decoder refuses can never be archived, however often it is
+// retried: it is logged here, once, and stored with the reason.
+func (c *Consumer) decodeAll(msgs []jetstream.Msg) ([]models.Event, []database.DeadLetter) {
 	events := make([]models.Event, 0, len(msgs))
 	var dead []database.DeadLetter
 	for _, m := range msgs {
-		e, err := Decode(m.Subject(), m.Data())
+		e, err := stream.Decode(m.Subject(), m.Data())
 		if err == nil {
 			events = append(events, e)
 			continue
@@ -408,43 +409,8 @@ func decodeAll(msgs []jetstream.Msg) ([]models.Event, []database.DeadLetter) {
 		if meta, merr := m.Metadata(); merr == nil {
 			seq = meta.Sequence.Stream
 		}
+		c.log.Warn("dead-lettering an invalid event", "subject", m.Subject(), "stream_seq", seq, "err", err)
 		dead = append(dead, database.DeadLetter{StreamSeq: seq, Subject: m.Subject(), Reason: err.Error(), Payload: m.Data()})
 	}
 	return events, dead
-}
-
-// Decode parses and checks one message. An error means the message can
-// never be archived, however often it is retried.
-func Decode(subject string, data []byte) (models.Event, error) {
-	var e models.Event
-	if err := json.Unmarshal(data, &e); err != nil {
-		return e, fmt.Errorf("decode event: %w", err)
-	}
-	switch {
-	case e.EventID == "":
-		return e, errors.New("event has no event_id")
-	case e.ItemID == "":
-		return e, errors.New("event has no item_id")
-	case stream.ItemID(subject) != e.ItemID:
-		return e, fmt.Errorf("event for item %q published on subject %q", e.ItemID, subject)
-	case e.Seq == 0:
-		return e, errors.New("event has no seq")
-	}
-	switch e.Type {
-	case models.EventBid:
-		switch {
-		case e.BidID == "" || e.UserID == "":
-			return e, errors.New("bid event needs bid_id and user_id")
-		case e.Amount <= 0:
-			return e, errors.New("bid event needs a positive amount")
-		case e.PreviousBid < 0:
-			return e, errors.New("bid event has a negative previous_bid")
-		case e.Timestamp.IsZero():
-			return e, errors.New("bid event has no timestamp")
-		}
-	case models.EventAuctionClosed:
-	default:
-		return e, fmt.Errorf("unknown event type %q", e.Type)
-	}
-	return e, nil
 }
