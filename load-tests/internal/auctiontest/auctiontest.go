@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bidding-platform/shared/models"
 )
@@ -26,9 +27,21 @@ type Server struct {
 	CloseEach bool // answer bids with Connection: close
 }
 
-type auctionItem struct {
-	price, inc models.Money
-	bids       int
+// auctionItem is an item decided by the shared auction rules, so that the
+// fixture answers as the gateway would.
+type auctionItem struct{ models.Item }
+
+func newAuctionItem(id string, start, inc models.Money) *auctionItem {
+	return &auctionItem{models.Item{ID: id, StartingPrice: start, MinIncrement: inc, Status: models.StatusActive}}
+}
+
+// price is what GET shows as current_bid: the starting price before any
+// bid, as the load tools expect of this fixture.
+func (it *auctionItem) price() models.Money {
+	if it.BidCount == 0 {
+		return it.StartingPrice
+	}
+	return it.CurrentBid
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +62,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		s.items[req.ID] = &auctionItem{price: req.StartingPrice, inc: req.MinIncrement}
+		s.items[req.ID] = newAuctionItem(req.ID, req.StartingPrice, req.MinIncrement)
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":%q,"current_bid":%s,"starting_price":%s,"min_increment":%s,"bid_count":0}`,
 			req.ID, req.StartingPrice, req.StartingPrice, req.MinIncrement)
@@ -62,12 +75,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		bidder := ""
-		if it.bids > 0 {
-			bidder = "someone"
-		}
 		fmt.Fprintf(w, `{"current_bid":%s,"highest_bidder_id":%q,"starting_price":%s,"min_increment":%s,"bid_count":%d,"status":"active"}`,
-			it.price, bidder, it.price, it.inc, it.bids)
+			it.price(), it.HighestBidderID, it.price(), it.MinIncrement, it.BidCount)
 	case r.Method == http.MethodPost && strings.HasSuffix(rest, "/bid"):
 		it := s.items[strings.TrimSuffix(strings.TrimPrefix(rest, "/"), "/bid")]
 		if it == nil {
@@ -86,23 +95,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if s.CloseEach {
 			w.Header().Set("Connection", "close")
 		}
-		min := it.price
-		if it.bids > 0 {
-			min += it.inc
-		}
+		d := models.Decide(it.Item, models.BidAttempt{UserID: req.UserID, Amount: req.Amount}, time.Now())
 		var body string
 		status := http.StatusOK
-		if req.Amount >= min {
-			it.price = req.Amount
-			it.bids++
+		if d.Outcome == models.OutcomeAccepted {
+			it.Item = d.Item
 			s.accepted++
 			body = fmt.Sprintf(`{"success":true,"message":"Bid accepted","current_bid":%s,"your_bid":%s,"is_highest":true,"event_id":"e","min_next_bid":%s}`,
-				it.price, req.Amount, it.price+it.inc)
+				it.price(), req.Amount, it.MinNextBid())
 		} else {
 			status = http.StatusConflict
 			s.rejected++
 			body = fmt.Sprintf(`{"success":false,"message":"Bid amount must be higher than current bid","current_bid":%s,"your_bid":%s,"is_highest":false,"min_next_bid":%s}`,
-				it.price, req.Amount, it.price+it.inc)
+				it.price(), req.Amount, it.MinNextBid())
 		}
 		w.WriteHeader(status)
 		if s.Chunked {
@@ -139,7 +144,7 @@ func (s *Server) Price(id string) models.Money {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if it := s.items[id]; it != nil {
-		return it.price
+		return it.price()
 	}
 	return 0
 }
@@ -148,5 +153,9 @@ func (s *Server) Price(id string) models.Money {
 func (s *Server) Put(id string, price, inc models.Money, bids int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.items[id] = &auctionItem{price: price, inc: inc, bids: bids}
+	it := newAuctionItem(id, price, inc)
+	if bids > 0 {
+		it.CurrentBid, it.HighestBidderID, it.BidCount, it.Seq = price, "someone", int64(bids), uint64(bids)
+	}
+	s.items[id] = it
 }
