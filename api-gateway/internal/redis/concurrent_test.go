@@ -180,7 +180,7 @@ func TestRedisDown(t *testing.T) {
 			r.Pause()
 			down("frozen redis")
 			r.Resume()
-			waitUntil(t, 5*time.Second, func() error { return s.Ping(context.Background()) })
+			testenv.WaitFor(t, 5*time.Second, "redis answering again", func() error { return s.Ping(context.Background()) })
 			// Redis runs the queued calls once resumed, long after their
 			// clients gave up and answered 503: they must change nothing.
 			if got := item(t, s, it.ID); got.CurrentBid != 1000 || got.Seq != 1 {
@@ -193,7 +193,7 @@ func TestRedisDown(t *testing.T) {
 			r.Start()
 			// Without persistence the item is gone; the store must still
 			// answer, recreate it, and bid on it without a restart.
-			waitUntil(t, 5*time.Second, func() error {
+			testenv.WaitFor(t, 5*time.Second, "the restarted redis to take bids", func() error {
 				_, err := s.Item(context.Background(), it.ID)
 				if errors.Is(err, service.ErrItemNotFound) {
 					return nil
@@ -242,7 +242,7 @@ func TestClusterNodeDown(t *testing.T) {
 				}
 			}
 			c.Nodes[node].Start()
-			waitUntil(t, 10*time.Second, func() error {
+			testenv.WaitFor(t, 10*time.Second, "the restarted node to serve its slots", func() error {
 				_, err := s.CreateItem(context.Background(), models.Item{ID: it.ID, Name: "again", StartingPrice: 1000,
 					MinIncrement: 100, EndsAt: time.Now().Add(time.Hour)})
 				if err != nil && !errors.Is(err, service.ErrItemExists) {
@@ -330,7 +330,7 @@ func TestLateWriteNeverApplies(t *testing.T) {
 			}
 			// Redis runs the write it received while frozen; then the
 			// item must be as before.
-			waitUntil(t, 10*time.Second, func() error {
+			testenv.WaitFor(t, 10*time.Second, "the frozen write to leave the item as before", func() error {
 				if n := commandCalls(t, raw, writeCmd); n <= before {
 					return fmt.Errorf("%s calls %d, want more than %d", writeCmd, n, before)
 				}
@@ -420,7 +420,7 @@ func TestRelayWhileBidding(t *testing.T) {
 		for id := range accepted {
 			want[id] = true
 		}
-		waitUntil(t, 10*time.Second, func() error {
+		testenv.WaitFor(t, 10*time.Second, "every accepted event in the outbox", func() error {
 			if err := relay(); err != nil {
 				return err
 			}

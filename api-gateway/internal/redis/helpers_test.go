@@ -149,22 +149,6 @@ func item(t testing.TB, s *Store, id string) models.Item {
 	return it
 }
 
-// waitUntil polls cond until it returns nil or the deadline passes.
-func waitUntil(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %v: %v", timeout, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func wantOutcome(t testing.TB, what string, got service.BidResult, want models.Outcome) {
 	t.Helper()
 	if got.Outcome != want {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/testenv"
 )
 
 // TestStore runs every behaviour for both strategies on a single Redis and
@@ -160,7 +161,7 @@ func testNotActive(t *testing.T, s *Store, _ topology) {
 	}
 
 	short := newItem(t, s, models.Item{EndsAt: time.Now().Add(300 * time.Millisecond)})
-	waitUntil(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, "the short auction to read as closed", func() error {
 		if st := item(t, s, short.ID).Status; st != models.StatusClosed {
 			return fmt.Errorf("status %q", st)
 		}
@@ -173,7 +174,7 @@ func testNotActive(t *testing.T, s *Store, _ topology) {
 	}
 
 	// Closed by CloseDue: the stored status, not just the clock.
-	waitUntil(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, "CloseDue to close the short auction", func() error {
 		if _, err := s.CloseDue(ctxT(t)); err != nil {
 			return err
 		}
@@ -628,7 +629,7 @@ func testLostEndHint(t *testing.T, s *Store, top topology) {
 	}
 	defer fresh.Close()
 	var closed []service.OutboxEntry
-	waitUntil(t, 5*time.Second, func() error {
+	testenv.WaitFor(t, 5*time.Second, "the fresh store to close the auction", func() error {
 		got, err := fresh.CloseDue(ctx)
 		if err != nil {
 			return err
@@ -663,7 +664,7 @@ func testClosedRetention(t *testing.T, s *Store, _ topology) {
 		if d := tc.s.rdbTTLForTest(t, tc.s.itemKey(tc.id)); d != -1 {
 			t.Errorf("open item %s expires in %v, want no expiry", tc.id, d)
 		}
-		waitUntil(t, 10*time.Second, func() error {
+		testenv.WaitFor(t, 10*time.Second, "the closed item to leave redis", func() error {
 			closed, err := tc.s.CloseDue(ctxT(t))
 			if err != nil {
 				return err

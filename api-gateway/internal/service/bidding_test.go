@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/testenv"
 )
 
 // memStore is a sequential in-memory store deciding by the shared rules,
@@ -295,20 +296,16 @@ func TestOutageAnswersQueuedBidsAtOnce(t *testing.T) {
 
 func waitLane(t *testing.T, s *Service, cond func(*lane) bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.WaitFor(t, 5*time.Second, "the lane's expected state", func() error {
 		l := s.lanes.lookup("lot")
-		if l != nil {
-			l.mu.Lock()
-			ok := cond(l)
-			l.mu.Unlock()
-			if ok {
-				return
-			}
+		if l == nil {
+			return errors.New("no lane")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("lane never reached the expected state")
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if !cond(l) {
+			return errors.New("lane not there yet")
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
