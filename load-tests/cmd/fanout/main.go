@@ -1,6 +1,6 @@
 // Command fanout measures a running broadcast service: delivery latency from
 // publish to receipt for many viewers of one item, loss, and memory per
-// connection. See broadcast-service/README.md.
+// connection. See load-tests/README.md.
 package main
 
 import (
@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bidding-platform/broadcast-service/internal/fanout"
+	"github.com/bidding-platform/load-tests/internal/fanout"
 	"github.com/bidding-platform/shared/models"
 )
 
