@@ -15,8 +15,8 @@ order (by the item's seq), after waiting up to --timeout for stragglers.
 Sending time and receiving time come from the same monotonic clock of this
 process, so no clock synchronisation is involved. The viewers run on one
 Python event loop: at thousands of viewers and tens of events per second the
-loop itself adds latency, which is then part of the number (the broadcast
-service's own Go load program measures beyond that). Exit status is 1 when any
+loop itself adds latency, which is then part of the number (the Go load
+program cmd/fanout measures beyond that). Exit status is 1 when any
 viewer missed, duplicated or reordered an event, or failed to connect.
 
 Runs on Debian's python3-websockets (10.4); loopback targets only unless

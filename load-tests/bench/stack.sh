@@ -136,6 +136,7 @@ cat >&2 <<EOF
 stack: gateway $GATEWAY_URL, broadcast $BROADCAST_URL, archival :$ARCHIVAL_PORT,
        redis :$REDIS_PORT, nats :$NATS_PORT, postgres :$POSTGRES_PORT; logs in $work (removed on exit)
   /usr/bin/python3 websocket_fanout_test.py --gateway $GATEWAY_URL --broadcast $BROADCAST_URL --connections 1000 --bids 100 --interval 0.1
+  go run ./cmd/fanout -ws $BROADCAST_URL -metrics http://127.0.0.1:$BROADCAST_PORT/metrics -nats nats://127.0.0.1:$NATS_PORT -viewers 1000 -rates 10
   /usr/bin/python3 run_experiment3.py --gateway $GATEWAY_URL --pause nats=$NATS_PORT --pause postgres=$POSTGRES_PORT \\
       --pause broadcast=$BROADCAST_PORT --pause archival=$ARCHIVAL_PORT --pause redis=$REDIS_PORT \\
       --health redis=$GATEWAY_URL/ready --check-history
