@@ -5,7 +5,6 @@ package nats
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/natsconn"
 	"github.com/bidding-platform/shared/stream"
 )
 
@@ -26,7 +26,8 @@ var ErrNotConnected = errors.New("nats is not connected")
 type Options struct {
 	// Name identifies this instance in NATS's monitoring.
 	Name string
-	// ReconnectWait is the pause between reconnect attempts; zero means 500ms.
+	// ReconnectWait is the pause between reconnect attempts; zero means
+	// natsconn's default.
 	ReconnectWait time.Duration
 	// OnReconnect runs after every (re)connection, once subscriptions are
 	// restored, so callers can catch up on what was published meanwhile.
@@ -40,50 +41,48 @@ type Client struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	stream jetstream.Stream // nil until the stream was ensured
+	// invalid remembers stored messages already reported as invalid, so
+	// that history reads meeting one again (a hole retried until
+	// GAP_TIMEOUT, every resuming viewer) do not log it again.
+	invalid map[storedMsg]struct{}
 }
+
+type storedMsg struct {
+	subject string
+	seq     uint64
+}
+
+// maxInvalid bounds the memory of reported messages; past it, it starts
+// over, at the cost of a repeated line.
+const maxInvalid = 1024
 
 // Connect dials NATS. It returns even when NATS is not reachable yet and keeps
 // retrying in the background, so the service can start before NATS does;
 // Ready reports when it is usable.
 func Connect(ctx context.Context, url string, opts Options, log *slog.Logger) (*Client, error) {
-	if opts.ReconnectWait == 0 {
-		opts.ReconnectWait = 500 * time.Millisecond
-	}
-	c := &Client{log: log}
-	onUp := func(nc *gonats.Conn) {
-		log.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-		// The stream may have been lost with NATS's storage; whoever
-		// reconnects first recreates it.
-		ensureCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := c.ensure(ensureCtx); err != nil && !errors.Is(err, ErrNotConnected) {
-			log.Warn("ensure stream after connect", "err", err)
-		}
-		if opts.OnReconnect != nil {
-			opts.OnReconnect()
-		}
-	}
-	nc, err := gonats.Connect(url,
-		gonats.Name(opts.Name),
-		gonats.RetryOnFailedConnect(true),
-		gonats.MaxReconnects(-1),
-		gonats.ReconnectWait(opts.ReconnectWait),
-		gonats.ReconnectJitter(100*time.Millisecond, time.Second),
-		gonats.ConnectHandler(onUp),
-		gonats.ReconnectHandler(onUp),
-		gonats.DisconnectErrHandler(func(_ *gonats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
-		}),
-		gonats.ErrorHandler(func(_ *gonats.Conn, sub *gonats.Subscription, err error) {
-			subj := ""
-			if sub != nil {
-				subj = sub.Subject
+	c := &Client{log: log, invalid: make(map[storedMsg]struct{})}
+	nc, err := natsconn.Connect(ctx, natsconn.Config{
+		URL:           url,
+		Name:          opts.Name,
+		Log:           log,
+		ReconnectWait: opts.ReconnectWait,
+		OnConnect: func() {
+			// The stream may have been lost with NATS's storage; whoever
+			// reconnects first recreates it.
+			ensureCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := c.ensure(ensureCtx); err != nil && !errors.Is(err, ErrNotConnected) {
+				log.Warn("ensure stream after connect", "err", err)
 			}
-			log.Error("nats async error", "subject", subj, "err", err)
-		}),
-	)
+			// Live events published while disconnected never arrive:
+			// the hub reads them from JetStream.
+			if opts.OnReconnect != nil {
+				opts.OnReconnect()
+			}
+		},
+	})
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", url, err)
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -167,23 +166,56 @@ func (c *Client) Subscribe(itemID string, fn func(data []byte, more bool)) (unsu
 	return sub.Unsubscribe, nil
 }
 
-// Last returns the newest event of the item, or ok=false when it has none.
+// Last returns the newest valid event of the item, or ok=false when it has
+// none. An invalid newest event is logged and passed over, so that one bad
+// message does not keep viewers from an item.
 func (c *Client) Last(ctx context.Context, itemID string) (ev models.Event, ok bool, err error) {
 	s, err := c.bids(ctx)
 	if err != nil {
 		return models.Event{}, false, err
 	}
-	m, err := s.GetLastMsgForSubject(ctx, stream.Subject(itemID))
+	subj := stream.Subject(itemID)
+	m, err := s.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return models.Event{}, false, nil
 	}
 	if err != nil {
 		return models.Event{}, false, fmt.Errorf("last event of %s: %w", itemID, err)
 	}
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
-		return models.Event{}, false, fmt.Errorf("decode event %d of %s: %w", m.Sequence, itemID, err)
+	ev, err = stream.Decode(m.Subject, m.Data)
+	if err == nil {
+		return ev, true, nil
 	}
-	return ev, true, nil
+	c.skip(m, err)
+	return c.lastBefore(ctx, s, subj, m.Sequence)
+}
+
+// lastBefore returns the newest valid event of the subject stored before
+// stream sequence end. Direct gets only read forward, so it reads windows
+// that reach twice as far back each time: the valid event before an
+// invalid one is usually close by.
+func (c *Client) lastBefore(ctx context.Context, s jetstream.Stream, subj string, end uint64) (models.Event, bool, error) {
+	for back := uint64(256); ; back *= 2 {
+		from := uint64(1)
+		if end > back {
+			from = end - back
+		}
+		var last models.Event
+		found := false
+		for seq := from; ; {
+			ev, sseq, ok, err := c.next(ctx, s, subj, seq)
+			if err != nil {
+				return models.Event{}, false, err
+			}
+			if !ok || sseq >= end {
+				break
+			}
+			last, found, seq = ev, true, sseq+1
+		}
+		if found || from == 1 {
+			return last, found, nil
+		}
+	}
 }
 
 // After calls fn for each stored event of the item with after < seq <= upTo
@@ -258,19 +290,42 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 	}
 }
 
-// next reads the item's first message at or after stream sequence seq.
+// next reads the item's first valid event at or after stream sequence seq.
+// Invalid ones are logged and passed over: a reader could never use them,
+// and stopping at one would stall every history read past it.
 func (c *Client) next(ctx context.Context, s jetstream.Stream, subj string, seq uint64) (ev models.Event, streamSeq uint64, ok bool, err error) {
-	m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return models.Event{}, 0, false, nil
+	for {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subj))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return models.Event{}, 0, false, nil
+		}
+		if err != nil {
+			return models.Event{}, 0, false, fmt.Errorf("get %s at %d: %w", subj, seq, err)
+		}
+		ev, err := stream.Decode(m.Subject, m.Data)
+		if err == nil {
+			return ev, m.Sequence, true, nil
+		}
+		c.skip(m, err)
+		seq = m.Sequence + 1
 	}
-	if err != nil {
-		return models.Event{}, 0, false, fmt.Errorf("get %s at %d: %w", subj, seq, err)
+}
+
+// skip logs an invalid stored message the first time a read meets it.
+func (c *Client) skip(m *jetstream.RawStreamMsg, err error) {
+	key := storedMsg{m.Subject, m.Sequence}
+	c.mu.Lock()
+	_, seen := c.invalid[key]
+	if !seen {
+		if len(c.invalid) >= maxInvalid {
+			clear(c.invalid)
+		}
+		c.invalid[key] = struct{}{}
 	}
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
-		return models.Event{}, 0, false, fmt.Errorf("decode event %d of %s: %w", m.Sequence, subj, err)
+	c.mu.Unlock()
+	if !seen {
+		c.log.Warn("skipping an invalid stored event", "subject", m.Subject, "stream_seq", m.Sequence, "err", err)
 	}
-	return ev, m.Sequence, true, nil
 }
 
 // Drain stops delivery after the messages in flight and closes the

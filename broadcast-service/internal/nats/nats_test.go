@@ -30,10 +30,7 @@ func TestAfter(t *testing.T) {
 	items := []string{"a_item", "b_item", "c_item"}
 	for seq := uint64(1); seq <= 60; seq++ {
 		for _, id := range items {
-			data, _ := json.Marshal(models.Event{Type: models.EventBid, ItemID: id, Seq: seq, EventID: models.NewEventID()})
-			if _, err := js.Publish(ctx, stream.Subject(id), data); err != nil {
-				t.Fatal(err)
-			}
+			publish(t, ctx, js, bid(id, seq))
 		}
 	}
 	seqs := func(from, to uint64) []uint64 {
@@ -98,6 +95,48 @@ func TestAfter(t *testing.T) {
 	}
 	if oldest != 51 || !slices.Equal(got, seqs(51, 60)) {
 		t.Errorf("after purge: oldest %d, events %v; want 51 and 51..60", oldest, got)
+	}
+}
+
+// TestInvalidStoredEventsArePassedOver: history reads skip what the shared
+// decoder refuses, and Last falls back to the newest valid event, so one
+// bad message keeps no viewer from an item.
+func TestInvalidStoredEventsArePassedOver(t *testing.T) {
+	n, c, ctx := connect(t)
+	js := n.JetStream()
+	if _, err := stream.Ensure(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	const item = "bad_item"
+	// A newer producer's event type, and one that is not JSON.
+	unknown := []byte(`{"type":"auction_extended","event_id":"evt_new","item_id":"bad_item","seq":3}`)
+	publish(t, ctx, js, bid(item, 1))
+	publish(t, ctx, js, bid(item, 2))
+	publishRaw(t, ctx, js, stream.Subject(item), unknown)
+	publish(t, ctx, js, bid(item, 4))
+	publishRaw(t, ctx, js, stream.Subject(item), []byte(`{"type":`))
+
+	var got []uint64
+	oldest, err := c.After(ctx, item, 0, 0, func(ev models.Event) error { got = append(got, ev.Seq); return nil })
+	if err != nil {
+		t.Fatalf("After over invalid events: %v", err)
+	}
+	if want := []uint64{1, 2, 4}; !slices.Equal(got, want) || oldest != 1 {
+		t.Errorf("After = %v, oldest %d; want %v, oldest 1", got, oldest, want)
+	}
+	got = nil
+	if _, err := c.After(ctx, item, 2, 0, func(ev models.Event) error { got = append(got, ev.Seq); return nil }); err != nil || !slices.Equal(got, []uint64{4}) {
+		t.Errorf("After(2) = %v, %v; want [4], nil (the binary search lands past the invalid event)", got, err)
+	}
+	last, ok, err := c.Last(ctx, item)
+	if err != nil || !ok || last.Seq != 4 {
+		t.Errorf("Last with an invalid newest message = seq %d, %v, %v; want 4, true, nil", last.Seq, ok, err)
+	}
+
+	// Nothing valid at all: no event, not an error.
+	publishRaw(t, ctx, js, stream.Subject("only_bad"), unknown)
+	if _, ok, err := c.Last(ctx, "only_bad"); ok || err != nil {
+		t.Errorf("Last of an item with only an invalid event: ok=%v err=%v, want false, nil", ok, err)
 	}
 }
 
@@ -211,4 +250,28 @@ func connect(t *testing.T) (*testenv.NATSServer, *nats.Client, context.Context) 
 	}
 	t.Cleanup(c.Close)
 	return n, c, ctx
+}
+
+// bid is a valid bid event of item at seq.
+func bid(item string, seq uint64) models.Event {
+	return models.Event{
+		Type: models.EventBid, EventID: models.NewEventID(), ItemID: item, BidID: models.NewBidID(), UserID: "user_1",
+		Amount: models.Money(100 * (seq + 1)), PreviousBid: models.Money(100 * seq), Timestamp: time.Now().UTC(), Seq: seq,
+	}
+}
+
+func publish(t *testing.T, ctx context.Context, js jetstream.JetStream, ev models.Event) {
+	t.Helper()
+	data, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRaw(t, ctx, js, stream.Subject(ev.ItemID), data)
+}
+
+func publishRaw(t *testing.T, ctx context.Context, js jetstream.JetStream, subject string, data []byte) {
+	t.Helper()
+	if _, err := js.Publish(ctx, subject, data); err != nil {
+		t.Fatal(err)
+	}
 }

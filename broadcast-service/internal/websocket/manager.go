@@ -6,7 +6,6 @@ package websocket
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
 )
 
 // Source is what the hub needs from the message bus: live events of one item,
@@ -331,11 +331,12 @@ const maxEventBatch = 32
 // for the lot, which lets the fan-out catch up when events come faster than
 // it writes them one by one.
 func (h *Hub) onMessage(f *feed, data []byte, more bool) {
-	var ev models.Event
-	err := json.Unmarshal(data, &ev)
-	ok := err == nil && ev.Seq != 0
+	// The subscription is on the item's subject, so decoding against it
+	// also refuses an event of another item.
+	ev, err := stream.Decode(stream.Subject(f.id), data)
+	ok := err == nil
 	if !ok {
-		h.log.Warn("undecodable event", "item_id", f.id, "err", err)
+		h.log.Warn("skipping an invalid event", "item_id", f.id, "err", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
