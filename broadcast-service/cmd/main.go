@@ -9,36 +9,28 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
-	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/shared/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "broadcast-service:", err)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, app.Service+":", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context) error {
-	cfg := server.DefaultConfig()
-	env := config.FromOS()
-	cfg.Read(env)
-	if err := env.Err(); err != nil {
-		return fmt.Errorf("config: %w", err)
-	}
-	log := cfg.Log.NewLogger(os.Stderr, server.Service)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := server.New(ctx, cfg, reg, log)
+	cfg, err := app.LoadConfig(config.FromOS())
 	if err != nil {
 		return err
 	}
-	return srv.Run(ctx)
+	a, err := app.New(ctx, cfg, cfg.Log.NewLogger(os.Stderr, app.Service))
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
 }

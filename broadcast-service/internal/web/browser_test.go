@@ -15,9 +15,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
@@ -175,10 +174,10 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 // startService runs the broadcast service on addr until stop is called.
 func startService(t *testing.T, addr, natsURL, gatewayURL string) (string, func()) {
 	t.Helper()
-	cfg := server.DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.Addr, cfg.NATSURL, cfg.GatewayURL = addr, natsURL, gatewayURL
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, prometheus.NewRegistry(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	srv, err := app.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -190,7 +189,7 @@ func startService(t *testing.T, addr, natsURL, gatewayURL string) (string, func(
 		once.Do(func() {
 			cancel()
 			if err := <-done; err != nil {
-				t.Errorf("server.Run: %v", err)
+				t.Errorf("app.Run: %v", err)
 			}
 		})
 	}

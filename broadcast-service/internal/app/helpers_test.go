@@ -1,6 +1,7 @@
-package server_test
+package app_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,10 +17,8 @@ import (
 	gws "github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
-	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
@@ -26,13 +26,12 @@ import (
 
 type instance struct {
 	addr string
-	reg  *prometheus.Registry
 }
 
 // startServer runs the real wiring on 127.0.0.1:0 until the test ends.
-func startServer(t *testing.T, natsURL string, tune func(*server.Config)) *instance {
+func startServer(t *testing.T, natsURL string, tune func(*app.Config)) *instance {
 	t.Helper()
-	cfg := server.DefaultConfig()
+	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.NATSURL = natsURL
 	cfg.ReconnectWait = 100 * time.Millisecond
@@ -40,26 +39,25 @@ func startServer(t *testing.T, natsURL string, tune func(*server.Config)) *insta
 	if tune != nil {
 		tune(&cfg)
 	}
-	reg := prometheus.NewRegistry()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, cfg, reg, log)
+	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		cancel()
-		t.Fatalf("server.New: %v", err)
+		t.Fatalf("app.New: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("server.Run: %v", err)
+			t.Errorf("app.Run: %v", err)
 		}
 	})
-	return &instance{addr: srv.Addr(), reg: reg}
+	return &instance{addr: a.Addr()}
 }
 
 type tWriter struct{ t *testing.T }
@@ -69,37 +67,63 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// metric reads a counter or gauge from the instance's registry.
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
+// metric reads a counter or gauge from the instance's /metrics, summed
+// over its labels.
 func (in *instance) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	mfs, err := in.reg.Gather()
+	resp, err := httpClient.Get("http://" + in.addr + "/metrics")
 	if err != nil {
-		t.Fatalf("gather: %v", err)
+		t.Fatalf("GET /metrics: %v", err)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
+	defer resp.Body.Close()
+	var sum float64
+	found := false
+	// Sample lines are `name value` or `name{labels} value`.
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
 			continue
 		}
-		var sum float64
-		for _, m := range mf.GetMetric() {
-			sum += value(m)
+		fields := strings.Fields(rest)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", sc.Text(), err)
 		}
-		return sum
+		sum += v
+		found = true
 	}
-	t.Fatalf("metric %s not found", name)
-	return 0
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read /metrics: %v", err)
+	}
+	if !found {
+		t.Fatalf("metric %s not found", name)
+	}
+	return sum
 }
 
-func value(m *dto.Metric) float64 {
-	switch {
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Histogram != nil:
-		return float64(m.Histogram.GetSampleCount())
+// metricIs is a condition for testenv.WaitFor.
+func (in *instance) metricIs(t *testing.T, name string, want float64) error {
+	t.Helper()
+	if got := in.metric(t, name); got != want {
+		return fmt.Errorf("%s = %v, want %v", name, got, want)
 	}
-	return 0
+	return nil
+}
+
+// readyIs is a condition for testenv.WaitFor: /ready answers want.
+func (in *instance) readyIs(want int) error {
+	resp, err := httpClient.Get("http://" + in.addr + "/ready")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("GET /ready = %d, want %d", resp.StatusCode, want)
+	}
+	return nil
 }
 
 // publisher plays the gateway: it publishes gapless events for one item.
@@ -154,6 +178,17 @@ func (p *publisher) sendErr(ev models.Event) error {
 		return fmt.Errorf("publish seq %d: %w", ev.Seq, err)
 	}
 	return nil
+}
+
+// sendRaw publishes data on the item's subject as it is, for messages no
+// gateway would send.
+func (p *publisher) sendRaw(data string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.js.Publish(ctx, stream.Subject(p.itemID), []byte(data)); err != nil {
+		p.t.Fatalf("publish %s: %v", data, err)
+	}
 }
 
 // viewerMsg is the part of every message the tests look at.
@@ -234,18 +269,6 @@ func readEvents(t *testing.T, c *gws.Conn, from, to uint64) {
 		default:
 			t.Fatalf("got %q message (seq %d) while waiting for seq %d", m.Type, m.Seq, want)
 		}
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -1,4 +1,8 @@
-package server
+// Package app is the broadcast service's composition root: it turns a Config
+// into running parts (the NATS client, the hub, the HTTP endpoints and the
+// live page) and stops them in order. cmd/main.go and the tests both start
+// it.
+package app
 
 import (
 	"context"
@@ -11,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
@@ -20,11 +25,12 @@ import (
 	"github.com/bidding-platform/shared/health"
 )
 
-// Service is the name in /health and logs.
+// Service is the name in logs, /health and NATS's monitoring.
 const Service = "broadcast-service"
 
-// Server is one running broadcast instance.
-type Server struct {
+// App is one wired broadcast instance: listener bound, NATS dialled,
+// nothing served until Run.
+type App struct {
 	cfg  Config
 	log  *slog.Logger
 	ln   net.Listener
@@ -34,9 +40,12 @@ type Server struct {
 }
 
 // New connects to NATS (retrying in the background if it is down) and binds
-// the listener, so a bad address fails here and Addr is known before Run.
-func New(ctx context.Context, cfg Config, reg *prometheus.Registry, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log}
+// the listener, so a taken port fails here and Addr reports the real port
+// of ":0".
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := websocket.NewMetrics(reg)
 	// NATS may connect (and call OnReconnect) before the hub exists.
 	var hubRef atomic.Pointer[websocket.Hub]
@@ -63,7 +72,7 @@ func New(ctx context.Context, cfg Config, reg *prometheus.Registry, log *slog.Lo
 		AllowedOrigins:   cfg.AllowedOrigins,
 	}, nc, metrics, log.With("component", "hub"))
 	hubRef.Store(hub)
-	s.nats, s.hub = nc, hub
+	a.nats, a.hub = nc, hub
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", websocket.NewHandler(hub, log.With("component", "websocket")))
@@ -77,35 +86,35 @@ func New(ctx context.Context, cfg Config, reg *prometheus.Registry, log *slog.Lo
 		nc.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
 	}
-	s.ln = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	return s, nil
+	a.ln = ln
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return a, nil
 }
 
 // Addr is the address the server listens on (useful with ":0").
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (a *App) Addr() string { return a.ln.Addr().String() }
 
 // Run serves until ctx ends, then shuts down in order: stop accepting,
 // disconnect viewers, drain NATS.
-func (s *Server) Run(ctx context.Context) error {
+func (a *App) Run(ctx context.Context) error {
+	a.log.InfoContext(ctx, "listening", "addr", a.Addr())
 	g, gctx := errgroup.WithContext(ctx)
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
-	g.Go(func() error { return s.hub.Run(hubCtx) })
+	g.Go(func() error { return a.hub.Run(hubCtx) })
 	g.Go(func() error {
-		s.log.Info("listening", "addr", s.Addr())
-		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.http.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		shutCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+		shutCtx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 		defer cancel()
-		err := s.http.Shutdown(shutCtx)
+		err := a.http.Shutdown(shutCtx)
 		stopHub() // viewers get "going away" and reconnect elsewhere
-		return errors.Join(err, s.hub.Wait(shutCtx), s.nats.Drain())
+		return errors.Join(err, a.hub.Wait(shutCtx), a.nats.Drain())
 	})
 	return g.Wait()
 }

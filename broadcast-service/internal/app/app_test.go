@@ -1,4 +1,4 @@
-package server_test
+package app_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	gws "github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
@@ -25,7 +25,7 @@ import (
 
 func TestHealthReadyAndPage(t *testing.T) {
 	n := testenv.NATS(t)
-	in := startServer(t, n.URL(), func(c *server.Config) { c.GatewayURL = "http://gw.example:9000" })
+	in := startServer(t, n.URL(), func(c *app.Config) { c.GatewayURL = "http://gw.example:9000" })
 	for _, tc := range []struct {
 		path, want string
 	}{
@@ -120,7 +120,7 @@ func TestViewerCounts(t *testing.T) {
 func TestThousandViewers(t *testing.T) {
 	const viewers, events = 1000, 200
 	n := testenv.NATS(t)
-	in := startServer(t, n.URL(), func(c *server.Config) { c.SendQueueSize = 512 })
+	in := startServer(t, n.URL(), func(c *app.Config) { c.SendQueueSize = 512 })
 	pub := newPublisher(t, natsJS(t, n), "hot_item")
 
 	conns := make([]*gws.Conn, viewers)
@@ -136,7 +136,7 @@ func TestThousandViewers(t *testing.T) {
 			errs <- receiveAll(c, events)
 		}()
 	}
-	waitFor(t, 30*time.Second, "all viewers joined", func() bool { return in.metric(t, "broadcast_connections") == viewers })
+	testenv.WaitFor(t, 30*time.Second, "all viewers joined", func() error { return in.metricIs(t, "broadcast_connections", viewers) })
 	pub.publish(events)
 	wg.Wait()
 	close(errs)
@@ -221,6 +221,35 @@ func TestResumeSinceSeq(t *testing.T) {
 	readEvents(t, c2, 66, 66)
 }
 
+// TestInvalidEventsAreSkipped: messages the shared decoder refuses (not
+// JSON; a type this version does not know) are passed over, live and in
+// history, and the newest valid event is the snapshot even when an invalid
+// one was stored after it. Viewers get the valid events in order and stay.
+func TestInvalidEventsAreSkipped(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "bad_item")
+	live := dial(t, in.addr, "item_id=bad_item")
+	read(t, live)
+
+	pub.publish(1)
+	pub.sendRaw(`{"type":`)
+	pub.sendRaw(`{"type":"auction_extended","event_id":"evt_new","item_id":"bad_item","seq":2}`)
+	pub.publish(1)
+	pub.sendRaw(`{"type":"bid","item_id":"bad_item"}`)
+	readEvents(t, live, 1, 2)
+
+	cold := startServer(t, n.URL(), nil)
+	c := dial(t, cold.addr, "item_id=bad_item&since_seq=0")
+	if m := read(t, c); m.Type != "snapshot" || m.Seq != 2 {
+		t.Fatalf("first message on a cold instance = %+v, want snapshot seq 2", m)
+	}
+	readEvents(t, c, 1, 2)
+	pub.publish(1)
+	readEvents(t, live, 3, 3)
+	readEvents(t, c, 3, 3)
+}
+
 // TestResumeBeyondHistory: events older than what JetStream retains are
 // announced as truncated, then the rest follows.
 func TestResumeBeyondHistory(t *testing.T) {
@@ -254,7 +283,7 @@ func TestResumeBeyondHistory(t *testing.T) {
 func TestSlowViewerIsCut(t *testing.T) {
 	const fast, queue, batch = 100, 32, 20
 	n := testenv.NATS(t)
-	in := startServer(t, n.URL(), func(c *server.Config) {
+	in := startServer(t, n.URL(), func(c *app.Config) {
 		c.SendQueueSize = queue
 		c.SocketSendBuffer = 8192
 	})
@@ -305,18 +334,18 @@ func TestSlowViewerIsCut(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, 30*time.Second, "viewers joined", func() bool { return in.metric(t, "broadcast_connections") == fast+1 })
+	testenv.WaitFor(t, 30*time.Second, "viewers joined", func() error { return in.metricIs(t, "broadcast_connections", fast+1) })
 
-	caughtUp := func() bool {
-		for _, p := range got {
+	caughtUp := func() error {
+		for i, p := range got {
 			p.mu.Lock()
 			s := p.seq
 			p.mu.Unlock()
 			if s < pub.seq {
-				return false
+				return fmt.Errorf("viewer %d at seq %d of %d", i, s, pub.seq)
 			}
 		}
-		return true
+		return nil
 	}
 	// Publish in batches the fast viewers absorb with room to spare, so
 	// only the viewer that never reads can fill its queue.
@@ -325,7 +354,7 @@ func TestSlowViewerIsCut(t *testing.T) {
 			k := min(n, batch)
 			pub.publish(k)
 			n -= k
-			waitFor(t, 30*time.Second, "fast viewers caught up", caughtUp)
+			testenv.WaitFor(t, 30*time.Second, "fast viewers caught up", caughtUp)
 		}
 	}
 
@@ -382,7 +411,7 @@ func TestNATSRestart(t *testing.T) {
 	// The service waits longer to reconnect than the test's publisher, so
 	// the events below are published while it is away and only JetStream
 	// has them.
-	in := startServer(t, n.URL(), func(c *server.Config) { c.ReconnectWait = 1500 * time.Millisecond })
+	in := startServer(t, n.URL(), func(c *app.Config) { c.ReconnectWait = 1500 * time.Millisecond })
 	js := natsJS(t, n)
 	pub := newPublisher(t, js, "restart_item")
 	viewers := []*gws.Conn{dial(t, in.addr, "item_id=restart_item"), dial(t, in.addr, "item_id=restart_item")}
@@ -397,14 +426,7 @@ func TestNATSRestart(t *testing.T) {
 	n.Restart()
 	// Published before the service has resubscribed: only JetStream has them.
 	pub.publish(10)
-	waitFor(t, 30*time.Second, "service ready again", func() bool {
-		resp, err := http.Get("http://" + in.addr + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
+	testenv.WaitFor(t, 30*time.Second, "service ready again", func() error { return in.readyIs(http.StatusOK) })
 	for _, c := range viewers {
 		readEvents(t, c, 6, 15)
 	}
@@ -454,7 +476,7 @@ func TestTwoInstances(t *testing.T) {
 
 func TestLimitsAndOrigins(t *testing.T) {
 	n := testenv.NATS(t)
-	in := startServer(t, n.URL(), func(c *server.Config) {
+	in := startServer(t, n.URL(), func(c *app.Config) {
 		c.MaxConnections = 2
 		c.AllowedOrigins = []string{"http://pages.example"}
 	})
@@ -476,7 +498,7 @@ func TestLimitsAndOrigins(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, 10*time.Second, "connections closed", func() bool { return in.metric(t, "broadcast_connections") == 0 })
+	testenv.WaitFor(t, 10*time.Second, "connections closed", func() error { return in.metricIs(t, "broadcast_connections", 0) })
 	a := dial(t, in.addr, "item_id=limit_item")
 	b := dial(t, in.addr, "item_id=limit_item")
 	read(t, a)
@@ -495,7 +517,7 @@ func TestLimitsAndOrigins(t *testing.T) {
 func TestOutOfOrderAndMissingEvents(t *testing.T) {
 	n := testenv.NATS(t)
 	// Short, so the seq that never comes is given up on quickly.
-	in := startServer(t, n.URL(), func(c *server.Config) { c.GapTimeout = 500 * time.Millisecond })
+	in := startServer(t, n.URL(), func(c *app.Config) { c.GapTimeout = 500 * time.Millisecond })
 	pub := newPublisher(t, natsJS(t, n), "gap_item")
 	c := dial(t, in.addr, "item_id=gap_item")
 	read(t, c)
@@ -554,7 +576,7 @@ func TestEventRelayedLate(t *testing.T) {
 func TestViewersJoinWhileAHoleIsOpen(t *testing.T) {
 	n := testenv.NATS(t)
 	// Long enough that only the missing event can end the wait.
-	in := startServer(t, n.URL(), func(c *server.Config) { c.GapTimeout = time.Minute })
+	in := startServer(t, n.URL(), func(c *app.Config) { c.GapTimeout = time.Minute })
 	pub := newPublisher(t, natsJS(t, n), "hole_item")
 	early := dial(t, in.addr, "item_id=hole_item")
 	read(t, early)
@@ -563,7 +585,7 @@ func TestViewersJoinWhileAHoleIsOpen(t *testing.T) {
 	pub.send(first)
 	readEvents(t, early, 1, 1)
 	pub.send(third)
-	waitFor(t, 10*time.Second, "the hole at seq 2", func() bool { return in.metric(t, "broadcast_holes_open") == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the hole at seq 2", func() error { return in.metricIs(t, "broadcast_holes_open", 1) })
 	late := dial(t, in.addr, "item_id=hole_item")
 	if m := read(t, late); m.Type != "snapshot" || m.Seq != 1 {
 		t.Fatalf("joining during the hole: first message %+v, want a snapshot at seq 1", m)
@@ -580,7 +602,7 @@ func TestViewersJoinWhileAHoleIsOpen(t *testing.T) {
 // viewer that stops answering.
 func TestKeepAlive(t *testing.T) {
 	n := testenv.NATS(t)
-	in := startServer(t, n.URL(), func(c *server.Config) {
+	in := startServer(t, n.URL(), func(c *app.Config) {
 		c.PingInterval = 50 * time.Millisecond
 		c.PongTimeout = 300 * time.Millisecond
 	})
@@ -644,7 +666,7 @@ func TestKeepAlive(t *testing.T) {
 		}
 		break
 	}
-	waitFor(t, 10*time.Second, "silent viewer gone", func() bool { return in.metric(t, "broadcast_connections") == 1 })
+	testenv.WaitFor(t, 10*time.Second, "silent viewer gone", func() error { return in.metricIs(t, "broadcast_connections", 1) })
 	select {
 	case err := <-readDone:
 		t.Fatalf("the answering viewer was dropped too: %v", err)
@@ -658,16 +680,8 @@ func TestKeepAlive(t *testing.T) {
 func TestNATSDownNewViewer(t *testing.T) {
 	n := testenv.NATS(t)
 	in := startServer(t, n.URL(), nil)
-	ready := func() int {
-		resp, err := http.Get("http://" + in.addr + "/ready")
-		if err != nil {
-			return 0
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
 	n.Stop()
-	waitFor(t, 10*time.Second, "/ready to fail", func() bool { return ready() == http.StatusServiceUnavailable })
+	testenv.WaitFor(t, 10*time.Second, "/ready to fail", func() error { return in.readyIs(http.StatusServiceUnavailable) })
 	c := dial(t, in.addr, "item_id=down_item")
 	var closeErr *gws.CloseError
 	for {
@@ -681,7 +695,7 @@ func TestNATSDownNewViewer(t *testing.T) {
 		break
 	}
 	n.Start()
-	waitFor(t, 30*time.Second, "/ready to pass", func() bool { return ready() == http.StatusOK })
+	testenv.WaitFor(t, 30*time.Second, "/ready to pass", func() error { return in.readyIs(http.StatusOK) })
 	c = dial(t, in.addr, "item_id=down_item")
 	if m := read(t, c); m.Type != "snapshot" {
 		t.Fatalf("after NATS is back the first message is %+v, want a snapshot", m)

@@ -1,18 +1,20 @@
-// Package server wires the broadcast service together: configuration, the
-// NATS client, the hub, and the HTTP endpoints.
-package server
+package app
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
 	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/natsconn"
 )
 
-// Config is the service's configuration; README lists its variables.
+// Config is everything the service reads from the environment; the README
+// lists the variables and their defaults.
 type Config struct {
-	Addr           string // SERVER_ADDR
-	NATSURL        string // NATS_URL
+	Addr string
+	// NATSURL is one server or a comma-separated list of a cluster's.
+	NATSURL        string
 	AllowedOrigins []string
 	MaxConnections int
 	GatewayURL     string
@@ -29,13 +31,15 @@ type Config struct {
 	// GapTimeout is how long an item's viewers wait for a missing event
 	// before they are told it was missed.
 	GapTimeout time.Duration
-	// ReconnectWait is the pause between NATS reconnect attempts.
+	// ReconnectWait is the pause between NATS reconnect attempts. It is
+	// not read from the environment; tests shorten and lengthen it.
 	ReconnectWait   time.Duration
 	ShutdownTimeout time.Duration
 	Log             config.Log
 }
 
-// DefaultConfig is what the service runs with when nothing is set.
+// DefaultConfig is what the service runs with when nothing is set: the
+// local stack of `make dev`.
 func DefaultConfig() Config {
 	return Config{
 		Addr:            ":8081",
@@ -53,10 +57,12 @@ func DefaultConfig() Config {
 	}
 }
 
-// Read overwrites c with the variables set in e; e.Err reports bad values.
-func (c *Config) Read(e *config.Env) {
+// LoadConfig reads the environment over the defaults and validates the
+// result, reporting every bad variable at once.
+func LoadConfig(e *config.Env) (Config, error) {
+	c := DefaultConfig()
 	e.String("SERVER_ADDR", &c.Addr)
-	e.String("NATS_URL", &c.NATSURL)
+	natsconn.ReadURL(e, "NATS_URL", &c.NATSURL)
 	e.Strings("ALLOWED_ORIGINS", &c.AllowedOrigins)
 	e.Int("MAX_CONNECTIONS", &c.MaxConnections)
 	e.String("GATEWAY_URL", &c.GatewayURL)
@@ -68,10 +74,15 @@ func (c *Config) Read(e *config.Env) {
 	e.Duration("GAP_TIMEOUT", &c.GapTimeout)
 	e.Duration("SHUTDOWN_TIMEOUT", &c.ShutdownTimeout)
 	c.Log.Read(e)
+
 	e.Check(c.MaxConnections > 0, "MAX_CONNECTIONS=%d: must be positive", c.MaxConnections)
 	e.Check(c.SendQueueSize > 0 && c.SendQueueSize <= 65536, "SEND_QUEUE_SIZE=%d: want 1..65536", c.SendQueueSize)
 	e.Check(c.PingInterval > 0 && c.PingInterval < c.PongTimeout, "PING_INTERVAL=%s: must be positive and shorter than PONG_TIMEOUT (%s)", c.PingInterval, c.PongTimeout)
 	e.Check(c.SocketSendBuffer >= 0, "SOCKET_SEND_BUFFER=%d: must not be negative", c.SocketSendBuffer)
 	e.Check(c.WriteTimeout > 0, "WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
 	e.Check(c.GapTimeout > 0, "GAP_TIMEOUT=%s: must be positive", c.GapTimeout)
+	if err := e.Err(); err != nil {
+		return Config{}, fmt.Errorf("configuration:\n%w", err)
+	}
+	return c, nil
 }

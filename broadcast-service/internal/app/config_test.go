@@ -1,26 +1,26 @@
-package server_test
+package app_test
 
 import (
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/bidding-platform/broadcast-service/internal/server"
+	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/shared/config"
 )
 
-func TestConfigRead(t *testing.T) {
+func TestLoadConfig(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
 		env     map[string]string
-		check   func(server.Config) bool
+		check   func(app.Config) bool
 		wantErr []string
 	}{
 		{
 			name: "defaults",
 			env:  nil,
-			check: func(c server.Config) bool {
+			check: func(c app.Config) bool {
 				return c.Addr == ":8081" && c.MaxConnections == 50000 && c.GatewayURL == "http://localhost:8080" && c.SendQueueSize == 128 &&
 					c.GapTimeout == 5*time.Second
 			},
@@ -28,13 +28,13 @@ func TestConfigRead(t *testing.T) {
 		{
 			name: "everything set",
 			env: map[string]string{
-				"SERVER_ADDR": ":9000", "NATS_URL": "nats://n:4222", "ALLOWED_ORIGINS": "https://a.example, https://b.example",
+				"SERVER_ADDR": ":9000", "NATS_URL": "nats://n1:4222, nats://n2:4222", "ALLOWED_ORIGINS": "https://a.example, https://b.example",
 				"MAX_CONNECTIONS": "10", "GATEWAY_URL": "https://api.example", "SEND_QUEUE_SIZE": "64",
 				"SOCKET_SEND_BUFFER": "16384", "PING_INTERVAL": "5s", "PONG_TIMEOUT": "12s", "WRITE_TIMEOUT": "3s",
 				"GAP_TIMEOUT": "8s",
 			},
-			check: func(c server.Config) bool {
-				return c.Addr == ":9000" && c.NATSURL == "nats://n:4222" && len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example" &&
+			check: func(c app.Config) bool {
+				return c.Addr == ":9000" && c.NATSURL == "nats://n1:4222,nats://n2:4222" && len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example" &&
 					c.MaxConnections == 10 && c.GatewayURL == "https://api.example" && c.SendQueueSize == 64 && c.SocketSendBuffer == 16384 &&
 					c.PingInterval == 5*time.Second && c.PongTimeout == 12*time.Second && c.WriteTimeout == 3*time.Second &&
 					c.GapTimeout == 8*time.Second
@@ -42,28 +42,25 @@ func TestConfigRead(t *testing.T) {
 		},
 		{
 			name:    "every bad value reported",
-			env:     map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml", "GAP_TIMEOUT": "0s"},
-			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT", "GAP_TIMEOUT"},
+			env:     map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml", "GAP_TIMEOUT": "0s", "NATS_URL": "n1:4222"},
+			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT", "GAP_TIMEOUT", "NATS_URL"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			cfg := server.DefaultConfig()
-			env := config.FromMap(tt.env)
-			cfg.Read(env)
-			err := env.Err()
+			cfg, err := app.LoadConfig(config.FromMap(tt.env))
 			if len(tt.wantErr) == 0 {
 				if err != nil {
-					t.Fatalf("Read(%v) error = %v, want none", tt.env, err)
+					t.Fatalf("LoadConfig(%v) error = %v, want none", tt.env, err)
 				}
 				if !tt.check(cfg) {
-					t.Fatalf("Read(%v) = %+v, not what the variables say", tt.env, cfg)
+					t.Fatalf("LoadConfig(%v) = %+v, not what the variables say", tt.env, cfg)
 				}
 				return
 			}
 			if err == nil {
-				t.Fatalf("Read(%v) error = nil, want one naming %v", tt.env, tt.wantErr)
+				t.Fatalf("LoadConfig(%v) error = nil, want one naming %v", tt.env, tt.wantErr)
 			}
 			for _, name := range tt.wantErr {
 				if !strings.Contains(err.Error(), name) {
