@@ -8,28 +8,26 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/bidding-platform/api-gateway/internal/app"
 	"github.com/bidding-platform/shared/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "api-gateway:", err)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, app.Service+":", err)
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context) error {
-	cfg, err := app.Load(config.FromOS())
+	cfg, err := app.LoadConfig(config.FromOS())
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
+		return err
 	}
-	log := cfg.Log.NewLogger(os.Stderr, "api-gateway")
-	a, err := app.New(cfg, log, prometheus.NewRegistry())
+	a, err := app.New(ctx, cfg, cfg.Log.NewLogger(os.Stderr, app.Service))
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/testenv"
 )
 
 // httpPaths are the gateway's two ways to a bid: API clients' take the
@@ -415,7 +416,7 @@ func TestItems(t *testing.T) {
 	if a := g.bid(t, "short", "alice", "2.00"); a.Status != 200 {
 		t.Fatalf("bid on short = %d %s", a.Status, a.Body)
 	}
-	waitFor(t, 10*time.Second, "auction to close", func() error {
+	testenv.WaitFor(t, 10*time.Second, "auction to close", func() error {
 		if it := g.item(t, "short"); it.Status != "closed" {
 			return fmt.Errorf("status %s", it.Status)
 		}

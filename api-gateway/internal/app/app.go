@@ -1,3 +1,6 @@
+// Package app is the gateway's composition root: it turns a Config into
+// running parts (HTTP server, outbox relay, price feed, auction closer) and
+// stops them in order. cmd/main.go and the tests both start it.
 package app
 
 import (
@@ -11,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/valyala/fasthttp"
 	"golang.org/x/sync/errgroup"
 
@@ -35,11 +39,17 @@ type App struct {
 	history *lazyHistory
 }
 
+// Service is the name in logs and NATS's monitoring.
+const Service = "api-gateway"
+
 // New wires a gateway. It binds the listener now, so a taken port fails
 // here and Addr reports the real port of ":0". It needs neither Redis nor
 // NATS nor PostgreSQL to be up: each is reached when used, and the gateway
 // answers 503 for what depends on a missing one.
-func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	// go-redis logs through one process-wide logger; the last gateway
+	// created in a process (tests run several) gets its lines.
+	goredis.SetLogger(redisLogger{log.With("component", "go-redis")})
 	store, err := redis.New(redis.Config{
 		Addrs:           cfg.RedisAddrs,
 		Password:        cfg.RedisPassword,
@@ -52,10 +62,11 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	metrics := handlers.NewMetrics(reg)
+	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := handlers.NewMetrics(reg)
 
-	nc, err := gwnats.Connect(gwnats.Config{URL: cfg.NATSURL, Metrics: metrics}, store, log.With("component", "nats"))
+	nc, err := gwnats.Connect(ctx, gwnats.Config{URL: cfg.NATSURL, Name: Service, Metrics: metrics}, store, log.With("component", "nats"))
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -137,7 +148,7 @@ func (a *App) Addr() string { return a.ln.Addr().String() }
 // and finish in-flight requests, let the last coalesced batches return,
 // publish what they accepted, drain NATS, close Redis and PostgreSQL.
 func (a *App) Run(ctx context.Context) error {
-	a.log.Info("api gateway listening", "addr", a.Addr(), "redis_strategy", a.cfg.RedisStrategy,
+	a.log.InfoContext(ctx, "listening", "addr", a.Addr(), "redis_strategy", a.cfg.RedisStrategy,
 		"redis_cluster", a.cfg.RedisCluster, "prefilter", a.cfg.Prefilter, "coalesce", a.cfg.Coalesce)
 	// Publishing outlives the HTTP server so that bids accepted during
 	// shutdown are still published.
@@ -173,7 +184,7 @@ func (a *App) Run(ctx context.Context) error {
 	if cerr := a.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
-	a.log.Info("api gateway stopped")
+	a.log.Info("stopped")
 	return err
 }
 

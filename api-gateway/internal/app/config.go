@@ -1,13 +1,12 @@
-// Package app is the gateway's composition root: it turns a Config into
-// running parts (HTTP server, outbox relay, price feed, auction closer) and
-// stops them in order. cmd/main.go and the tests both start it.
 package app
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/natsconn"
 )
 
 // Config is everything the gateway reads from the environment; the README
@@ -20,19 +19,20 @@ type Config struct {
 	RedisCluster   bool
 	RedisStrategy  string
 	RedisKeyPrefix string // not from the environment: tests isolate by it
-	NATSURL        string
-	PostgresURL    config.Secret
-	AutoCreate     bool
-	JWTSecret      config.Secret
-	RatePerUser    float64
-	RatePerIP      float64
-	CORSOrigins    []string
-	TrustProxy     bool
-	SoftClose      time.Duration
-	AuctionLength  time.Duration
-	Prefilter      bool
-	Coalesce       bool
-	CloseEvery     time.Duration
+	// NATSURL is one server or a comma-separated list of a cluster's.
+	NATSURL       string
+	PostgresURL   config.Secret
+	AutoCreate    bool
+	JWTSecret     config.Secret
+	RatePerUser   float64
+	RatePerIP     float64
+	CORSOrigins   []string
+	TrustProxy    bool
+	SoftClose     time.Duration
+	AuctionLength time.Duration
+	Prefilter     bool
+	Coalesce      bool
+	CloseEvery    time.Duration
 	// ClosedRetention is how long a closed item stays in Redis; the
 	// archive answers for it afterwards. 0 keeps it.
 	ClosedRetention time.Duration
@@ -64,9 +64,9 @@ func DefaultConfig() Config {
 	}
 }
 
-// Load reads the environment over the defaults and validates the result,
-// reporting every bad variable at once.
-func Load(e *config.Env) (Config, error) {
+// LoadConfig reads the environment over the defaults and validates the
+// result, reporting every bad variable at once.
+func LoadConfig(e *config.Env) (Config, error) {
 	c := DefaultConfig()
 	e.String("SERVER_ADDR", &c.Addr)
 	e.Strings("REDIS_ADDR", &c.RedisAddrs)
@@ -74,7 +74,7 @@ func Load(e *config.Env) (Config, error) {
 	e.Int("REDIS_DB", &c.RedisDB)
 	e.Bool("REDIS_CLUSTER", &c.RedisCluster)
 	e.String("REDIS_STRATEGY", &c.RedisStrategy)
-	e.String("NATS_URL", &c.NATSURL)
+	natsconn.ReadURL(e, "NATS_URL", &c.NATSURL)
 	e.Secret("POSTGRES_URL", &c.PostgresURL)
 	e.Bool("AUTO_CREATE_ITEMS", &c.AutoCreate)
 	e.Secret("AUTH_JWT_SECRET", &c.JWTSecret)
@@ -94,11 +94,13 @@ func Load(e *config.Env) (Config, error) {
 	e.Check(c.RedisCluster || len(c.RedisAddrs) <= 1, "REDIS_ADDR=%q: several addresses need REDIS_CLUSTER=true", strings.Join(c.RedisAddrs, ","))
 	e.Check(c.RedisDB >= 0 && c.RedisDB <= 15, "REDIS_DB=%d: want 0-15", c.RedisDB)
 	e.Check(c.RedisStrategy == "lua" || c.RedisStrategy == "optimistic", "REDIS_STRATEGY=%q: want lua or optimistic", c.RedisStrategy)
-	e.Check(strings.HasPrefix(c.NATSURL, "nats://") || strings.HasPrefix(c.NATSURL, "tls://"), "NATS_URL=%q: want nats://host:port", c.NATSURL)
 	e.Check(c.RatePerUser >= 0, "RATE_LIMIT_PER_USER=%v: must not be negative", c.RatePerUser)
 	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)
 	e.Check(c.SoftClose >= 0, "SOFT_CLOSE=%v: must not be negative", c.SoftClose)
 	e.Check(c.AuctionLength > 0, "DEFAULT_AUCTION_DURATION=%v: must be positive", c.AuctionLength)
 	e.Check(c.ClosedRetention == 0 || c.ClosedRetention >= time.Minute, "CLOSED_ITEM_RETENTION=%v: want 0 (keep) or at least 1m", c.ClosedRetention)
-	return c, e.Err()
+	if err := e.Err(); err != nil {
+		return Config{}, fmt.Errorf("configuration:\n%w", err)
+	}
+	return c, nil
 }

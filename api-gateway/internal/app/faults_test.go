@@ -62,7 +62,7 @@ func startBidding(g *gateway, item string, users int) *bidder {
 func (b *bidder) waitAnswers(t *testing.T, n int64) {
 	t.Helper()
 	target := b.answers.Load() + n
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d more answers", n), func() error {
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d more answers", n), func() error {
 		if got := b.answers.Load(); got < target {
 			return fmt.Errorf("%d of %d", got, target)
 		}
@@ -133,7 +133,7 @@ func TestNATSOutage(t *testing.T) {
 	b.waitAnswers(t, 100)
 	accepted := b.finish(t)
 	checkExactlyOnce(t, e.nats, "lot", accepted)
-	waitFor(t, 10*time.Second, "outbox to drain", func() error {
+	testenv.WaitFor(t, 10*time.Second, "outbox to drain", func() error {
 		if a := do(t, "GET", g.url+"/metrics", ""); !containsLine(string(a.Body), "gateway_outbox_backlog 0") {
 			return fmt.Errorf("backlog not 0")
 		}
@@ -163,7 +163,7 @@ func TestRelayPublishesOrphanedOutboxEntry(t *testing.T) {
 	if evs[0].EventID != req.EventID || evs[0].UserID != "ghost" {
 		t.Errorf("relayed event %+v, want %s", evs[0], req.EventID)
 	}
-	waitFor(t, 10*time.Second, "outbox to drain", func() error {
+	testenv.WaitFor(t, 10*time.Second, "outbox to drain", func() error {
 		n, err := store.Backlog(context.Background())
 		if err != nil || n != 0 {
 			return fmt.Errorf("backlog %d, %v", n, err)
@@ -189,7 +189,7 @@ func TestRedisOutage(t *testing.T) {
 		t.Errorf("bid with Redis hung = %d %s, want 503", a.Status, a.Body)
 	}
 	e.redis.Resume()
-	waitFor(t, 10*time.Second, "bids after Redis resumed", func() error {
+	testenv.WaitFor(t, 10*time.Second, "bids after Redis resumed", func() error {
 		if a := g.bid(t, "lot", "bob", "6.00"); a.Status != 200 {
 			return fmt.Errorf("%d %s", a.Status, a.Body)
 		}
@@ -210,7 +210,7 @@ func TestRedisOutage(t *testing.T) {
 	}
 	e.redis.Start()
 	// This Redis keeps no data, so the item comes back through auto-create.
-	waitFor(t, 10*time.Second, "bidding to resume", func() error {
+	testenv.WaitFor(t, 10*time.Second, "bidding to resume", func() error {
 		if a := do(t, "GET", g.url+"/api/v1/items/lot", ""); a.Status != 200 {
 			return fmt.Errorf("GET item %d", a.Status)
 		}

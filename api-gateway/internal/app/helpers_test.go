@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/stream"
@@ -63,7 +62,13 @@ func testLogger() *slog.Logger {
 
 func startGateway(t *testing.T, cfg Config) *gateway {
 	t.Helper()
-	a, err := New(cfg, testLogger(), prometheus.NewRegistry())
+	return startGatewayLog(t, cfg, testLogger())
+}
+
+// startGatewayLog is startGateway for tests that read what it logs.
+func startGatewayLog(t *testing.T, cfg Config, log *slog.Logger) *gateway {
+	t.Helper()
+	a, err := New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -213,22 +218,6 @@ func (g *gateway) createItem(t testing.TB, id, start, inc string) models.Item {
 	return it
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting %v for %s: %v", timeout, what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // streamEvents reads every event JetStream holds for an item.
 func streamEvents(ctx context.Context, js jetstream.JetStream, item string) ([]models.Event, error) {
 	s, err := js.Stream(ctx, stream.Name)
@@ -280,7 +269,7 @@ func streamEvents(ctx context.Context, js jetstream.JetStream, item string) ([]m
 func waitEvents(t testing.TB, js jetstream.JetStream, item string, n int) []models.Event {
 	t.Helper()
 	var evs []models.Event
-	waitFor(t, 30*time.Second, fmt.Sprintf("%d events of %s in JetStream", n, item), func() error {
+	testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d events of %s in JetStream", n, item), func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error

@@ -36,7 +36,7 @@ func TestPrefilterAcrossGateways(t *testing.T) {
 			t.Fatalf("g1 bid = %d %s", a.Status, a.Body)
 		}
 	}
-	waitFor(t, 10*time.Second, "g2 to pre-filter with g1's price", func() error {
+	testenv.WaitFor(t, 10*time.Second, "g2 to pre-filter with g1's price", func() error {
 		a := g2.bid(t, "lot", "bob", "400.00")
 		if a.Status != 409 || a.str("current_bid") != "500.00" {
 			return fmt.Errorf("%d %s", a.Status, a.Body)

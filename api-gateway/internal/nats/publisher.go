@@ -19,6 +19,7 @@ import (
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/natsconn"
 	"github.com/bidding-platform/shared/stream"
 )
 
@@ -38,7 +39,10 @@ type Metrics interface {
 
 // Config says where NATS is and how the relay behaves.
 type Config struct {
+	// URL is one server or a comma-separated list of a cluster's.
 	URL string
+	// Name identifies the gateway in NATS's monitoring.
+	Name string
 	// RelayEvery is how often the relay looks at the outbox (default 1s).
 	RelayEvery time.Duration
 	// RelayAge is how old an outbox entry must be before the relay
@@ -129,7 +133,7 @@ type published struct {
 
 // Connect dials NATS. It does not wait for the server: the gateway keeps
 // taking bids while NATS is down, and the relay catches up once it is back.
-func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
+func Connect(ctx context.Context, cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
 	cfg.defaults()
 	c := &Client{
 		outbox:   outbox,
@@ -142,24 +146,21 @@ func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
 		holdAll:  true,
 		kick:     make(chan struct{}, 1),
 	}
-	nc, err := nats.Connect(cfg.URL,
-		nats.Name("api-gateway"),
-		nats.RetryOnFailedConnect(true),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+	nc, err := natsconn.Connect(ctx, natsconn.Config{
+		URL:  cfg.URL,
+		Name: cfg.Name,
+		Log:  log,
 		// No client-side buffer while disconnected: the outbox is the
 		// buffer, and a publish that fails at once is retried by the relay.
-		nats.ReconnectBufSize(-1),
-		nats.ConnectHandler(func(*nats.Conn) { c.requestEnsure(); c.wakeRelay(); log.Info("nats connected") }),
-		nats.ReconnectHandler(func(*nats.Conn) { c.requestEnsure(); c.wakeRelay(); log.Info("nats reconnected") }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil {
-				log.Warn("nats disconnected; bids continue into the outbox", "err", err)
-			}
-		}),
-	)
+		NoReconnectBuffer: true,
+		// Once connected, the stream may need recreating and the outbox
+		// holds whatever was accepted meanwhile: the relay publishes it
+		// now rather than on its next tick. With natsconn's short default
+		// wait, that is within a quarter second of NATS coming back.
+		OnConnect: func() { c.requestEnsure(); c.wakeRelay() },
+	})
 	if err != nil {
-		return nil, fmt.Errorf("connect nats %s: %w", cfg.URL, err)
+		return nil, err
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(4096),
@@ -173,7 +174,7 @@ func Connect(cfg Config, outbox Outbox, log *slog.Logger) (*Client, error) {
 	if nc.IsConnected() {
 		// Once now, so that the first bids find the stream; if this fails
 		// the ensure loop keeps trying.
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		if _, err := stream.Ensure(ctx, js); err != nil {
 			log.Warn("ensuring the event stream", "err", err)
 		}
@@ -289,9 +290,12 @@ func (c *Client) Ping(context.Context) error {
 // acknowledgements), including other gateways' accepted bids.
 func (c *Client) Subscribe(fn func(models.Event)) error {
 	sub, err := c.nc.Subscribe(stream.Subjects, func(m *nats.Msg) {
-		var e models.Event
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			return // not ours to judge; the archiver dead-letters bad events
+		e, err := stream.Decode(m.Subject, m.Data)
+		if err != nil {
+			// Skipped: the cache only ever misses a price, and the
+			// archiver dead-letters the event.
+			c.log.Warn("skipping an invalid event", "subject", m.Subject, "err", err)
+			return
 		}
 		fn(e)
 	})
