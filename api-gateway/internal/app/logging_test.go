@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -81,4 +82,39 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestScriptErrorIsA500: when Redis answers but the bid script fails (here
+// on an item hash with a corrupted price), the bid gets 500 "internal error"
+// on both HTTP paths, never a 503 blaming Redis, and the cause is logged.
+func TestScriptErrorIsA500(t *testing.T) {
+	t.Parallel()
+	r := testenv.Redis(t)
+	n := testenv.NATS(t)
+	var logs syncBuffer
+	cfg := testConfig([]string{r.Addr()}, false, n.URL())
+	g := startGatewayLog(t, cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
+	g.createItem(t, "corrupt", "10.00", "1.00")
+	key := cfg.RedisKeyPrefix + "item:{corrupt}"
+	if err := r.Client().HSet(context.Background(), key, "sp", "ten").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range httpPaths {
+		a := g.bid(t, "corrupt", "u1", "50.00", p.headers...)
+		if a.Status != http.StatusInternalServerError || a.str("message") != "internal error" {
+			t.Errorf("%s: bid on a corrupted item = %d %s, want 500 internal error", p.name, a.Status, a.Body)
+		}
+		if a.Header.Get("Retry-After") != "" {
+			t.Errorf("%s: a 500 says Retry-After %q, as if Redis were down", p.name, a.Header.Get("Retry-After"))
+		}
+	}
+	testenv.WaitFor(t, 5*time.Second, "the script error in the gateway's log", func() error {
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) && strings.Contains(line, `"msg":"place bid"`) &&
+				strings.Contains(line, "user_script") {
+				return nil
+			}
+		}
+		return fmt.Errorf("log so far:\n%s", logs.String())
+	})
 }
