@@ -67,8 +67,12 @@ start_deps() {
   need_port "$PG_PORT" postgres DEV_PG_PORT
 
   mkdir -p "$data/redis" "$data/nats"
+  # Every write is in the append-only file before Redis answers, as in
+  # Docker Compose: a bid answered 200 survives a crash of redis-server.
   prefixed redis redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$data/redis" \
-    --appendonly yes --save "" --protected-mode no
+    --appendonly yes --appendfsync always --save "" --protected-mode no
+  # One NATS server, so streams keep one replica (the services' default
+  # NATS_STREAM_REPLICAS=1); Docker Compose and AWS run a three-node cluster.
   prefixed nats nats-server -a 127.0.0.1 -p "$NATS_PORT" -m "$NATS_HTTP_PORT" -js -sd "$data/nats"
 
   local pgdata="$data/postgres"
