@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 )
 
@@ -24,7 +25,19 @@ const (
 	// outbox relay republishes unacknowledged events within seconds, so ten
 	// minutes covers a publish whose acknowledgement was lost many times over.
 	DuplicateWindow = 10 * time.Minute
+	// MaxReplicas is the most copies JetStream keeps of a stream.
+	MaxReplicas = 5
 )
+
+// ReadReplicas reads a stream replica count from the environment into dst
+// and checks it. Only odd counts are accepted: a raft group of n needs a
+// majority, so 2 and 4 replicas survive no more node failures than 1 and 3
+// while waiting for one more copy on every publish.
+func ReadReplicas(e *config.Env, key string, dst *int) {
+	e.Int(key, dst)
+	e.Check(*dst >= 1 && *dst <= MaxReplicas && *dst%2 == 1,
+		"%s=%d: want 1, 3 or 5 (the stream's copies on a cluster of at least that many NATS servers)", key, *dst)
+}
 
 // Subject is the subject of one item's events. Item ids are validated
 // against models.IDPattern, so they are always a single subject token.
@@ -38,10 +51,12 @@ func ItemID(subject string) string {
 	return ""
 }
 
-// Config is the stream's configuration. History is kept by limits, not as a
-// work queue, so the archiver's durable consumer and viewers' catch-up read
-// the same messages.
-func Config() jetstream.StreamConfig {
+// Config is the stream's configuration with the given number of replicas.
+// History is kept by limits, not as a work queue, so the archiver's durable
+// consumer and viewers' catch-up read the same messages. With 3 replicas a
+// publish is acknowledged once a majority of the cluster has stored it, so
+// an acknowledged event survives the loss of any one server.
+func Config(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              Name,
 		Description:       "Every accepted bid and auction event, one subject per item",
@@ -54,14 +69,17 @@ func Config() jetstream.StreamConfig {
 		Discard:           jetstream.DiscardOld,
 		Duplicates:        DuplicateWindow,
 		AllowDirect:       true,
+		Replicas:          replicas,
 	}
 }
 
-// Ensure creates the stream, or updates it to Config, and returns it. Every
-// service calls it at startup so that a stream lost with NATS's storage is
-// recreated by whichever service reconnects first.
-func Ensure(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
-	s, err := js.CreateOrUpdateStream(ctx, Config())
+// Ensure creates the stream, or updates it to Config(replicas), and returns
+// it. Every service calls it at startup so that a stream lost with NATS's
+// storage is recreated by whichever service reconnects first. The services
+// must agree on replicas (NATS_STREAM_REPLICAS), or each one that reconnects
+// moves the stream to its own count.
+func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
+	s, err := js.CreateOrUpdateStream(ctx, Config(replicas))
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", Name, err)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/natsconn"
+	"github.com/bidding-platform/shared/stream"
 )
 
 // Config is everything the gateway reads from the environment; the README
@@ -20,19 +21,22 @@ type Config struct {
 	RedisStrategy  string
 	RedisKeyPrefix string // not from the environment: tests isolate by it
 	// NATSURL is one server or a comma-separated list of a cluster's.
-	NATSURL       string
-	PostgresURL   config.Secret
-	AutoCreate    bool
-	JWTSecret     config.Secret
-	RatePerUser   float64
-	RatePerIP     float64
-	CORSOrigins   []string
-	TrustProxy    bool
-	SoftClose     time.Duration
-	AuctionLength time.Duration
-	Prefilter     bool
-	Coalesce      bool
-	CloseEvery    time.Duration
+	NATSURL string
+	// StreamReplicas is how many NATS servers keep the event stream; the
+	// outbox lets go of an event only once that many (a majority) have it.
+	StreamReplicas int
+	PostgresURL    config.Secret
+	AutoCreate     bool
+	JWTSecret      config.Secret
+	RatePerUser    float64
+	RatePerIP      float64
+	CORSOrigins    []string
+	TrustProxy     bool
+	SoftClose      time.Duration
+	AuctionLength  time.Duration
+	Prefilter      bool
+	Coalesce       bool
+	CloseEvery     time.Duration
 	// ClosedRetention is how long a closed item stays in Redis; the
 	// archive answers for it afterwards. 0 keeps it.
 	ClosedRetention time.Duration
@@ -49,6 +53,7 @@ func DefaultConfig() Config {
 		RedisAddrs:      []string{config.DefaultRedisAddr},
 		RedisStrategy:   "lua",
 		NATSURL:         config.DefaultNATSURL,
+		StreamReplicas:  1,
 		PostgresURL:     config.Secret(config.DefaultPostgresURL),
 		RatePerUser:     20,
 		RatePerIP:       200,
@@ -75,6 +80,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Bool("REDIS_CLUSTER", &c.RedisCluster)
 	e.String("REDIS_STRATEGY", &c.RedisStrategy)
 	natsconn.ReadURL(e, "NATS_URL", &c.NATSURL)
+	stream.ReadReplicas(e, "NATS_STREAM_REPLICAS", &c.StreamReplicas)
 	e.Secret("POSTGRES_URL", &c.PostgresURL)
 	e.Bool("AUTO_CREATE_ITEMS", &c.AutoCreate)
 	e.Secret("AUTH_JWT_SECRET", &c.JWTSecret)

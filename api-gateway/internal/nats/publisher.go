@@ -43,6 +43,9 @@ type Config struct {
 	URL string
 	// Name identifies the gateway in NATS's monitoring.
 	Name string
+	// StreamReplicas is the stream's replica count (default 1). A publish
+	// is acknowledged once a majority of them stored the event.
+	StreamReplicas int
 	// RelayEvery is how often the relay looks at the outbox (default 1s).
 	RelayEvery time.Duration
 	// RelayAge is how old an outbox entry must be before the relay
@@ -62,6 +65,7 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	c.StreamReplicas = config.Positive(c.StreamReplicas, 1)
 	c.RelayEvery = config.Positive(c.RelayEvery, time.Second)
 	c.RelayAge = config.Positive(c.RelayAge, 2*time.Second)
 	c.RelayBatch = config.Positive(c.RelayBatch, 512)
@@ -175,7 +179,7 @@ func Connect(ctx context.Context, cfg Config, outbox Outbox, log *slog.Logger) (
 		// Once now, so that the first bids find the stream; if this fails
 		// the ensure loop keeps trying.
 		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		if _, err := stream.Ensure(ctx, js); err != nil {
+		if _, err := stream.Ensure(ctx, js, cfg.StreamReplicas); err != nil {
 			log.Warn("ensuring the event stream", "err", err)
 		}
 		cancel()
@@ -436,7 +440,7 @@ func (c *Client) ensureLoop(ctx context.Context) {
 		}
 		for ctx.Err() == nil && c.nc.IsConnected() {
 			ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			_, err := stream.Ensure(ectx, c.js)
+			_, err := stream.Ensure(ectx, c.js, c.cfg.StreamReplicas)
 			cancel()
 			if err == nil {
 				break

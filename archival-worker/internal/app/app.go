@@ -71,7 +71,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		store.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait, Writers: cfg.Writers},
+	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait, Writers: cfg.Writers,
+		StreamReplicas: cfg.StreamReplicas},
 		js, store, log.With("component", "consumer"), consumer.NewMetrics(reg))
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)

@@ -144,7 +144,7 @@ func ensureStream(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := stream.Ensure(ctx, js); err != nil {
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 }

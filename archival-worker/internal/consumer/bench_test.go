@@ -86,7 +86,7 @@ func newBenchEnv(b *testing.B) benchEnv {
 	js := ns.JetStream()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := stream.Ensure(ctx, js); err != nil {
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
 		b.Fatal(err)
 	}
 	return benchEnv{ns: ns, js: js}

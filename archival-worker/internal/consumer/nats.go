@@ -54,6 +54,9 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// MinBackoff and MaxBackoff bound the jittered retry delay.
 	MinBackoff, MaxBackoff time.Duration
+	// StreamReplicas is the replica count the stream is ensured with
+	// (default 1). The durable consumer inherits it.
+	StreamReplicas int
 }
 
 func (c *Config) defaults() {
@@ -65,6 +68,7 @@ func (c *Config) defaults() {
 	c.ShutdownGrace = config.Positive(c.ShutdownGrace, 10*time.Second)
 	c.MinBackoff = config.Positive(c.MinBackoff, 100*time.Millisecond)
 	c.MaxBackoff = config.Positive(c.MaxBackoff, 5*time.Second)
+	c.StreamReplicas = config.Positive(c.StreamReplicas, 1)
 }
 
 // Consumer is one worker's share of the durable consumer.
@@ -158,7 +162,7 @@ func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
 func (c *Consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := stream.Ensure(ctx, c.js)
+	s, err := stream.Ensure(ctx, c.js, c.cfg.StreamReplicas)
 	if err != nil {
 		return nil, err
 	}

@@ -138,7 +138,7 @@ func newPublisher(t *testing.T, js jetstream.JetStream, itemID string) *publishe
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := stream.Ensure(ctx, js); err != nil {
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
 		t.Fatalf("ensure stream: %v", err)
 	}
 	return &publisher{t: t, js: js, itemID: itemID}

@@ -26,6 +26,9 @@ var ErrNotConnected = errors.New("nats is not connected")
 type Options struct {
 	// Name identifies this instance in NATS's monitoring.
 	Name string
+	// StreamReplicas is the replica count the stream is ensured with; zero
+	// means 1.
+	StreamReplicas int
 	// ReconnectWait is the pause between reconnect attempts; zero means
 	// natsconn's default.
 	ReconnectWait time.Duration
@@ -41,6 +44,8 @@ type Client struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	stream jetstream.Stream // nil until the stream was ensured
+	// replicas is the stream's replica count for stream.Ensure.
+	replicas int
 	// invalid remembers stored messages already reported as invalid, so
 	// that history reads meeting one again (a hole retried until
 	// GAP_TIMEOUT, every resuming viewer) do not log it again.
@@ -60,7 +65,7 @@ const maxInvalid = 1024
 // retrying in the background, so the service can start before NATS does;
 // Ready reports when it is usable.
 func Connect(ctx context.Context, url string, opts Options, log *slog.Logger) (*Client, error) {
-	c := &Client{log: log, invalid: make(map[storedMsg]struct{})}
+	c := &Client{log: log, invalid: make(map[storedMsg]struct{}), replicas: max(opts.StreamReplicas, 1)}
 	nc, err := natsconn.Connect(ctx, natsconn.Config{
 		URL:           url,
 		Name:          opts.Name,
@@ -111,7 +116,7 @@ func (c *Client) ensure(ctx context.Context) (jetstream.Stream, error) {
 		// ensures the stream itself right after.
 		return nil, ErrNotConnected
 	}
-	s, err := stream.Ensure(ctx, js)
+	s, err := stream.Ensure(ctx, js, c.replicas)
 	if err != nil {
 		return nil, err
 	}

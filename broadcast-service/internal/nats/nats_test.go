@@ -23,7 +23,7 @@ import (
 func TestAfter(t *testing.T) {
 	n, c, ctx := connect(t)
 	js := n.JetStream()
-	if _, err := stream.Ensure(ctx, js); err != nil {
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	// Three items interleaved, so stream and item sequences differ.
@@ -104,7 +104,7 @@ func TestAfter(t *testing.T) {
 func TestInvalidStoredEventsArePassedOver(t *testing.T) {
 	n, c, ctx := connect(t)
 	js := n.JetStream()
-	if _, err := stream.Ensure(ctx, js); err != nil {
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
 	const item = "bad_item"

@@ -82,7 +82,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	gw := &fakeGateway{js: n.JetStream(), published: make(chan models.Event, 1)}
 	{
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := stream.Ensure(ctx, gw.js)
+		_, err := stream.Ensure(ctx, gw.js, 1)
 		cancel()
 		if err != nil {
 			t.Fatal(err)

@@ -77,7 +77,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	if _, err := stream.Ensure(ctx, js); err != nil {
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
 		return rep, err
 	}
 
