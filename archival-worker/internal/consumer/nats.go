@@ -29,6 +29,9 @@ const Durable = "archival-worker"
 // Store writes one batch atomically.
 type Store interface {
 	Write(ctx context.Context, events []models.Event, dead []database.DeadLetter) (database.Result, error)
+	// SeqHolder names the event archived with an item and seq, for the
+	// dead letter of a different event that claims the same seq.
+	SeqHolder(ctx context.Context, itemID string, seq uint64) (string, error)
 }
 
 // Config tunes the consumer. Zero values take the defaults below.
@@ -272,6 +275,7 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 	msgs, events, dead := b.msgs, b.events, b.dead
 	lastExtend := time.Now()
 	isolated := false
+	isolatedRows := 0 // inserted while isolating, skipped by the retry
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
@@ -279,6 +283,8 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 		cancel()
 		if err == nil {
 			c.setErr(nil)
+			res.Inserted += isolatedRows
+			res.Duplicates = max(0, res.Duplicates-isolatedRows)
 			c.committed(msgs, events, res, time.Since(start))
 			return
 		}
@@ -287,8 +293,15 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 			// One event PostgreSQL will never accept must not hold the
 			// stream up: find it, dead-letter it, write the rest.
 			c.log.WarnContext(ctx, "batch rejected by postgres, isolating the bad events", "err", err)
-			events, dead = c.isolate(ctx, msgs, events, dead)
-			isolated = true // once: a second failure is retried with backoff
+			before := len(dead)
+			var n int
+			events, dead, n = c.isolate(ctx, msgs, events, dead)
+			isolatedRows += n
+			// Isolating again is worth it while it finds something: another
+			// worker may commit an event that takes a seq of this batch
+			// between the isolation and the retry. Once it finds nothing,
+			// the failure is retried with backoff.
+			isolated = len(dead) == before
 			continue
 		}
 		c.setErr(fmt.Errorf("write batch: %w", err))
@@ -315,8 +328,9 @@ func (c *Consumer) handle(ctx context.Context, b batch) {
 
 // isolate writes events one at a time and turns those PostgreSQL rejects
 // into dead letters. Events it writes are written again by the retried
-// batch, which skips them as duplicates.
-func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []models.Event, dead []database.DeadLetter) ([]models.Event, []database.DeadLetter) {
+// batch, which skips them as duplicates; it returns how many it inserted,
+// so that the metrics count them as written rather than as duplicates.
+func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []models.Event, dead []database.DeadLetter) ([]models.Event, []database.DeadLetter, int) {
 	raw := make(map[string]jetstream.Msg, len(msgs))
 	for _, m := range msgs {
 		if e, err := stream.Decode(m.Subject(), m.Data()); err == nil {
@@ -324,16 +338,23 @@ func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []m
 		}
 	}
 	kept := events[:0:0]
+	inserted := 0
 	for _, e := range events {
 		wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
-		_, err := c.store.Write(wctx, []models.Event{e}, nil)
+		res, err := c.store.Write(wctx, []models.Event{e}, nil)
 		cancel()
+		inserted += res.Inserted
 		if err == nil || !database.Permanent(err) {
 			// Transient failures are retried with the whole batch.
 			kept = append(kept, e)
 			continue
 		}
-		d := database.DeadLetter{Subject: stream.Subject(e.ItemID), Reason: "rejected by postgres: " + err.Error()}
+		reason := "rejected by postgres: " + err.Error()
+		if database.SeqTaken(err) {
+			reason = c.seqTaken(ctx, e)
+		}
+		c.log.WarnContext(ctx, "dead-lettering an event postgres refuses", "event_id", e.EventID, "item_id", e.ItemID, "seq", e.Seq, "reason", reason)
+		d := database.DeadLetter{Subject: stream.Subject(e.ItemID), Reason: reason}
 		if m, ok := raw[e.EventID]; ok {
 			d.Subject, d.Payload = m.Subject(), m.Data()
 			if meta, merr := m.Metadata(); merr == nil {
@@ -342,7 +363,25 @@ func (c *Consumer) isolate(ctx context.Context, msgs []jetstream.Msg, events []m
 		}
 		dead = append(dead, d)
 	}
-	return kept, dead
+	return kept, dead, inserted
+}
+
+// seqTaken is the dead letter's reason for an event whose item and seq are
+// archived for a different event. Both claim the same place in the item's
+// history, so an auction was rewound (a seq reissued) or an event forged:
+// keeping the first and setting the other aside with both ids lets an
+// operator decide, where skipping it as a duplicate would lose it unseen.
+func (c *Consumer) seqTaken(ctx context.Context, e models.Event) string {
+	wctx, cancel := context.WithTimeout(ctx, c.cfg.WriteTimeout)
+	holder, err := c.store.SeqHolder(wctx, e.ItemID, e.Seq)
+	cancel()
+	if err != nil || holder == "" {
+		holder = "another event" // the refusal itself is proof enough
+	} else {
+		holder = "event " + holder
+	}
+	return fmt.Sprintf("duplicate seq: item %s seq %d is already archived as %s; this event %s claims the same seq and is not archived",
+		e.ItemID, e.Seq, holder, e.EventID)
 }
 
 func (c *Consumer) committed(msgs []jetstream.Msg, events []models.Event, res database.Result, took time.Duration) {

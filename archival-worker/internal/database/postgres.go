@@ -424,6 +424,34 @@ func sortedByItem(m map[string]models.Event) []models.Event {
 	return out
 }
 
+// itemSeqKey is the constraint migration 0003 puts on bids: one archived
+// event per item and seq.
+const itemSeqKey = "bids_item_seq_key"
+
+// SeqTaken says whether err is PostgreSQL refusing a bid because a different
+// event is already archived with the same item and seq. Such an event must
+// not be dropped as a duplicate: only the event id says that two messages
+// are copies of one event.
+func SeqTaken(err error) bool {
+	var pe *pgconn.PgError
+	const uniqueViolation = "23505"
+	return errors.As(err, &pe) && pe.Code == uniqueViolation && pe.ConstraintName == itemSeqKey
+}
+
+// SeqHolder returns the id of the event archived with the item and seq, or
+// "" if there is none.
+func (s *Store) SeqHolder(ctx context.Context, itemID string, seq uint64) (string, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, "SELECT event_id FROM bids WHERE item_id = $1 AND seq = $2", itemID, int64(seq)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("event at %s seq %d: %w", itemID, seq, err)
+	}
+	return id, nil
+}
+
 // Permanent says whether err will come back however often the same batch is
 // retried: PostgreSQL rejected the data itself (a data exception or a
 // constraint), not the connection or the server's state.

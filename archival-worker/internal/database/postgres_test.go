@@ -49,15 +49,17 @@ func TestWriteIsIdempotentAndMonotonic(t *testing.T) {
 			ctx := context.Background()
 			var first []models.Event
 			for i := 1; i <= 20; i++ {
-				first = append(first, bid("a", i, int64(1000+i*100)))
+				if i != 10 { // arrives late, below
+					first = append(first, bid("a", i, int64(1000+i*100)))
+				}
 			}
 			first = append(first, first[3], first[4]) // repeated inside the batch
 			res, err := s.Write(ctx, first, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Inserted != 20 || res.Duplicates != 2 {
-				t.Errorf("first batch: inserted %d dup %d, want 20 and 2", res.Inserted, res.Duplicates)
+			if res.Inserted != 19 || res.Duplicates != 2 {
+				t.Errorf("first batch: inserted %d dup %d, want 19 and 2", res.Inserted, res.Duplicates)
 			}
 			// Older events arrive late, with one new one.
 			late := []models.Event{bid("a", 5, 1500), bid("a", 2, 1200), bid("a", 21, 3100)}
@@ -68,10 +70,9 @@ func TestWriteIsIdempotentAndMonotonic(t *testing.T) {
 			if res.Inserted != 1 || res.Duplicates != 2 {
 				t.Errorf("late batch: inserted %d dup %d, want 1 and 2", res.Inserted, res.Duplicates)
 			}
-			old := []models.Event{bid("a", 10, 2000)}
-			old[0].EventID = "evt_other_10" // a new row, but older than the item's state
-			if _, err := s.Write(ctx, old, nil); err != nil {
-				t.Fatal(err)
+			// A new row, but older than the item's state.
+			if res, err := s.Write(ctx, []models.Event{bid("a", 10, 2000)}, nil); err != nil || res.Inserted != 1 {
+				t.Fatalf("late seq 10: inserted %d, err %v; want 1", res.Inserted, err)
 			}
 			st := itemState(t, s, "a")
 			if st.seq != 21 || st.cents != 3100 || st.status != "active" {
@@ -79,6 +80,53 @@ func TestWriteIsIdempotentAndMonotonic(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A different event with an item and seq already archived is refused, in
+// one batch or in a later one, with an error SeqTaken recognises; the batch
+// commits nothing, and a repeat of the archived event is still a duplicate.
+func TestSeqTakenByAnotherEventIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range database.Strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s, _ := open(t, strategy)
+			ctx := context.Background()
+			if _, err := s.Write(ctx, []models.Event{bid("e", 1, 1000), bid("e", 2, 1100)}, nil); err != nil {
+				t.Fatal(err)
+			}
+			other := bid("e", 2, 1200)
+			other.EventID = "evt_e_rewound"
+			_, err := s.Write(ctx, []models.Event{bid("e", 3, 1300), other}, nil)
+			if !database.SeqTaken(err) || !database.Permanent(err) {
+				t.Fatalf("a second event at seq 2: err %v, want one SeqTaken and Permanent", err)
+			}
+			if n := count(t, s, "SELECT count(*) FROM bids WHERE item_id = 'e'"); n != 2 {
+				t.Errorf("bids of e after the refused batch = %d, want 2 (nothing of it committed)", n)
+			}
+			holder, err := s.SeqHolder(ctx, "e", 2)
+			if err != nil || holder != "evt_e_00002" {
+				t.Errorf("SeqHolder(e, 2) = %q, %v; want evt_e_00002", holder, err)
+			}
+			if holder, err := s.SeqHolder(ctx, "e", 9); err != nil || holder != "" {
+				t.Errorf("SeqHolder(e, 9) = %q, %v; want none", holder, err)
+			}
+			twin := bid("e", 4, 1400)
+			_, err = s.Write(ctx, []models.Event{withID(twin, "evt_e_4a"), withID(twin, "evt_e_4b")}, nil)
+			if !database.SeqTaken(err) {
+				t.Errorf("two new events sharing seq 4 in one batch: err %v, want SeqTaken", err)
+			}
+			res, err := s.Write(ctx, []models.Event{bid("e", 2, 1100), bid("e", 3, 1300)}, nil)
+			if err != nil || res.Inserted != 1 || res.Duplicates != 1 {
+				t.Errorf("repeat of seq 2 with seq 3: inserted %d dup %d err %v, want 1, 1, nil", res.Inserted, res.Duplicates, err)
+			}
+		})
+	}
+}
+
+func withID(e models.Event, id string) models.Event {
+	e.EventID = id
+	return e
 }
 
 func TestCloseIsStickyAndNamesWinner(t *testing.T) {
