@@ -39,6 +39,7 @@ type App struct {
 	store    *database.Store
 	nc       *nats.Conn
 	consumer *consumer.Consumer
+	purger   *consumer.Purger
 	migrated atomic.Bool
 }
 
@@ -71,9 +72,11 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		store.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	metrics := consumer.NewMetrics(reg)
+	a.purger = consumer.NewPurger(consumer.PurgeConfig{After: cfg.PurgeAfter}, js, store, log.With("component", "purge"), metrics)
 	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait, Writers: cfg.Writers,
 		StreamReplicas: cfg.StreamReplicas},
-		js, store, log.With("component", "consumer"), consumer.NewMetrics(reg))
+		js, store, log.With("component", "consumer"), metrics)
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -131,11 +134,14 @@ func (a *App) Run(ctx context.Context) error {
 		defer cancel()
 		return a.srv.Shutdown(sctx)
 	})
+	migrated := make(chan struct{})
 	g.Go(func() error {
 		if !a.migrate(gctx) {
 			return nil
 		}
-		a.log.InfoContext(gctx, "archiving", "batch_size", a.cfg.BatchSize, "batch_wait", a.cfg.BatchWait, "writers", a.cfg.Writers)
+		close(migrated)
+		a.log.InfoContext(gctx, "archiving", "batch_size", a.cfg.BatchSize, "batch_wait", a.cfg.BatchWait, "writers", a.cfg.Writers,
+			"purge_after", a.cfg.PurgeAfter)
 		err := a.consumer.Run(gctx)
 		// Acknowledgements are asynchronous publishes: push them out
 		// before the connection closes.
@@ -143,6 +149,15 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Warn("flush acknowledgements", "err", ferr)
 		}
 		return err
+	})
+	g.Go(func() error {
+		// The purge reads the schema the migration adds.
+		select {
+		case <-migrated:
+			return a.purger.Run(gctx)
+		case <-gctx.Done():
+			return nil
+		}
 	})
 	err := g.Wait()
 	a.log.Info("stopped")

@@ -38,10 +38,19 @@ type worker struct {
 
 func startWorker(t *testing.T, natsURL, pgURL string) *worker {
 	t.Helper()
+	return startWorkerWith(t, natsURL, pgURL, nil)
+}
+
+// startWorkerWith is startWorker with mod applied to the configuration.
+func startWorkerWith(t *testing.T, natsURL, pgURL string, mod func(*app.Config)) *worker {
+	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.NATSURL, cfg.PostgresURL, cfg.HTTPAddr = natsURL, config.Secret(pgURL), "127.0.0.1:0"
 	// Messages in flight when a server dies come back after this.
 	cfg.AckWait = 3 * time.Second
+	if mod != nil {
+		mod(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, log)

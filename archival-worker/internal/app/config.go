@@ -29,7 +29,11 @@ type Config struct {
 	AckWait time.Duration
 	// Writers is how many batches are written to PostgreSQL at once.
 	Writers int
-	Log     config.Log
+	// PurgeAfter is how long a closed item's whole history stays in the
+	// stream after the close, once archived; then its subject is purged
+	// down to the auction_closed event. 0 never purges.
+	PurgeAfter time.Duration
+	Log        config.Log
 }
 
 // DefaultConfig is what the worker runs with when nothing is set: the
@@ -44,6 +48,7 @@ func DefaultConfig() Config {
 		BatchWait:      100 * time.Millisecond,
 		AckWait:        30 * time.Second,
 		Writers:        2,
+		PurgeAfter:     24 * time.Hour,
 		Log:            config.DefaultLog(),
 	}
 }
@@ -63,12 +68,14 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Duration("BATCH_WAIT", &c.BatchWait)
 	e.Duration("ACK_WAIT", &c.AckWait)
 	e.Int("WRITERS", &c.Writers)
+	e.Duration("ARCHIVE_PURGE_AFTER", &c.PurgeAfter)
 	c.Log.Read(e)
 
 	e.Check(c.BatchSize >= 1 && c.BatchSize <= 10000, "BATCH_SIZE=%d: want 1 to 10000", c.BatchSize)
 	e.Check(c.BatchWait > 0 && c.BatchWait <= time.Minute, "BATCH_WAIT=%v: want more than 0 and at most 1m", c.BatchWait)
 	e.Check(c.AckWait >= time.Second, "ACK_WAIT=%v: want at least 1s", c.AckWait)
 	e.Check(c.Writers >= 1 && c.Writers <= 16, "WRITERS=%d: want 1 to 16", c.Writers)
+	e.Check(c.PurgeAfter >= 0, "ARCHIVE_PURGE_AFTER=%v: want 0 (never purge) or more", c.PurgeAfter)
 	if err := e.Err(); err != nil {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)
 	}

@@ -18,7 +18,8 @@ func TestLoadConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.HTTPAddr != ":8082" || c.BatchSize != 4000 || c.BatchWait != 100*time.Millisecond ||
-			c.NATSURL != config.DefaultNATSURL || c.PostgresURL.Reveal() != config.DefaultPostgresURL || c.AckWait != 30*time.Second || c.Writers != 2 {
+			c.NATSURL != config.DefaultNATSURL || c.PostgresURL.Reveal() != config.DefaultPostgresURL || c.AckWait != 30*time.Second || c.Writers != 2 ||
+			c.PurgeAfter != 24*time.Hour {
 			t.Errorf("defaults = %+v, want the README's", c)
 		}
 	})
@@ -27,22 +28,25 @@ func TestLoadConfig(t *testing.T) {
 		c, err := app.LoadConfig(config.FromMap(map[string]string{
 			"POSTGRES_URL": "postgres://u:secret@db/x", "NATS_URL": "nats://n1:4222, nats://n2:4222", "HTTP_ADDR": ":9",
 			"BATCH_SIZE": "50", "BATCH_WAIT": "20ms", "ACK_WAIT": "5s", "LOG_FORMAT": "text", "WRITERS": "3",
+			"ARCHIVE_PURGE_AFTER": "0",
 		}))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.PostgresURL.Reveal() != "postgres://u:secret@db/x" || c.NATSURL != "nats://n1:4222,nats://n2:4222" || c.HTTPAddr != ":9" ||
-			c.BatchSize != 50 || c.BatchWait != 20*time.Millisecond || c.AckWait != 5*time.Second || c.Log.Format != "text" || c.Writers != 3 {
+			c.BatchSize != 50 || c.BatchWait != 20*time.Millisecond || c.AckWait != 5*time.Second || c.Log.Format != "text" || c.Writers != 3 ||
+			c.PurgeAfter != 0 {
 			t.Errorf("config = %+v", c)
 		}
 	})
 	t.Run("every bad value reported", func(t *testing.T) {
 		t.Parallel()
-		_, err := app.LoadConfig(config.FromMap(map[string]string{"BATCH_SIZE": "0", "BATCH_WAIT": "soon", "LOG_LEVEL": "loud", "WRITERS": "0", "NATS_URL": "n1:4222"}))
+		_, err := app.LoadConfig(config.FromMap(map[string]string{"BATCH_SIZE": "0", "BATCH_WAIT": "soon", "LOG_LEVEL": "loud", "WRITERS": "0", "NATS_URL": "n1:4222",
+			"ARCHIVE_PURGE_AFTER": "-1h"}))
 		if err == nil {
 			t.Fatal("no error for bad values")
 		}
-		for _, want := range []string{"BATCH_SIZE", "BATCH_WAIT", "LOG_LEVEL", "WRITERS", "NATS_URL"} {
+		for _, want := range []string{"BATCH_SIZE", "BATCH_WAIT", "LOG_LEVEL", "WRITERS", "NATS_URL", "ARCHIVE_PURGE_AFTER"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("error %q does not name %s", err, want)
 			}

@@ -14,6 +14,7 @@ type Metrics struct {
 	batchSeconds prometheus.Histogram
 	batchSize    prometheus.Histogram
 	lag          prometheus.Histogram
+	purges       *prometheus.CounterVec
 }
 
 // NewMetrics creates the series and registers them on reg.
@@ -58,9 +59,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "From an event's timestamp to the commit that archived it.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
+		purges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "archival_stream_purges_total",
+			Help: "Closed items looked at by the stream purge, by result: purged down to their close, deferred (the close is above the consumer's ack floor), failed (retried next pass).",
+		}, []string{"result"}),
 	}
 	m.batches.WithLabelValues("committed")
 	m.batches.WithLabelValues("failed")
-	reg.MustRegister(m.batches, m.rows, m.duplicates, m.deadLetters, m.pending, m.lastCommit, m.batchSeconds, m.batchSize, m.lag)
+	for _, r := range []string{"purged", "deferred", "failed"} {
+		m.purges.WithLabelValues(r)
+	}
+	reg.MustRegister(m.batches, m.rows, m.duplicates, m.deadLetters, m.pending, m.lastCommit, m.batchSeconds, m.batchSize, m.lag, m.purges)
 	return m
 }

@@ -452,6 +452,35 @@ func (s *Store) SeqHolder(ctx context.Context, itemID string, seq uint64) (strin
 	return id, nil
 }
 
+// PurgeDue returns up to limit closed items, oldest close first, that closed
+// at or before closedBefore and whose history is still whole in the stream.
+func (s *Store) PurgeDue(ctx context.Context, closedBefore time.Time, limit int) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT item_id FROM items
+		WHERE status = 'closed' AND stream_purged_at IS NULL AND closed_at <= $1
+		ORDER BY closed_at LIMIT $2`, closedBefore, limit)
+	if err != nil {
+		return nil, fmt.Errorf("items due for purging: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("items due for purging: %w", err)
+	}
+	return ids, nil
+}
+
+// MarkPurged records that the items' history is purged from the stream, so
+// that later passes leave them alone.
+func (s *Store) MarkPurged(ctx context.Context, itemIDs []string) error {
+	if len(itemIDs) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, `UPDATE items SET stream_purged_at = now()
+		WHERE item_id = ANY($1) AND stream_purged_at IS NULL`, itemIDs); err != nil {
+		return fmt.Errorf("mark %d items purged: %w", len(itemIDs), err)
+	}
+	return nil
+}
+
 // Permanent says whether err will come back however often the same batch is
 // retried: PostgreSQL rejected the data itself (a data exception or a
 // constraint), not the connection or the server's state.
