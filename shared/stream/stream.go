@@ -56,6 +56,31 @@ func ItemID(subject string) string {
 // consumer and viewers' catch-up read the same messages. With 3 replicas a
 // publish is acknowledged once a majority of the cluster has stored it, so
 // an acknowledged event survives the loss of any one server.
+//
+// The stream never discards an event on its own, because it may not be
+// archived yet: there is no age limit and no per-subject limit (each would
+// delete an item's oldest events whether or not PostgreSQL has them), and
+// at its message limit the discard policy is DiscardNew, so a full stream
+// refuses new publishes instead of deleting history. The gateway then keeps
+// the refused events in its Redis outbox, reports the stream as full
+// (gateway_stream_full) and publishes them, in order, once there is room.
+// Room is made by the archival worker: after it has archived an item's
+// auction_closed event and everything before it, and ARCHIVE_PURGE_AFTER
+// has passed, it purges the item's subject down to that event, which
+// describes the item's outcome for viewers and for restoring the item.
+// What stays is every open item's history and one event per closed item.
+//
+// The backstop is a message count, not bytes: nats-server 2.9 checks a new
+// message against MaxBytes by its payload but stores it with its subject,
+// headers and framing, so near the limit it accepts the message and then
+// deletes the oldest one to get back under, DiscardNew or not. The count
+// is checked exactly. Bytes stay bounded by it (events are a few hundred
+// bytes; 16 million of them take about 6 GiB) and by the server's own
+// storage limit, which refuses rather than deletes.
+//
+// Lowering MaxMsgs below what the stream holds makes JetStream delete the
+// oldest events, and Ensure applies Config on every start: raise it, never
+// lower it below the stream's size.
 func Config(replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:              Name,
@@ -63,10 +88,11 @@ func Config(replicas int) jetstream.StreamConfig {
 		Subjects:          []string{Subjects},
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
-		MaxAge:            7 * 24 * time.Hour,
-		MaxBytes:          8 << 30,
-		MaxMsgsPerSubject: 1_000_000,
-		Discard:           jetstream.DiscardOld,
+		MaxAge:            0, // kept until archived and purged
+		MaxMsgs:           16_000_000,
+		MaxBytes:          -1,
+		MaxMsgsPerSubject: -1, // an item's events all stay until its close is archived
+		Discard:           jetstream.DiscardNew,
 		Duplicates:        DuplicateWindow,
 		AllowDirect:       true,
 		Replicas:          replicas,
