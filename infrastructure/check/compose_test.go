@@ -1,10 +1,12 @@
 package check
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -56,6 +58,10 @@ func loadCompose(tb testing.TB) (composeFile, string) {
 	return f, path
 }
 
+// natsNodes are the compose services of the three-node JetStream cluster;
+// the first keeps the single server's name, container and ports.
+var natsNodes = []string{"nats", "nats-2", "nats-3"}
+
 // The container names and dependencies the README and DESIGN describe.
 var composeExpect = map[string]struct {
 	container string
@@ -63,10 +69,12 @@ var composeExpect = map[string]struct {
 }{
 	"redis":             {container: "bidding-redis"},
 	"nats":              {container: "bidding-nats"},
+	"nats-2":            {container: "bidding-nats-2"},
+	"nats-3":            {container: "bidding-nats-3"},
 	"postgres":          {container: "bidding-postgres"},
-	"api-gateway":       {container: "bidding-api-gateway", needs: []string{"redis", "nats", "postgres"}},
-	"broadcast-service": {container: "bidding-broadcast", needs: []string{"nats"}},
-	"archival-worker":   {container: "bidding-archival-worker", needs: []string{"nats", "postgres"}},
+	"api-gateway":       {container: "bidding-api-gateway", needs: append([]string{"redis", "postgres"}, natsNodes...)},
+	"broadcast-service": {container: "bidding-broadcast", needs: natsNodes},
+	"archival-worker":   {container: "bidding-archival-worker", needs: append([]string{"postgres"}, natsNodes...)},
 }
 
 func TestComposeMatchesReadme(t *testing.T) {
@@ -180,13 +188,16 @@ func TestComposeServicesConfig(t *testing.T) {
 				if !ok {
 					continue
 				}
-				host := raw
-				if u, err := url.Parse(raw); err == nil && u.Host != "" {
-					host = u.Host
-				}
-				h, _, _ := strings.Cut(host, ":")
-				if _, ok := f.Services[h]; !ok {
-					t.Errorf("%s=%s: host %q is not a compose service", key, raw, h)
+				// NATS_URL (and REDIS_ADDR on a cluster) may list several servers.
+				for _, addr := range strings.Split(raw, ",") {
+					host := strings.TrimSpace(addr)
+					if u, err := url.Parse(host); err == nil && u.Host != "" {
+						host = u.Host
+					}
+					h, _, _ := strings.Cut(host, ":")
+					if _, ok := f.Services[h]; !ok {
+						t.Errorf("%s=%s: host %q is not a compose service", key, raw, h)
+					}
 				}
 			}
 			if raw, ok := s.Environment["POSTGRES_URL"].(string); ok {
@@ -209,23 +220,114 @@ func TestComposeServicesConfig(t *testing.T) {
 	if pg["POSTGRES_DB"] != c.dbName || pg["POSTGRES_USER"] != c.dbUser || pg["POSTGRES_PASSWORD"] != c.dbPassword {
 		t.Errorf("postgres environment = %v, want database %s, user %s, password %s (README)", pg, c.dbName, c.dbUser, c.dbPassword)
 	}
-	nats := f.Services["nats"]
-	if !slices.Contains(nats.Command, "-js") {
-		t.Errorf("nats command = %q, want JetStream (-js)", nats.Command)
-	}
-	store := ""
-	if i := slices.Index(nats.Command, "-sd"); i >= 0 && i+1 < len(nats.Command) {
-		store = nats.Command[i+1]
-	}
-	mounted := false
-	for _, v := range nats.Volumes {
-		if _, target, ok := strings.Cut(v, ":"); ok && strings.TrimSuffix(target, ":rw") == store {
-			mounted = true
+}
+
+// TestComposeDurability checks what makes an accepted bid survive a crash of
+// any one component in the compose stack: Redis syncs every write to its
+// append-only file before answering, and NATS is a three-node JetStream
+// cluster whose nodes each keep their store on a volume of their own, sync
+// every write to disk, and route to one another, with every service told
+// about all three nodes and to keep three replicas.
+func TestComposeDurability(t *testing.T) {
+	t.Parallel()
+	f, path := loadCompose(t)
+	composeDir := filepath.Dir(path)
+
+	redis := strings.Join(f.Services["redis"].Command, " ")
+	for _, want := range []string{"--appendonly yes", "--appendfsync always"} {
+		if !strings.Contains(redis, want) {
+			t.Errorf("redis command %q lacks %q", redis, want)
 		}
 	}
-	if store == "" || !mounted {
-		t.Errorf("nats: JetStream store %q (-sd) must be on a volume, volumes %v", store, nats.Volumes)
+
+	names := map[string]string{}   // server name -> compose service
+	volumes := map[string]string{} // named volume -> compose service
+	configs := map[string]string{} // nats.conf path -> its text
+	for _, node := range natsNodes {
+		s, ok := f.Services[node]
+		if !ok {
+			t.Errorf("no NATS node %q", node)
+			continue
+		}
+		conf, name := flagValue(s.Command, "--config"), flagValue(s.Command, "--name")
+		if conf == "" || name == "" {
+			t.Errorf("%s: command %q must give --config and --name", node, s.Command)
+			continue
+		}
+		if other, dup := names[name]; dup {
+			t.Errorf("%s and %s are both named %q", other, node, name)
+		}
+		names[name] = node
+		mounts := map[string]string{} // container path -> source
+		for _, v := range s.Volumes {
+			parts := strings.Split(v, ":")
+			if len(parts) >= 2 {
+				mounts[parts[1]] = parts[0]
+			}
+		}
+		src, ok := mounts[conf]
+		if !ok || !strings.HasPrefix(src, ".") {
+			t.Errorf("%s: --config %s is not mounted from a file beside the compose file (volumes %v)", node, conf, s.Volumes)
+			continue
+		}
+		text, seen := configs[src]
+		if !seen {
+			text = readFile(t, filepath.Join(composeDir, src))
+			configs[src] = text
+		}
+		store := natsStoreDir.FindStringSubmatch(text)
+		if store == nil {
+			t.Errorf("%s: %s has no jetstream store_dir", node, src)
+			continue
+		}
+		vol, ok := mounts[store[1]]
+		if !ok || strings.HasPrefix(vol, ".") || strings.HasPrefix(vol, "/") {
+			t.Errorf("%s: JetStream store %s must be on a named volume (volumes %v)", node, store[1], s.Volumes)
+		} else if other, dup := volumes[vol]; dup {
+			t.Errorf("%s and %s share the volume %s: each node needs its own store", other, node, vol)
+		} else {
+			volumes[vol] = node
+		}
 	}
+	for src, text := range configs {
+		if !natsSyncAlways.MatchString(text) {
+			t.Errorf("%s: want jetstream sync_interval: always (the nodes share one disk and kernel)", src)
+		}
+		for _, node := range natsNodes {
+			if !strings.Contains(text, "nats://"+node+":6222") {
+				t.Errorf("%s: cluster routes do not include nats://%s:6222", src, node)
+			}
+		}
+	}
+
+	for _, svc := range []string{"api-gateway", "broadcast-service", "archival-worker"} {
+		env := f.Services[svc].Environment
+		var hosts []string
+		for _, u := range strings.Split(fmt.Sprint(env["NATS_URL"]), ",") {
+			if p, err := url.Parse(strings.TrimSpace(u)); err == nil {
+				hosts = append(hosts, p.Hostname())
+			}
+		}
+		if !slices.Equal(hosts, natsNodes) {
+			t.Errorf("%s: NATS_URL=%v lists %v, want the nodes %v", svc, env["NATS_URL"], hosts, natsNodes)
+		}
+		if got := fmt.Sprint(env["NATS_STREAM_REPLICAS"]); got != fmt.Sprint(len(natsNodes)) {
+			t.Errorf("%s: NATS_STREAM_REPLICAS=%s, want %d (one replica per node)", svc, got, len(natsNodes))
+		}
+	}
+}
+
+var (
+	natsStoreDir   = regexp.MustCompile(`(?m)^\s*store_dir:\s*"?([^"\s]+)"?`)
+	natsSyncAlways = regexp.MustCompile(`(?m)^\s*sync_interval:\s*"?always"?\s*$`)
+)
+
+// flagValue is the argument after flag in a command, or "".
+func flagValue(cmd []string, flag string) string {
+	if i := slices.Index(cmd, flag); i >= 0 && i+1 < len(cmd) {
+		return cmd[i+1]
+	}
+	return ""
 }
 
 // TestComposeConfigValid runs Debian's docker-compose (1.29) validation when
