@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -76,8 +77,8 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 		t.Skipf("%v: cmd/main.go does not exist yet", missing)
 	}
 
-	redis := testenv.Redis(t)
-	nats := testenv.NATS(t)
+	redisAddr := redisFor(t, env)
+	natsURL := natsFor(t, env)
 	pgURL := testenv.PostgresDB(t)
 
 	bin := t.TempDir()
@@ -115,9 +116,15 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 			case "POSTGRES_URL":
 				vars[k] = pgURL
 			case "REDIS_ADDR":
-				vars[k] = redis.Addr()
+				vars[k] = redisAddr
 			case "NATS_URL":
-				vars[k] = nats.URL()
+				vars[k] = natsURL
+			// The test servers speak plain TCP and have no users: MemoryDB's
+			// TLS and ACL user are what cannot be reproduced here.
+			case "REDIS_TLS":
+				vars[k] = "false"
+			case "REDIS_USERNAME", "REDIS_PASSWORD":
+				vars[k] = ""
 			case "LOG_FORMAT":
 				vars[k] = "text" // readable in a failing test's output
 			}
@@ -173,6 +180,41 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 			t.Errorf("%s still running 30s after SIGTERM (it would be killed)", r.svc)
 		}
 	}
+}
+
+// redisFor starts the Redis the gateway's environment asks for: a Redis
+// Cluster for REDIS_CLUSTER=true (MemoryDB always is one), else one server.
+// It returns the REDIS_ADDR to use.
+func redisFor(t *testing.T, env map[string]map[string]string) string {
+	t.Helper()
+	if env["api-gateway"]["REDIS_CLUSTER"] == "true" {
+		return strings.Join(testenv.Cluster(t).Addrs(), ",")
+	}
+	return testenv.Redis(t).Addr()
+}
+
+// natsFor starts the NATS the environment asks for: a JetStream cluster with
+// as many nodes as the largest NATS_STREAM_REPLICAS, so the services create
+// their streams with the replicas they are told to, else one server. It
+// returns the NATS_URL to use.
+func natsFor(t *testing.T, env map[string]map[string]string) string {
+	t.Helper()
+	replicas := 1
+	for svc, vars := range env {
+		raw, ok := vars["NATS_STREAM_REPLICAS"]
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 {
+			t.Fatalf("%s: NATS_STREAM_REPLICAS=%q is not a replica count", svc, raw)
+		}
+		replicas = max(replicas, n)
+	}
+	if replicas == 1 {
+		return testenv.NATS(t).URL()
+	}
+	return natsCluster(t, replicas)
 }
 
 // waitOK polls url until it answers 2xx, the process exits, or the deadline.
