@@ -97,7 +97,10 @@ func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUs
 				if a.Status == 200 && (o.current != amount || a.str("is_highest") != "true") {
 					errs <- fmt.Errorf("accepted answer %s for %v", a.Body, amount)
 				}
-				if a.Status != 200 && a.Status != 409 {
+				// 503 is a right answer when Redis missed the call's
+				// deadline on a loaded machine; the checks below make
+				// sure no such bid was applied.
+				if a.Status != 200 && a.Status != 409 && a.Status != 503 {
 					errs <- fmt.Errorf("bid %v by %s: %d %s", amount, user, a.Status, a.Body)
 					return
 				}
@@ -128,6 +131,7 @@ func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUs
 	evs := waitEvents(t, n.JetStream(), item, len(accepted))
 	checkLinearizable(t, ops, accepted, evs, inc, 100)
 
+	// A bid answered 503 but applied anyway would have taken a seq.
 	it := g.item(t, item)
 	if it.CurrentBid != highest || it.BidCount != int64(len(accepted)) || it.Seq != uint64(len(accepted)) {
 		t.Errorf("final item %+v, want current %v (highest accepted), %d bids and seq", it, highest, len(accepted))
@@ -213,8 +217,14 @@ func checkLinearizable(t *testing.T, ops []op, accepted map[string]op, evs []mod
 	if !sort.SliceIsSorted(amounts, func(i, j int) bool { return amounts[i] < amounts[j] }) {
 		t.Errorf("accepted amounts not rising in seq order: %v", amounts)
 	}
-	if rejected+len(evs) != len(ops) {
-		t.Errorf("%d rejected + %d accepted != %d bids", rejected, len(evs), len(ops))
+	unavailable := 0
+	for _, o := range ops {
+		if o.status == 503 {
+			unavailable++
+		}
+	}
+	if rejected+unavailable+len(evs) != len(ops) {
+		t.Errorf("%d rejected + %d unavailable + %d accepted != %d bids", rejected, unavailable, len(evs), len(ops))
 	}
 }
 
