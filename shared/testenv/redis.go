@@ -26,6 +26,14 @@ func Redis(tb testing.TB) *RedisServer {
 	return startRedis(tb, tb.TempDir(), nil)
 }
 
+// DurableRedis starts a Redis that writes every change to its append-only
+// file and fsyncs it before answering (appendfsync always), as the
+// platform runs it: Kill (SIGKILL) and Start lose nothing it answered.
+func DurableRedis(tb testing.TB) *RedisServer {
+	tb.Helper()
+	return startRedis(tb, tb.TempDir(), []string{"appendonly yes", "appendfsync always"})
+}
+
 func startRedis(tb testing.TB, dir string, extraConf []string) *RedisServer {
 	tb.Helper()
 	bin, err := findBinary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
@@ -89,7 +97,8 @@ func (r *RedisServer) ping() error {
 	return c.Ping(ctx).Err()
 }
 
-// Kill ends the server with SIGKILL, as a crash would. Its data is gone.
+// Kill ends the server with SIGKILL, as a crash would. Its memory is gone;
+// a DurableRedis comes back from its append-only file on Start.
 func (r *RedisServer) Kill() { r.p.kill() }
 
 // Stop shuts the server down cleanly.

@@ -80,6 +80,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		DefaultDuration: cfg.AuctionLength,
 		Metrics:         metrics,
 		Archive:         hist,
+		Log:             nc,
 	}, log.With("component", "service"))
 	if err := nc.Subscribe(svc.Observe); err != nil {
 		nc.Close()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,6 +36,12 @@ type Metrics interface {
 	Published(n int)
 	PublishFailed(n int)
 	OutboxBacklog(n int64)
+	// PublishRefused counts one publish the stream refused for lack of
+	// room, by the limit it named (see streamFull).
+	PublishRefused(reason string)
+	// StreamFull says whether the stream is refusing publishes for lack
+	// of room: from the first refusal until a publish is accepted again.
+	StreamFull(full bool)
 }
 
 // Config says where NATS is and how the relay behaves.
@@ -78,9 +85,11 @@ func (c *Config) defaults() {
 
 type nopMetrics struct{}
 
-func (nopMetrics) Published(int)       {}
-func (nopMetrics) PublishFailed(int)   {}
-func (nopMetrics) OutboxBacklog(int64) {}
+func (nopMetrics) Published(int)         {}
+func (nopMetrics) PublishFailed(int)     {}
+func (nopMetrics) OutboxBacklog(int64)   {}
+func (nopMetrics) PublishRefused(string) {}
+func (nopMetrics) StreamFull(bool)       {}
 
 // Client is the gateway's NATS connection.
 type Client struct {
@@ -114,6 +123,16 @@ type Client struct {
 	holdAll bool
 	// kick wakes the relay early; capacity 1 merges requests.
 	kick chan struct{}
+
+	// The current full-stream episode: JetStream refused a publish for
+	// lack of room and has accepted none since. full is read on every
+	// acknowledgement; the rest is guarded by fullMu.
+	full        atomic.Bool
+	fullMu      sync.Mutex
+	fullSince   time.Time
+	fullRefused int
+
+	kv itemsKV
 }
 
 // hold is one held item: the events the bid path handed over meanwhile,
@@ -229,6 +248,12 @@ func (c *Client) wakeRelay() {
 	default:
 	}
 }
+
+// Hold stops direct publishing for an item until the relay has published
+// its outbox in order: the bid path calls it when a bid's outcome is
+// unknown, since that bid's event may be in the outbox, and a later event
+// published directly would overtake it.
+func (c *Client) Hold(id string) { c.holdItem(id) }
 
 // holdItem stops direct publishing for an item after a failed publish.
 func (c *Client) holdItem(id string) {
@@ -393,10 +418,86 @@ func (c *Client) failed(e service.OutboxEntry, err error) {
 	c.log.Debug("publish failed", "event_id", e.Event.EventID, "err", err)
 	c.holdItem(e.Event.ItemID)
 	c.cfg.Metrics.PublishFailed(1)
+	if reason, ok := streamFull(err); ok {
+		// The stream is there; ensuring it would not make room, and could
+		// undo a limit an operator raised by hand.
+		c.refused(reason)
+		return
+	}
 	// A missing stream shows as "no responders" or, because our own price
 	// feed subscribes to the same subjects, as an ack timeout; ensuring the
 	// stream is idempotent and cheap, so any failure asks for it.
 	c.requestEnsure()
+}
+
+// streamFull says whether err is JetStream refusing a message for lack of
+// room, and names the limit: the stream's message count (stream.Config's
+// backstop), its bytes or messages per subject (should an operator set
+// them), or the account's or server's storage. Such a refusal says nothing
+// against the event. Like any failed publish it stays in the outbox, and
+// the relay publishes it, in order, once the archival worker's purges have
+// made room; it is never dropped as a poison message.
+func streamFull(err error) (string, bool) {
+	var ae *jetstream.APIError
+	if !errors.As(err, &ae) {
+		return "", false
+	}
+	// nats.go names none of these codes; they are nats-server's.
+	switch ae.ErrorCode {
+	case 10077: // JSStreamStoreFailedF, with the store's error
+		switch ae.Description {
+		case "maximum messages exceeded":
+			return "max_msgs", true
+		case "maximum bytes exceeded":
+			return "max_bytes", true
+		case "maximum messages per subject exceeded":
+			return "max_msgs_per_subject", true
+		}
+	case 10002, // JSAccountResourcesExceeded
+		10023, // JSInsufficientResources
+		10047: // JSStorageResourcesExceeded
+		return "storage", true
+	}
+	return "", false
+}
+
+// refused records a publish refused for lack of room. The first one of an
+// episode warns, once, and holds every item, so that bids wait in the
+// outbox while the relay probes with one event per pass, instead of each
+// bid publishing into another refusal.
+func (c *Client) refused(reason string) {
+	c.cfg.Metrics.PublishRefused(reason)
+	c.fullMu.Lock()
+	defer c.fullMu.Unlock()
+	c.fullRefused++
+	if c.full.Load() {
+		return
+	}
+	c.full.Store(true)
+	c.fullSince = time.Now()
+	c.cfg.Metrics.StreamFull(true)
+	c.log.Warn("the event stream is full and refuses new events; accepted bids wait in the outbox until the archival worker's purges make room",
+		"stream", stream.Name, "reason", reason)
+	c.holdMu.Lock()
+	c.holdAll = true
+	c.holdMu.Unlock()
+}
+
+// roomAgain ends a full-stream episode after JetStream accepted a publish.
+func (c *Client) roomAgain() {
+	if !c.full.Load() {
+		return
+	}
+	c.fullMu.Lock()
+	defer c.fullMu.Unlock()
+	if !c.full.Load() {
+		return
+	}
+	c.full.Store(false)
+	c.cfg.Metrics.StreamFull(false)
+	c.log.Info("the event stream accepts events again; the relay publishes what waited in the outbox",
+		"stream", stream.Name, "full_for", time.Since(c.fullSince).Round(time.Millisecond), "refused", c.fullRefused)
+	c.fullRefused = 0
 }
 
 // ackLoop waits for acknowledgements in publish order and removes the
@@ -425,6 +526,9 @@ func (c *Client) ackLoop() {
 			c.failed(p.entry, err)
 		}
 		if len(batch) >= 256 || len(c.inflight) == 0 {
+			if len(batch) > 0 {
+				c.roomAgain()
+			}
 			flush()
 		}
 	}
@@ -466,6 +570,12 @@ func (c *Client) relayLoop(ctx context.Context) {
 	soon := true // the first pass at once: it ends the startup hold
 	for {
 		var wake <-chan time.Time
+		kick := c.kick
+		if c.full.Load() {
+			// One probe per tick while the stream is full: each refusal
+			// kicks, and kicks would turn the probes into a busy loop.
+			kick, soon = nil, false
+		}
 		if soon {
 			wake = time.After(50 * time.Millisecond)
 		}
@@ -473,7 +583,7 @@ func (c *Client) relayLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-c.kick:
+		case <-kick:
 		case <-wake:
 		}
 		if time.Since(lastBacklog) >= c.cfg.RelayEvery {
@@ -491,13 +601,20 @@ func (c *Client) relayLoop(ctx context.Context) {
 		}
 		ok := true
 		for ctx.Err() == nil {
-			n, err := c.relayBatch(ctx, age)
+			limit := c.cfg.RelayBatch
+			if c.full.Load() {
+				// A probe: while the stream is full, one refusal a pass
+				// rather than a batch of them. Once it is accepted the
+				// pass goes on with whole batches.
+				limit = 1
+			}
+			n, err := c.relayBatch(ctx, age, limit)
 			if err != nil {
 				c.log.Debug("outbox relay", "err", err)
 				ok = false
 				break
 			}
-			if n < c.cfg.RelayBatch {
+			if n < limit {
 				break
 			}
 		}
@@ -518,13 +635,13 @@ func (c *Client) updateBacklog(ctx context.Context) {
 	}
 }
 
-// relayBatch republishes one batch of outbox entries older than age, in
+// relayBatch republishes up to limit outbox entries older than age, in
 // outbox order, waits for their acknowledgements and removes the confirmed
 // ones. It returns how many entries it found, and an error if any of them
 // could not be published.
-func (c *Client) relayBatch(ctx context.Context, age time.Duration) (int, error) {
+func (c *Client) relayBatch(ctx context.Context, age time.Duration, limit int) (int, error) {
 	pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	entries, err := c.outbox.Pending(pctx, age, c.cfg.RelayBatch)
+	entries, err := c.outbox.Pending(pctx, age, limit)
 	cancel()
 	if err != nil {
 		return 0, fmt.Errorf("outbox pending: %w", err)
@@ -555,6 +672,11 @@ func (c *Client) relayBatch(ctx context.Context, age time.Duration) (int, error)
 			c.failed(entries[i], err)
 			firstErr = cmp.Or(firstErr, err)
 		}
+	}
+	if len(done) > 0 && firstErr == nil {
+		// Only a batch without refusals ends an episode: one with room for
+		// a few events is still full, and would warn again at once.
+		c.roomAgain()
 	}
 	if len(done) > 0 {
 		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

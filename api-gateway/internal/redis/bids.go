@@ -102,11 +102,13 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 		s.afterWrite()
 	}
 	if err != nil {
-		return nil, classify(err)
+		return nil, classifyWrite(err)
 	}
 	switch toInt(res[0]) {
 	case -1:
 		return nil, fmt.Errorf("%w: redis ran the script after its deadline", service.ErrUnavailable)
+	case -2:
+		return nil, service.ErrUnchecked
 	case 0:
 		return notFound(reqs), nil
 	}
@@ -181,7 +183,7 @@ func (s *Store) scriptDeadline(ctx context.Context) int64 {
 // more). An SADD that fails does not fail the bids the script decided.
 func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []any) ([]any, error) {
 	var eval *goredis.Cmd
-	err := pipelineScript(ctx, s.rdb, s.scripts.place, func(p goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
+	err := pipelineScript(ctx, s.bids, s.scripts.place, func(p goredis.Pipeliner, run func([]string, ...any) *goredis.Cmd) {
 		eval = run(keys, args...)
 		p.SAdd(ctx, s.outboxesKey(), id)
 	})

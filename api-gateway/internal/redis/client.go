@@ -11,12 +11,15 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -55,8 +58,7 @@ type Config struct {
 	OpTimeout    time.Duration
 	// MaxRetries is how often go-redis retries a command after a network
 	// error; few, so that failing fast wins over hoping. Zero means the
-	// default (1), negative means none. Writing scripts carry a deadline,
-	// so a retry never applies a bid its caller already gave up on.
+	// default (1), negative means none. Bids are never retried (see New).
 	MaxRetries int
 	// OptimisticRetries bounds the WATCH/MULTI/EXEC attempts for one bid.
 	OptimisticRetries int
@@ -113,7 +115,9 @@ func (c Config) validate() error {
 type Store struct {
 	rdb     goredis.UniversalClient
 	cluster *goredis.ClusterClient // nil on a single Redis
-	cfg     Config
+	// bids carries bid decisions, without retries (see New).
+	bids goredis.UniversalClient
+	cfg  Config
 
 	// clockOffset is Redis's clock minus this host's, in nanoseconds, as
 	// last measured by redisTime; bid scripts get deadlines on Redis's clock.
@@ -164,8 +168,20 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("redis config: %w", err)
 	}
 	s := &Store{cfg: cfg, scripts: redisClockScripts}
+	s.rdb, s.cluster = newClient(cfg, cfg.MaxRetries)
+	// A bid whose reply was lost with its connection may have been
+	// applied; sent again, it would be decided twice (a tie with itself,
+	// answered 409 though it leads). Bids therefore go through a client
+	// that never retries, and such a bid is answered 503 with its outcome
+	// unknown (classifyWrite); the client's retry with the same
+	// Idempotency-Key learns the truth.
+	s.bids, _ = newClient(cfg, -1)
+	return s, nil
+}
+
+func newClient(cfg Config, maxRetries int) (goredis.UniversalClient, *goredis.ClusterClient) {
 	if cfg.Cluster {
-		s.cluster = goredis.NewClusterClient(&goredis.ClusterOptions{
+		c := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:                 cfg.Addrs,
 			Password:              cfg.Password.Reveal(),
 			PoolSize:              cfg.PoolSize,
@@ -175,35 +191,34 @@ func New(cfg Config) (*Store, error) {
 			WriteTimeout:          cfg.WriteTimeout,
 			PoolTimeout:           cfg.OpTimeout,
 			ContextTimeoutEnabled: true,
-			MaxRetries:            cfg.MaxRetries,
+			MaxRetries:            maxRetries,
 			MinRetryBackoff:       8 * time.Millisecond,
 			MaxRetryBackoff:       64 * time.Millisecond,
 			MaxRedirects:          3,
 		})
-		s.rdb = s.cluster
-	} else {
-		s.rdb = goredis.NewClient(&goredis.Options{
-			Addr:                  cfg.Addrs[0],
-			Password:              cfg.Password.Reveal(),
-			DB:                    cfg.DB,
-			PoolSize:              cfg.PoolSize,
-			DialTimeout:           cfg.DialTimeout,
-			DialerRetries:         1,
-			ReadTimeout:           cfg.ReadTimeout,
-			WriteTimeout:          cfg.WriteTimeout,
-			PoolTimeout:           cfg.OpTimeout,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            cfg.MaxRetries,
-			MinRetryBackoff:       8 * time.Millisecond,
-			MaxRetryBackoff:       64 * time.Millisecond,
-		})
+		return c, c
 	}
-	return s, nil
+	return goredis.NewClient(&goredis.Options{
+		Addr:                  cfg.Addrs[0],
+		Password:              cfg.Password.Reveal(),
+		DB:                    cfg.DB,
+		PoolSize:              cfg.PoolSize,
+		DialTimeout:           cfg.DialTimeout,
+		DialerRetries:         1,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		PoolTimeout:           cfg.OpTimeout,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            maxRetries,
+		MinRetryBackoff:       8 * time.Millisecond,
+		MaxRetryBackoff:       64 * time.Millisecond,
+	}), nil
 }
 
 // Close releases the connections. It is safe to call more than once.
 func (s *Store) Close() error {
-	if err := s.rdb.Close(); err != nil && !errors.Is(err, goredis.ErrClosed) {
+	err := errors.Join(s.rdb.Close(), s.bids.Close())
+	if err != nil && !errors.Is(err, goredis.ErrClosed) {
 		return fmt.Errorf("close redis: %w", err)
 	}
 	return nil
@@ -297,6 +312,9 @@ var createLua string
 //go:embed lua/read.lua
 var readLua string
 
+//go:embed lua/restore.lua
+var restoreLua string
+
 //go:embed lua/ack.lua
 var ackLua string
 
@@ -304,15 +322,16 @@ var ackLua string
 // and safe for concurrent use; Script.Run sends EVALSHA and falls back to
 // EVAL after a restart or a failover has flushed the script cache.
 type scripts struct {
-	place, close, create, read *goredis.Script
+	place, close, create, read, restore *goredis.Script
 }
 
 func newScripts(common string) *scripts {
 	return &scripts{
-		place:  goredis.NewScript(common + placeLua),
-		close:  goredis.NewScript(common + closeLua),
-		create: goredis.NewScript(common + createLua),
-		read:   goredis.NewScript(common + readLua),
+		place:   goredis.NewScript(common + placeLua),
+		close:   goredis.NewScript(common + closeLua),
+		create:  goredis.NewScript(common + createLua),
+		read:    goredis.NewScript(common + readLua),
+		restore: goredis.NewScript(common + restoreLua),
 	}
 }
 
@@ -411,6 +430,9 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 	for i := 0; i+1 < len(res); i += 2 {
 		h[res[i]] = res[i+1]
 	}
+	if h["checked"] != "1" {
+		return models.Item{}, fmt.Errorf("read item %s: %w", id, service.ErrUnchecked)
+	}
 	return models.Item{
 		ID:              id,
 		Name:            h["name"],
@@ -425,6 +447,72 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 		BidCount:        atoi(h["cnt"]),
 		Seq:             uint64(atoi(h["seq"])),
 	}, nil
+}
+
+// Restore brings an item up to its last published event (nil: none yet),
+// recreating it from rec, its terms as created, when Redis lost it, and
+// marks it checked on this Redis instance, so that bids are decided on it
+// again. An item Redis holds ahead of the log (its outbox not yet
+// published) keeps its state.
+func (s *Store) Restore(ctx context.Context, rec models.Item, last *models.Event) error {
+	if err := models.ValidateID(rec.ID); err != nil {
+		return fmt.Errorf("restore item %q: %w", rec.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	var (
+		seq, cnt, ends int64
+		cur            models.Money
+		bidder, closed = "", "0"
+	)
+	if last != nil {
+		seq, cnt, cur = int64(last.Seq), last.BidCount, last.Amount
+		if last.EndsAt != nil {
+			ends = unixMilli(*last.EndsAt)
+		}
+		switch last.Type {
+		case models.EventBid:
+			bidder = last.UserID
+		case models.EventAuctionClosed:
+			closed = "1"
+			// A closed event names the winner only when the reserve was
+			// met; the leader is the same either way for the archive, but
+			// here only the price and count matter once it is closed.
+			bidder = last.WinnerID
+		}
+	}
+	// The end-time hint first, as CreateItem does, so an open item that
+	// comes back is closed on time.
+	if end := max(ends, unixMilli(rec.EndsAt)); end > 0 && closed == "0" {
+		if err := s.rdb.ZAdd(ctx, s.endsKey(), goredis.Z{Score: float64(end), Member: rec.ID}).Err(); err != nil {
+			return fmt.Errorf("restore item %s: %w", rec.ID, classify(err))
+		}
+	}
+	res, err := s.scripts.restore.Run(ctx, s.rdb, []string{s.itemKey(rec.ID)},
+		rec.ID, rec.Name, int64(rec.StartingPrice), int64(rec.MinIncrement), int64(rec.ReservePrice),
+		unixMilli(rec.StartsAt), unixMilli(rec.EndsAt), seq, int64(cur), bidder, cnt, ends, closed,
+		s.cfg.ClosedRetention.Milliseconds()).Slice()
+	if err != nil {
+		return fmt.Errorf("restore item %s: %w", rec.ID, classify(err))
+	}
+	if len(res) > 0 && toInt(res[0]) == 0 {
+		return fmt.Errorf("restore item %s: %w", rec.ID, service.ErrItemNotFound)
+	}
+	return nil
+}
+
+// classifyWrite is classify for a call that may have changed state: a
+// connection lost after the call was sent may have lost only the reply.
+func classifyWrite(err error) error {
+	var op *net.OpError
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
+		errors.As(err, &op) && op.Op != "dial" && !op.Timeout():
+		// A timeout is not among these: every writing script carries a
+		// deadline after which it changes nothing.
+		return fmt.Errorf("%w: %w", service.ErrOutcomeUnknown, err)
+	}
+	return classify(err)
 }
 
 // classify marks failures to reach Redis as service.ErrUnavailable. Error

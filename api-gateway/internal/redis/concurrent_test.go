@@ -310,6 +310,11 @@ func TestLateWriteNeverApplies(t *testing.T) {
 				c.MaxRetries, c.ReadTimeout, c.OpTimeout = -1, time.Second, 3*time.Second
 			})
 			it := newItem(t, s, models.Item{})
+			// Connect the bid client now, so that what the freeze catches
+			// is the write itself, not the connection's handshake.
+			if err := s.bids.Ping(ctxT(t)).Err(); err != nil {
+				t.Fatal(err)
+			}
 			raw := r.Client()
 			writeCmd := map[string]string{StrategyLua: "evalsha", StrategyOptimistic: "exec"}[strategy]
 			before := commandCalls(t, raw, writeCmd)

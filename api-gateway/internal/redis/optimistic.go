@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -17,7 +18,7 @@ import (
 
 // itemFields are the item hash fields a bid reads, in the order of
 // place.lua's HMGET.
-var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq"}
+var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq", "ep"}
 
 // itemState is the item hash as the optimistic strategy reads it.
 type itemState struct {
@@ -25,6 +26,9 @@ type itemState struct {
 	sp, inc, res, sa, ea int64
 	st, bdr              string
 	cur, cnt, seq        int64
+	// ep is the Redis instance the item was last checked on (common.lua's
+	// instance).
+	ep string
 }
 
 func parseItemState(v []any) (itemState, bool) {
@@ -35,7 +39,7 @@ func parseItemState(v []any) (itemState, bool) {
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	return itemState{
 		name: str(0), sp: num(1), inc: num(2), res: num(3), sa: num(4), ea: num(5),
-		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10),
+		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10), ep: str(11),
 	}, true
 }
 
@@ -98,6 +102,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 	txf := func(tx *goredis.Tx) error {
 		deadline := s.scriptDeadline(ctx)
 		var itemCmd, recCmd *goredis.SliceCmd
+		var infoCmd *goredis.StringCmd
 		var redisTime func() time.Time
 		var guardTTL *goredis.DurationCmd
 		if _, err := tx.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -111,6 +116,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 				recCmd = p.HMGet(ctx, idem, recordFields...)
 			}
 			redisTime = s.queueTime(ctx, p)
+			infoCmd = p.Info(ctx, "server")
 			return nil
 		}); err != nil {
 			return err
@@ -124,6 +130,11 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		if !ok {
 			res = service.BidResult{Outcome: models.OutcomeNotFound}
 			return nil
+		}
+		// The same check as place.lua's: the WATCHed connection dies with
+		// its Redis, so an instance read here is the one EXEC would reach.
+		if it.ep != runID(infoCmd.Val()) {
+			return service.ErrUnchecked
 		}
 		t := redisTime()
 		// The Lua scripts see the clock in whole milliseconds; so must the
@@ -190,15 +201,18 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 
 	backoff := time.Millisecond
 	for attempt := 0; attempt < s.cfg.OptimisticRetries; attempt++ {
-		err := s.rdb.Watch(ctx, txf, keys...)
+		err := s.bids.Watch(ctx, txf, keys...)
 		if err == nil {
 			break
+		}
+		if errors.Is(err, service.ErrUnchecked) {
+			return service.BidResult{}, err
 		}
 		if errors.Is(err, errPastDeadline) {
 			return service.BidResult{}, fmt.Errorf("%w: redis read the bid after its deadline", service.ErrUnavailable)
 		}
 		if !errors.Is(err, goredis.TxFailedErr) {
-			return service.BidResult{}, classify(err)
+			return service.BidResult{}, classifyWrite(err)
 		}
 		if attempt == s.cfg.OptimisticRetries-1 {
 			return service.BidResult{}, fmt.Errorf("%w: %w after %d attempts", service.ErrUnavailable, errRetriesExhausted, s.cfg.OptimisticRetries)
@@ -236,4 +250,15 @@ func decide(it itemState, r service.BidRequest, now, t time.Time) decision {
 	b, _ := json.Marshal(ev) // an Event always marshals: plain fields and Money
 	d.event, d.ev = string(b), &ev
 	return d
+}
+
+// runID finds the run id in an INFO server reply, as common.lua's instance
+// does.
+func runID(info string) string {
+	_, rest, ok := strings.Cut(info, "run_id:")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, "\r\n")
+	return strings.TrimSpace(id)
 }

@@ -3,6 +3,7 @@ package redis
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -23,31 +24,38 @@ const closeBatch = 256
 // CloseDue closes every open auction whose end has passed. Candidates come
 // from the end-time hint; close.lua re-checks each against the item hash and
 // Redis TIME, so soft close extensions and concurrent callers on other
-// gateways are safe: each auction closes exactly once.
-func (s *Store) CloseDue(ctx context.Context) ([]service.OutboxEntry, error) {
+// gateways are safe: each auction closes exactly once. Due items that Redis
+// holds but has not checked against the event log since it restarted or
+// failed over are left open and returned as unchecked: the caller restores
+// them from the log, and a later call closes them on the right state.
+func (s *Store) CloseDue(ctx context.Context) (closed []service.OutboxEntry, unchecked []string, err error) {
 	if err := s.scanOpen(ctx); err != nil {
-		return nil, fmt.Errorf("close due auctions: %w", err)
+		return nil, nil, fmt.Errorf("close due auctions: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	now, err := s.redisTime(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("close due auctions: %w", classify(err))
+		return nil, nil, fmt.Errorf("close due auctions: %w", classify(err))
 	}
 	ids, err := s.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{
 		Key: s.endsKey(), Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10),
 		ByScore: true, Count: closeBatch,
 	}).Result()
 	if err != nil {
-		return nil, fmt.Errorf("close due auctions: %w", classify(err))
+		return nil, nil, fmt.Errorf("close due auctions: %w", classify(err))
 	}
 	var out []service.OutboxEntry
 	for _, id := range ids {
-		e, closed, err := s.closeOne(ctx, id)
-		if err != nil {
-			return out, fmt.Errorf("close auction %s: %w", id, err)
+		e, done, err := s.closeOne(ctx, id)
+		if errors.Is(err, service.ErrUnchecked) {
+			unchecked = append(unchecked, id)
+			continue
 		}
-		if closed {
+		if err != nil {
+			return out, unchecked, fmt.Errorf("close auction %s: %w", id, err)
+		}
+		if done {
 			out = append(out, e)
 		}
 	}
@@ -60,7 +68,7 @@ func (s *Store) CloseDue(ctx context.Context) ([]service.OutboxEntry, error) {
 		// relay's periodic scan finds them.
 		_ = s.rdb.SAdd(ctx, s.outboxesKey(), members...).Err()
 	}
-	return out, nil
+	return out, unchecked, nil
 }
 
 func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, bool, error) {
@@ -88,6 +96,8 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 		// a later no-op script call, which removes it.
 		_ = s.rdb.ZRem(ctx, s.endsKey(), id).Err()
 		return service.OutboxEntry{ID: toString(res[1]), Event: ev}, true, nil
+	case 4:
+		return service.OutboxEntry{}, false, fmt.Errorf("close auction %s: %w", id, service.ErrUnchecked)
 	default: // unknown or already closed
 		return service.OutboxEntry{}, false, classify(s.rdb.ZRem(ctx, s.endsKey(), id).Err())
 	}

@@ -81,7 +81,7 @@ func (a *storeAuction) Bid(t testing.TB, at time.Time, b models.BidAttempt) (mod
 func (a *storeAuction) Close(t testing.TB, at time.Time) (string, bool) {
 	t.Helper()
 	a.setClock(t, at)
-	entries, err := a.s.CloseDue(ctxT(t))
+	entries, _, err := a.s.CloseDue(ctxT(t))
 	if err != nil {
 		t.Fatalf("CloseDue: %v", err)
 	}

@@ -175,7 +175,7 @@ func testNotActive(t *testing.T, s *Store, _ topology) {
 
 	// Closed by CloseDue: the stored status, not just the clock.
 	testenv.WaitFor(t, 5*time.Second, "CloseDue to close the short auction", func() error {
-		if _, err := s.CloseDue(ctxT(t)); err != nil {
+		if _, _, err := s.CloseDue(ctxT(t)); err != nil {
 			return err
 		}
 		if seq := item(t, s, short.ID).Seq; seq != 1 {
@@ -210,7 +210,7 @@ func testSoftClose(t *testing.T, s *Store, _ topology) {
 		t.Errorf("bid an hour before the end moved it from %v to %v", far.EndsAt, r.Item.EndsAt)
 	}
 	// CloseDue must not close an auction whose end soft close moved.
-	if got, err := s.CloseDue(ctxT(t)); err != nil || len(got) != 0 {
+	if got, _, err := s.CloseDue(ctxT(t)); err != nil || len(got) != 0 {
 		t.Errorf("CloseDue = %v, %v; want nothing to close", got, err)
 	}
 }
@@ -418,7 +418,7 @@ func testCloseDue(t *testing.T, s *Store, _ topology) {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				got, err := s.CloseDue(ctxT(t))
+				got, _, err := s.CloseDue(ctxT(t))
 				if err != nil {
 					errs <- err
 					return
@@ -583,7 +583,7 @@ func testScriptCacheFlushed(t *testing.T, s *Store, top topology) {
 	if got := item(t, s, it.ID); got.Seq != 2 {
 		t.Errorf("seq %d after two bids, want 2", got.Seq)
 	}
-	if _, err := s.CloseDue(ctxT(t)); err != nil {
+	if _, _, err := s.CloseDue(ctxT(t)); err != nil {
 		t.Errorf("CloseDue after SCRIPT FLUSH: %v", err)
 	}
 	// The outbox's tidying script was never loaded before this Ack.
@@ -630,7 +630,7 @@ func testLostEndHint(t *testing.T, s *Store, top topology) {
 	defer fresh.Close()
 	var closed []service.OutboxEntry
 	testenv.WaitFor(t, 5*time.Second, "the fresh store to close the auction", func() error {
-		got, err := fresh.CloseDue(ctx)
+		got, _, err := fresh.CloseDue(ctx)
 		if err != nil {
 			return err
 		}
@@ -665,7 +665,7 @@ func testClosedRetention(t *testing.T, s *Store, _ topology) {
 			t.Errorf("open item %s expires in %v, want no expiry", tc.id, d)
 		}
 		testenv.WaitFor(t, 10*time.Second, "the closed item to leave redis", func() error {
-			closed, err := tc.s.CloseDue(ctxT(t))
+			closed, _, err := tc.s.CloseDue(ctxT(t))
 			if err != nil {
 				return err
 			}

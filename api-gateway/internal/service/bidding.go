@@ -4,11 +4,14 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
@@ -19,6 +22,10 @@ import (
 // drop it and let the relay deliver it later.
 type Publisher interface {
 	Publish(e OutboxEntry)
+	// Hold makes the item's next events wait for the relay, which
+	// publishes the outbox in order: a bid whose outcome is unknown may
+	// have left an event there that nobody handed over.
+	Hold(itemID string)
 }
 
 // Metrics observes the bid path. A nil Metrics in Config records nothing.
@@ -59,6 +66,9 @@ type Config struct {
 	Metrics  Metrics
 	// Archive, when set, answers for closed items the store has let go.
 	Archive Archive
+	// Log, when set, records items durably and is what the store is
+	// restored from when Redis lost or may have lost their state.
+	Log EventLog
 }
 
 // Archive holds closed items after the store has let them go.
@@ -94,6 +104,8 @@ type Service struct {
 	lanes laneMap
 	// drains counts lane goroutines, so shutdown can wait for them.
 	drains sync.WaitGroup
+	// checks merges concurrent checks of one item against the event log.
+	checks singleflight.Group
 }
 
 // New builds a Service. pub receives every event the store accepts.
@@ -123,6 +135,24 @@ type Bid struct {
 // closed long ago is answered as on a closed auction.
 func (s *Service) PlaceBid(ctx context.Context, b Bid) (BidResult, error) {
 	res, err := s.placeBid(ctx, b)
+	// An item Redis lost or has not checked since it restarted is brought
+	// up to the event log first; a second round covers a Redis that
+	// restarted again meanwhile.
+	for range 2 {
+		lost := err == nil && res.Outcome == models.OutcomeNotFound && s.cfg.Log != nil
+		if !lost && !errors.Is(err, ErrUnchecked) {
+			break
+		}
+		if cerr := s.check(ctx, b.ItemID); errors.Is(cerr, ErrItemNotFound) {
+			break
+		} else if cerr != nil {
+			return BidResult{}, cerr
+		}
+		res, err = s.placeBid(ctx, b)
+	}
+	if errors.Is(err, ErrUnchecked) {
+		return BidResult{}, fmt.Errorf("%w: %w", errLogUnavailable, err)
+	}
 	if err == nil && res.Outcome == models.OutcomeNotFound {
 		if it, found := s.archived(ctx, b.ItemID); found {
 			return BidResult{Outcome: models.OutcomeNotActive, Item: it}, nil
@@ -217,6 +247,7 @@ func RequestHash(itemID, userID string, amount models.Money) string {
 // direct places one bid without coalescing (COALESCE=false, for measuring).
 func (s *Service) direct(l *lane, req BidRequest) (BidResult, error) {
 	results, err := s.call([]BidRequest{req})
+	s.holdIfUnknown(req.ItemID, err)
 	l.mu.Lock()
 	l.learn(results, err, s.now())
 	l.direct--
@@ -245,6 +276,12 @@ func (s *Service) call(reqs []BidRequest) ([]BidResult, error) {
 	}
 	s.cfg.Metrics.StoreCall(time.Since(start), len(reqs), err)
 	return results, err
+}
+
+func (s *Service) holdIfUnknown(itemID string, err error) {
+	if errors.Is(err, ErrOutcomeUnknown) {
+		s.pub.Hold(itemID)
+	}
 }
 
 func (s *Service) publish(r BidResult) {
@@ -299,6 +336,8 @@ func (s *Service) round(l *lane) bool {
 		reqs[i] = p.req
 	}
 	results, err := s.call(reqs)
+	// Before the next round can publish anything of this item.
+	s.holdIfUnknown(reqs[0].ItemID, err)
 	l.mu.Lock()
 	l.learn(results, err, s.now())
 	var stranded []*pending

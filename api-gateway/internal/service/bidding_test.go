@@ -80,13 +80,18 @@ func (m *memStore) Item(ctx context.Context, id string) (models.Item, error) {
 	return it, nil
 }
 
-func (m *memStore) CloseDue(ctx context.Context) ([]OutboxEntry, error) { return nil, nil }
-func (m *memStore) Ping(ctx context.Context) error                      { return nil }
+func (m *memStore) CloseDue(ctx context.Context) ([]OutboxEntry, []string, error) {
+	return nil, nil, nil
+}
+func (m *memStore) Restore(context.Context, models.Item, *models.Event) error { return nil }
+func (m *memStore) Ping(ctx context.Context) error                            { return nil }
 
 type pubs struct {
 	mu  sync.Mutex
 	got []OutboxEntry
 }
+
+func (p *pubs) Hold(string) {}
 
 func (p *pubs) Publish(e OutboxEntry) {
 	p.mu.Lock()

@@ -40,6 +40,21 @@ func (s *Service) CreateItem(ctx context.Context, n NewItem) (models.Item, error
 	if _, found := s.archived(ctx, it.ID); found {
 		return models.Item{}, itemExists(it.ID)
 	}
+	return s.create(ctx, it)
+}
+
+// create records a valid new item in the event log, which makes it
+// durable and its id taken for good, then in the store.
+func (s *Service) create(ctx context.Context, it models.Item) (models.Item, error) {
+	if s.cfg.Log != nil {
+		err := s.cfg.Log.RecordItem(ctx, it)
+		if errors.Is(err, ErrItemExists) {
+			return models.Item{}, itemExists(it.ID)
+		}
+		if err != nil {
+			return models.Item{}, fmt.Errorf("%w: %w", errLogUnavailable, err)
+		}
+	}
 	created, err := s.store.CreateItem(ctx, it)
 	if errors.Is(err, ErrItemExists) {
 		return models.Item{}, itemExists(it.ID)
@@ -109,6 +124,15 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 		return models.Item{}, models.Errorf(models.KindInvalid, "item id: %w", err)
 	}
 	it, err := s.store.Item(ctx, id)
+	if errors.Is(err, ErrUnchecked) || errors.Is(err, ErrItemNotFound) && s.cfg.Log != nil {
+		// What Redis shows may be older than what viewers have seen.
+		switch cerr := s.check(ctx, id); {
+		case cerr == nil:
+			it, err = s.store.Item(ctx, id)
+		case !errors.Is(cerr, ErrItemNotFound):
+			return models.Item{}, cerr
+		}
+	}
 	if !errors.Is(err, ErrItemNotFound) {
 		return it, err
 	}
@@ -118,17 +142,17 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	if !s.cfg.AutoCreate {
 		return it, err
 	}
-	// The archive was asked above.
+	// The archive and the event log were asked above.
 	it, err = s.validItem(NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
 	if err != nil {
 		return models.Item{}, err
 	}
-	it, err = s.store.CreateItem(ctx, it)
+	created, err := s.create(ctx, it)
 	if errors.Is(err, ErrItemExists) {
 		// Another request created it first; theirs is as good as ours.
-		return s.store.Item(ctx, id)
+		return s.Item(ctx, id)
 	}
-	return it, err
+	return created, err
 }
 
 // archived looks id up in the archive, PostgreSQL. Only ids the store does
@@ -162,8 +186,15 @@ func (s *Service) RunCloser(ctx context.Context, every time.Duration) error {
 		case <-t.C:
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-		entries, err := s.store.CloseDue(cctx)
+		entries, unchecked, err := s.store.CloseDue(cctx)
 		cancel()
+		// Closing on a state older than the log could name the wrong
+		// winner: these close on a later tick, once checked.
+		for _, id := range unchecked {
+			if err := s.check(ctx, id); err != nil && ctx.Err() == nil {
+				s.log.Warn("checking a due auction against the event log", "item_id", id, "err", err)
+			}
+		}
 		if err != nil {
 			if !failing && ctx.Err() == nil {
 				s.log.Warn("closing due auctions", "err", err)

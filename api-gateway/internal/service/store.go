@@ -59,6 +59,17 @@ var (
 	// with an error it should not give, such as a failing script, is not
 	// an outage: it stays an internal error (500) with its cause logged.
 	ErrUnavailable = &models.Error{Kind: models.KindUnavailable, Message: "bid store unavailable"}
+	// ErrOutcomeUnknown: the connection to Redis was lost after the bid was
+	// sent, so it may or may not have been applied. It is an outage (503)
+	// like ErrUnavailable, which it wraps, with a message that says how to
+	// learn the outcome.
+	ErrOutcomeUnknown = &models.Error{Kind: models.KindUnavailable, Err: ErrUnavailable,
+		Message: "Redis did not confirm the bid (connection lost), so it may have been accepted; retry with the same Idempotency-Key to learn its outcome"}
+	// ErrUnchecked: Redis restarted or failed over since the item was last
+	// checked against the event log, so its state may be older than what
+	// was published. Nothing was decided; the service restores the item
+	// from the log and asks again.
+	ErrUnchecked = &models.Error{Kind: models.KindUnavailable, Message: "item not yet checked against the event log"}
 )
 
 // BidStore is the atomic auction state, implemented by internal/redis for
@@ -76,7 +87,13 @@ type BidStore interface {
 	// CloseDue closes, exactly once, every active auction whose end time
 	// (by Redis TIME) has passed, appending an auction_closed event to the
 	// outbox for each, and returns those entries.
-	CloseDue(ctx context.Context) ([]OutboxEntry, error)
+	// Items due but unchecked since Redis restarted (see ErrUnchecked)
+	// stay open and are returned for the caller to restore.
+	CloseDue(ctx context.Context) (closed []OutboxEntry, unchecked []string, err error)
+	// Restore brings an item up to its last published event (nil: none),
+	// recreating it from rec, its terms as created, if Redis lost it, and
+	// marks it checked.
+	Restore(ctx context.Context, rec models.Item, last *models.Event) error
 	// Ping checks that Redis answers.
 	Ping(ctx context.Context) error
 }

@@ -3,10 +3,12 @@
 -- KEYS[1] item hash, KEYS[2] outbox stream; ARGV[1] item id, ARGV[2] event id,
 -- ARGV[3] how long the closed item stays (ms; 0: for ever).
 -- Returns {0} unknown item, {1} already closed, {2, ends} not due yet (soft
--- close may have moved the end), {3, outbox id, event json} closed now.
+-- close may have moved the end), {3, outbox id, event json} closed now,
+-- {4} not checked against the event log on this instance (see instance).
 local item, outbox = KEYS[1], KEYS[2]
 if redis.call('EXISTS', item) == 0 then return {0} end
-local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'name', 'sp', 'inc', 'sa')
+local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'name', 'sp', 'inc', 'sa', 'ep')
+if f[12] ~= instance() then return {4} end
 local res, ea, st = tonumber(f[1]), tonumber(f[2]), f[3]
 local cur, bdr, cnt, seq = tonumber(f[4]), f[5], tonumber(f[6]), tonumber(f[7])
 local name, sp, inc, sa = f[8], tonumber(f[9]), tonumber(f[10]), tonumber(f[11])

@@ -62,3 +62,13 @@ end
 local function str(v)
   return cjson.encode(v)
 end
+
+-- instance is this Redis process's run id. It changes when Redis restarts
+-- or a replica takes over: exactly when an item's state may have fallen
+-- behind the events already published from it. Each item records (ep) the
+-- instance under which it was last checked against the event log; a script
+-- meeting another instance refuses to decide until the gateway has checked
+-- the item again (restore.lua).
+local function instance()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)') or ''
+end

@@ -11,5 +11,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return {0} end
 local sa, ea = tonumber(ARGV[6]), tonumber(ARGV[7])
 if sa == 0 then sa = now end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'sp', ARGV[3], 'inc', ARGV[4], 'res', ARGV[5],
-  'sa', int(sa), 'ea', int(ea), 'st', 'open', 'cur', 0, 'bdr', '', 'cnt', 0, 'seq', 0)
+  'sa', int(sa), 'ea', int(ea), 'st', 'open', 'cur', 0, 'bdr', '', 'cnt', 0, 'seq', 0,
+  -- A new item has no events yet: nothing to check it against.
+  'ep', instance())
 return {1, sa, status('open', sa, ea, now)}

@@ -4,7 +4,9 @@
 -- 0: none), then 7 values per bid:
 -- idempotency key index into KEYS (0: none), request hash, user id,
 -- amount (cents), bid id, event id, soft close (ms).
--- Returns {-1} past the deadline (nothing done), {0} for an unknown item,
+-- Returns {-1} past the deadline (nothing done), {-2} when the item was not
+-- checked against the event log on this Redis instance (nothing done; see
+-- instance), {0} for an unknown item,
 -- else {1, name, sp, inc, res, sa, time sec, time usec, r1, r2, ...} where
 -- each r is {outcome, replayed, cur, bidder, count, seq, ends, status,
 -- outbox id, event json (replays only), previous bid (new acceptances)}.
@@ -19,7 +21,8 @@ local now, ts, sec, usec = clock()
 -- already answered 503, and a bid applied now would be a hidden acceptance.
 if deadline > 0 and now > deadline then return {-1} end
 if redis.call('EXISTS', item) == 0 then return {0} end
-local f = redis.call('HMGET', item, 'name', 'sp', 'inc', 'res', 'sa', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq')
+local f = redis.call('HMGET', item, 'name', 'sp', 'inc', 'res', 'sa', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'ep')
+if f[12] ~= instance() then return {-2} end
 local sp, inc, res = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
 local sa, ea, st = tonumber(f[5]), tonumber(f[6]), f[7]
 local cur, bdr, cnt, seq = tonumber(f[8]), f[9], tonumber(f[10]), tonumber(f[11])

@@ -1,0 +1,131 @@
+package nats
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
+)
+
+// ItemsBucket is the JetStream key-value bucket holding every item's terms
+// as created, keyed by item id. With the event stream it is the record the
+// gateway restores Redis from (service.EventLog); it is replicated like the
+// stream.
+const ItemsBucket = "ITEMS"
+
+var _ service.EventLog = (*Client)(nil)
+
+// itemsKV is the bucket, opened once it was needed.
+type itemsKV struct {
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+func (c *Client) items(ctx context.Context) (jetstream.KeyValue, error) {
+	c.kv.mu.Lock()
+	defer c.kv.mu.Unlock()
+	if c.kv.kv != nil {
+		return c.kv.kv, nil
+	}
+	// Create or update, so that a bucket lost with NATS's storage comes
+	// back, and a change of replicas is applied.
+	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ItemsBucket,
+		Description: "Every item's terms as created, for restoring a Redis that lost them",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.StreamReplicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", ItemsBucket, err)
+	}
+	c.kv.kv = kv
+	return kv, nil
+}
+
+// forgetItems drops the bucket handle after an error that says it is gone.
+func (c *Client) forgetItems(err error) {
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		c.kv.mu.Lock()
+		c.kv.kv = nil
+		c.kv.mu.Unlock()
+	}
+}
+
+// RecordItem stores a new item's terms; service.ErrItemExists if the id
+// was recorded before, by this or any gateway.
+func (c *Client) RecordItem(ctx context.Context, it models.Item) error {
+	kv, err := c.items(ctx)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(it)
+	if err != nil {
+		return fmt.Errorf("record item %s: %w", it.ID, err)
+	}
+	_, err = kv.Create(ctx, it.ID, b)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyExists):
+		return fmt.Errorf("record item %s: %w", it.ID, service.ErrItemExists)
+	case err != nil:
+		c.forgetItems(err)
+		return fmt.Errorf("record item %s: %w", it.ID, err)
+	}
+	return nil
+}
+
+// ItemRecord returns an item's terms as created; service.ErrItemNotFound
+// if none was recorded.
+func (c *Client) ItemRecord(ctx context.Context, id string) (models.Item, error) {
+	kv, err := c.items(ctx)
+	if err != nil {
+		return models.Item{}, err
+	}
+	e, err := kv.Get(ctx, id)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return models.Item{}, fmt.Errorf("item record %s: %w", id, service.ErrItemNotFound)
+	case err != nil:
+		c.forgetItems(err)
+		return models.Item{}, fmt.Errorf("item record %s: %w", id, err)
+	}
+	var it models.Item
+	if err := json.Unmarshal(e.Value(), &it); err != nil || it.ID != id {
+		return models.Item{}, fmt.Errorf("item record %s is not an item: %q: %w", id, e.Value(), err)
+	}
+	return it, nil
+}
+
+// LastEvent returns the item's last published event. A last message that
+// is not a valid event is an error: the item's state cannot be known
+// without it, and guessing could rewind the auction.
+func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, error) {
+	s, err := c.js.Stream(ctx, stream.Name)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			// Lost with NATS's storage: nothing was published that
+			// anyone could still read.
+			return models.Event{}, false, nil
+		}
+		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, stream.Subject(id))
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return models.Event{}, false, nil
+	case err != nil:
+		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
+	}
+	e, err := stream.Decode(m.Subject, m.Data)
+	if err != nil {
+		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
+	}
+	return e, true, nil
+}
