@@ -36,7 +36,7 @@ func Cluster(tb testing.TB) *RedisCluster {
 			// An explicit bus port instead of port+10000, which may be taken.
 			"cluster-port " + strconv.Itoa(busPort),
 			"cluster-require-full-coverage no",
-		})
+		}, nil)
 		c.Nodes = append(c.Nodes, node)
 		c.busPorts = append(c.busPorts, busPort)
 	}

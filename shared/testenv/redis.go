@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,14 +17,19 @@ import (
 // RedisServer is a redis-server child process with no persistence.
 type RedisServer struct {
 	Port int
-	p    *process
-	tb   testing.TB
+	// Set only on a SecureRedis: the ACL user clients must log in as, and
+	// the PEM file of the CA that signed the server's certificate.
+	Username, Password, CAFile string
+
+	p   *process
+	tb  testing.TB
+	tls *tls.Config
 }
 
 // Redis starts a fresh Redis for this test and stops it when the test ends.
 func Redis(tb testing.TB) *RedisServer {
 	tb.Helper()
-	return startRedis(tb, tb.TempDir(), nil)
+	return startRedis(tb, tb.TempDir(), nil, nil)
 }
 
 // DurableRedis starts a Redis that writes every change to its append-only
@@ -31,10 +37,12 @@ func Redis(tb testing.TB) *RedisServer {
 // platform runs it: Kill (SIGKILL) and Start lose nothing it answered.
 func DurableRedis(tb testing.TB) *RedisServer {
 	tb.Helper()
-	return startRedis(tb, tb.TempDir(), []string{"appendonly yes", "appendfsync always"})
+	return startRedis(tb, tb.TempDir(), []string{"appendonly yes", "appendfsync always"}, nil)
 }
 
-func startRedis(tb testing.TB, dir string, extraConf []string) *RedisServer {
+// startRedis starts a server with extraConf after the defaults; secure,
+// when set, says how clients log in (see SecureRedis).
+func startRedis(tb testing.TB, dir string, extraConf []string, secure *RedisServer) *RedisServer {
 	tb.Helper()
 	bin, err := findBinary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
 	if err != nil {
@@ -55,7 +63,14 @@ func startRedis(tb testing.TB, dir string, extraConf []string) *RedisServer {
 		"loglevel warning",
 		"maxclients 10000",
 	}
-	conf = append(conf, extraConf...)
+	for _, line := range extraConf {
+		if line == "tls-port PORT" {
+			// TLS only: the port clients use speaks TLS, the plain one is off.
+			conf = append(conf, "port 0", "tls-port "+strconv.Itoa(port))
+			continue
+		}
+		conf = append(conf, line)
+	}
 	confPath := filepath.Join(dir, "redis.conf")
 	if err := os.WriteFile(confPath, []byte(joinLines(conf)), 0o644); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -64,6 +79,9 @@ func startRedis(tb testing.TB, dir string, extraConf []string) *RedisServer {
 		Port: port,
 		tb:   tb,
 		p:    &process{name: "redis-" + strconv.Itoa(port), bin: bin, args: []string{confPath}, dir: dir, stopSignal: syscall.SIGTERM},
+	}
+	if secure != nil {
+		r.Username, r.Password, r.CAFile, r.tls = secure.Username, secure.Password, secure.CAFile, secure.tls
 	}
 	if err := r.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
@@ -90,7 +108,9 @@ func (r *RedisServer) ping() error {
 	if !r.p.running() {
 		return errNotRunning
 	}
-	c := goredis.NewClient(&goredis.Options{Addr: r.Addr(), DialTimeout: time.Second, MaxRetries: -1})
+	opts := r.options()
+	opts.DialTimeout, opts.MaxRetries = time.Second, -1
+	c := goredis.NewClient(opts)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -128,9 +148,13 @@ func (r *RedisServer) Restart() {
 
 // Client returns a go-redis client for the server, closed at test end.
 func (r *RedisServer) Client() *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{Addr: r.Addr()})
+	c := goredis.NewClient(r.options())
 	r.tb.Cleanup(func() { c.Close() })
 	return c
+}
+
+func (r *RedisServer) options() *goredis.Options {
+	return &goredis.Options{Addr: r.Addr(), Username: r.Username, Password: r.Password, TLSConfig: r.tls}
 }
 
 func joinLines(lines []string) string {

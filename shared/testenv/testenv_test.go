@@ -198,3 +198,26 @@ func TestPostgresDBIsolatesTests(t *testing.T) {
 		t.Fatalf("current_user = %q, %v", user, err)
 	}
 }
+
+// TestSecureRedis: the server speaks only TLS and only to its ACL user.
+func TestSecureRedis(t *testing.T) {
+	t.Parallel()
+	r := SecureRedis(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Client().Ping(ctx).Err(); err != nil {
+		t.Fatalf("PING as %s over TLS: %v", r.Username, err)
+	}
+	for name, opts := range map[string]*goredis.Options{
+		"plain text":       {Addr: r.Addr(), Username: r.Username, Password: r.Password},
+		"the default user": {Addr: r.Addr(), TLSConfig: r.tls},
+		"a wrong password": {Addr: r.Addr(), Username: r.Username, Password: "wrong", TLSConfig: r.tls},
+	} {
+		opts.MaxRetries, opts.DialTimeout, opts.ReadTimeout = -1, 2*time.Second, 2*time.Second
+		c := goredis.NewClient(opts)
+		if err := c.Ping(ctx).Err(); err == nil {
+			t.Errorf("PING with %s succeeded, want refused", name)
+		}
+		c.Close()
+	}
+}

@@ -52,7 +52,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	goredis.SetLogger(redisLogger{log.With("component", "go-redis")})
 	store, err := redis.New(redis.Config{
 		Addrs:           cfg.RedisAddrs,
+		Username:        cfg.RedisUsername,
 		Password:        cfg.RedisPassword,
+		TLS:             cfg.RedisTLS,
+		TLSCAFile:       cfg.RedisTLSCAFile,
 		DB:              cfg.RedisDB,
 		Cluster:         cfg.RedisCluster,
 		Strategy:        cfg.RedisStrategy,

@@ -13,9 +13,16 @@ import (
 // Config is everything the gateway reads from the environment; the README
 // lists the variables and their defaults.
 type Config struct {
-	Addr           string
-	RedisAddrs     []string
-	RedisPassword  config.Secret
+	Addr          string
+	RedisAddrs    []string
+	RedisPassword config.Secret
+	// RedisUsername is the ACL user (MemoryDB, Redis 6+); empty means the
+	// default user.
+	RedisUsername string
+	// RedisTLS encrypts the connections, verifying the server against
+	// the system's roots, or RedisTLSCAFile's when set.
+	RedisTLS       bool
+	RedisTLSCAFile string
 	RedisDB        int
 	RedisCluster   bool
 	RedisStrategy  string
@@ -76,6 +83,9 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.String("SERVER_ADDR", &c.Addr)
 	e.Strings("REDIS_ADDR", &c.RedisAddrs)
 	e.Secret("REDIS_PASSWORD", &c.RedisPassword)
+	e.String("REDIS_USERNAME", &c.RedisUsername)
+	e.Bool("REDIS_TLS", &c.RedisTLS)
+	e.String("REDIS_TLS_CA_FILE", &c.RedisTLSCAFile)
 	e.Int("REDIS_DB", &c.RedisDB)
 	e.Bool("REDIS_CLUSTER", &c.RedisCluster)
 	e.String("REDIS_STRATEGY", &c.RedisStrategy)
@@ -99,6 +109,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Check(len(c.RedisAddrs) > 0, "REDIS_ADDR must not be empty")
 	e.Check(c.RedisCluster || len(c.RedisAddrs) <= 1, "REDIS_ADDR=%q: several addresses need REDIS_CLUSTER=true", strings.Join(c.RedisAddrs, ","))
 	e.Check(c.RedisDB >= 0 && c.RedisDB <= 15, "REDIS_DB=%d: want 0-15", c.RedisDB)
+	e.Check(c.RedisTLSCAFile == "" || c.RedisTLS, "REDIS_TLS_CA_FILE is set but REDIS_TLS is not true")
 	e.Check(c.RedisStrategy == "lua" || c.RedisStrategy == "optimistic", "REDIS_STRATEGY=%q: want lua or optimistic", c.RedisStrategy)
 	e.Check(c.RatePerUser >= 0, "RATE_LIMIT_PER_USER=%v: must not be negative", c.RatePerUser)
 	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)

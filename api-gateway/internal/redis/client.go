@@ -8,12 +8,15 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	_ "embed"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +43,12 @@ const (
 type Config struct {
 	// Addrs is one host:port, or the seed nodes of a cluster.
 	Addrs    []string
+	Username string
 	Password config.Secret
+	// TLS encrypts every connection and verifies the server's certificate
+	// against the system's roots, or TLSCAFile's (PEM) when set.
+	TLS       bool
+	TLSCAFile string
 	// DB is ignored by a cluster, which only has database 0.
 	DB       int
 	Cluster  bool
@@ -167,23 +175,50 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("redis config: %w", err)
 	}
+	var tlsCfg *tls.Config
+	if cfg.TLS {
+		var err error
+		if tlsCfg, err = clientTLS(cfg.TLSCAFile); err != nil {
+			return nil, fmt.Errorf("redis config: %w", err)
+		}
+	}
 	s := &Store{cfg: cfg, scripts: redisClockScripts}
-	s.rdb, s.cluster = newClient(cfg, cfg.MaxRetries)
+	s.rdb, s.cluster = newClient(cfg, tlsCfg, cfg.MaxRetries)
 	// A bid whose reply was lost with its connection may have been
 	// applied; sent again, it would be decided twice (a tie with itself,
 	// answered 409 though it leads). Bids therefore go through a client
 	// that never retries, and such a bid is answered 503 with its outcome
 	// unknown (classifyWrite); the client's retry with the same
 	// Idempotency-Key learns the truth.
-	s.bids, _ = newClient(cfg, -1)
+	s.bids, _ = newClient(cfg, tlsCfg, -1)
 	return s, nil
 }
 
-func newClient(cfg Config, maxRetries int) (goredis.UniversalClient, *goredis.ClusterClient) {
+// clientTLS verifies servers against caFile's certificates, or the
+// system's when it is empty (a managed service's public CA).
+func clientTLS(caFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return c, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("redis TLS CA: %w", err)
+	}
+	c.RootCAs = x509.NewCertPool()
+	if !c.RootCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("redis TLS CA %s holds no PEM certificate", caFile)
+	}
+	return c, nil
+}
+
+func newClient(cfg Config, tlsCfg *tls.Config, maxRetries int) (goredis.UniversalClient, *goredis.ClusterClient) {
 	if cfg.Cluster {
 		c := goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs:                 cfg.Addrs,
+			Username:              cfg.Username,
 			Password:              cfg.Password.Reveal(),
+			TLSConfig:             tlsCfg,
 			PoolSize:              cfg.PoolSize,
 			DialTimeout:           cfg.DialTimeout,
 			DialerRetries:         1,
@@ -200,7 +235,9 @@ func newClient(cfg Config, maxRetries int) (goredis.UniversalClient, *goredis.Cl
 	}
 	return goredis.NewClient(&goredis.Options{
 		Addr:                  cfg.Addrs[0],
+		Username:              cfg.Username,
 		Password:              cfg.Password.Reveal(),
+		TLSConfig:             tlsCfg,
 		DB:                    cfg.DB,
 		PoolSize:              cfg.PoolSize,
 		DialTimeout:           cfg.DialTimeout,
