@@ -28,6 +28,10 @@
 #                         gateway strategy:pre-filter[:coalescing] (coalescing
 #                         defaults to true); empty runs only the two ceilings
 #   PREFILTER_ENV=PREFILTER   COALESCE_ENV=COALESCE   the gateway's switches
+#   APPENDFSYNC=always    Redis's append-only file: fsync before every answer
+#                         (always, as the platform runs), once a second
+#                         (everysec), or no file at all (none); the ceiling
+#                         and the gateway share that Redis
 #   EVALSHA_REQUESTS=200000   EVALSHA_CLIENTS=50
 #   RESULTS_DIR=load-tests/results/contended-<time>   where the table goes
 set -euo pipefail
@@ -50,6 +54,7 @@ MODES=${MODES:-climb flood}
 CONFIGS=${CONFIGS-lua:true lua:false lua:false:false optimistic:true optimistic:false}
 PREFILTER_ENV=${PREFILTER_ENV:-PREFILTER}
 COALESCE_ENV=${COALESCE_ENV:-COALESCE}
+APPENDFSYNC=${APPENDFSYNC:-always}
 EVALSHA_REQUESTS=${EVALSHA_REQUESTS:-200000}
 EVALSHA_CLIENTS=${EVALSHA_CLIENTS:-50}
 
@@ -115,7 +120,12 @@ rows="$work/rows.tsv" # label, mode, json report path
 
 # --- 1. Redis ceiling -------------------------------------------------------
 rport=$(free_port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no \
+case "$APPENDFSYNC" in
+  none) persistence=(--appendonly no) ;;
+  always | everysec) persistence=(--appendonly yes --appendfsync "$APPENDFSYNC") ;;
+  *) die "APPENDFSYNC=$APPENDFSYNC: want always, everysec or none" ;;
+esac
+redis-server --port "$rport" --bind 127.0.0.1 --save "" "${persistence[@]}" \
   --dir "$work" --loglevel warning --protected-mode no >"$work/redis.log" 2>&1 &
 pids+=($!)
 wait_until 10 redis redis-cli -p "$rport" ping || exit 1
@@ -204,10 +214,10 @@ evalsha 2
 # --- 3. Table ----------------------------------------------------------------
 touch "$rows"
 table="$results/table.md"
-/usr/bin/python3 - "$work/evalsha-1.csv,$work/evalsha-2.csv" "$rows" "$(nproc)" "$DURATION" "$CONCURRENCY" "$USERS" >"$table" <<'PY'
+/usr/bin/python3 - "$work/evalsha-1.csv,$work/evalsha-2.csv" "$rows" "$(nproc)" "$DURATION" "$CONCURRENCY" "$USERS" "$APPENDFSYNC" >"$table" <<'PY'
 import csv, json, sys, datetime, platform
 
-evalsha_csvs, rows_path, cores, duration, conc, users = sys.argv[1:7]
+evalsha_csvs, rows_path, cores, duration, conc, users, appendfsync = sys.argv[1:8]
 evs = []
 for path in evalsha_csvs.split(","):
     with open(path) as f:
@@ -226,6 +236,7 @@ except OSError:
 print(f"Contended bids on one hot item, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
       f"{cores} cores ({model}), {platform.system()} {platform.release()}.")
 print(f"loadgen: {conc} workers, {users} users, {duration} per run; bids/s counts every answered bid (200 and 409).")
+print(f"Redis append-only file: {'none' if appendfsync == 'none' else 'appendfsync ' + appendfsync} (the ceiling and the gateway alike).")
 print()
 print("| configuration | bids/s | ratio to EVALSHA | ratio to fasthttp hello | accepted/s | p50 ms | p99 ms | other answers |")
 print("|---|---:|---:|---:|---:|---:|---:|---|")
