@@ -24,6 +24,8 @@ type Metrics struct {
 	storeErrors  prometheus.Counter
 	published    prometheus.Counter
 	pubFailures  prometheus.Counter
+	refused      *prometheus.CounterVec
+	streamFull   prometheus.Gauge
 	backlog      prometheus.Gauge
 
 	// Children resolved once: WithLabelValues hashes and locks on every
@@ -78,12 +80,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		pubFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gateway_publish_failures_total", Help: "JetStream publishes that failed; the relay retries them.",
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gateway_publish_refused_total",
+			Help: "JetStream publishes refused because the stream (or its storage) is full, by the limit named; the events wait in the outbox.",
+		}, []string{"reason"}),
+		streamFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gateway_stream_full",
+			Help: "1 while the event stream refuses new events for lack of room (accepted bids wait in the outbox), else 0.",
+		}),
 		backlog: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gateway_outbox_backlog", Help: "Outbox entries not yet acknowledged by JetStream.",
 		}),
 	}
 	reg.MustRegister(m.requests, m.duration, m.bids, m.prefiltered, m.storeSeconds, m.storeBatch,
-		m.storeErrors, m.published, m.pubFailures, m.backlog)
+		m.storeErrors, m.published, m.pubFailures, m.refused, m.streamFull, m.backlog)
 	m.bidsBy = make(map[string]prometheus.Counter)
 	for _, o := range []string{"accepted", "too_low", "not_found", "not_active", "idempotency_conflict", "unknown",
 		"invalid", "unauthorized", "forbidden", "rate_limited", "unavailable", "internal"} {
@@ -151,3 +161,16 @@ func (m *Metrics) PublishFailed(n int) { m.pubFailures.Add(float64(n)) }
 
 // OutboxBacklog implements nats.Metrics.
 func (m *Metrics) OutboxBacklog(n int64) { m.backlog.Set(float64(n)) }
+
+// PublishRefused implements nats.Metrics. Reasons are a handful of fixed
+// names, so the label stays bounded.
+func (m *Metrics) PublishRefused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+// StreamFull implements nats.Metrics.
+func (m *Metrics) StreamFull(full bool) {
+	if full {
+		m.streamFull.Set(1)
+		return
+	}
+	m.streamFull.Set(0)
+}
