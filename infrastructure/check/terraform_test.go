@@ -112,7 +112,7 @@ func TestTerraformRequiredFiles(t *testing.T) {
 	t.Parallel()
 	m := loadTerraform(t)
 	// The README's project structure and the deploy guide name these.
-	for _, f := range []string{"main.tf", "variables.tf", "outputs.tf", "vpc.tf", "ecs.tf", "elasticache.tf", "rds.tf", "alb.tf"} {
+	for _, f := range []string{"main.tf", "variables.tf", "outputs.tf", "vpc.tf", "ecs.tf", "nats.tf", "memorydb.tf", "rds.tf", "alb.tf"} {
 		if _, ok := m.files[f]; !ok {
 			t.Errorf("missing %s", filepath.Join(m.dir, f))
 		}
@@ -121,6 +121,24 @@ func TestTerraformRequiredFiles(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(m.dir, f)); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestTerraformDurableStores: live state is in MemoryDB, whose writes are in
+// a Multi-AZ log before they are acknowledged, not in ElastiCache; and no
+// EFS file system exists, because NATS does not support JetStream on NFS
+// (its nodes keep their stores on their tasks' storage). terraform test
+// checks how these are configured; it cannot check that a resource is absent.
+func TestTerraformDurableStores(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	for _, r := range keys(m.resources) {
+		if strings.HasPrefix(r, "aws_elasticache_") || strings.HasPrefix(r, "aws_efs_") {
+			t.Errorf("resource %s: live state belongs in MemoryDB and JetStream stores on the NATS tasks' own storage", r)
+		}
+	}
+	if !m.resources["aws_memorydb_cluster.redis"] {
+		t.Error("no aws_memorydb_cluster.redis")
 	}
 }
 

@@ -1,5 +1,5 @@
 # ECS Fargate: the cluster, the three service task definitions and services,
-# their log groups and IAM roles. NATS is in nats.tf.
+# their log groups and IAM roles. The NATS nodes are in nats.tf.
 
 resource "aws_ecs_cluster" "main" {
   name = local.name
@@ -66,7 +66,7 @@ resource "aws_iam_role_policy" "execution_secrets" {
   })
 }
 
-# The service tasks' role: no permissions (they use no AWS API).
+# The tasks' role, NATS's too: no permissions (they use no AWS API).
 resource "aws_iam_role" "task" {
   name               = "${local.name}-ecs-task"
   assume_role_policy = local.ecs_tasks_assume_role
@@ -77,6 +77,7 @@ resource "aws_iam_role" "task" {
 locals {
   secret_arns = compact([
     aws_db_instance.postgres.master_user_secret[0].secret_arn,
+    aws_secretsmanager_secret.redis.arn,
     var.auth_jwt_secret_arn,
   ])
 
@@ -85,13 +86,20 @@ locals {
   # The environment each service reads (README "Environment Variables"),
   # and the secrets injected from Secrets Manager next to it.
   gateway_environment = merge({
-    SERVER_ADDR              = ":8080"
-    REDIS_ADDR               = "${local.redis_host}:6379"
-    REDIS_PASSWORD           = ""
-    REDIS_DB                 = "0"
-    REDIS_CLUSTER            = tostring(var.redis_cluster_mode)
-    REDIS_STRATEGY           = var.redis_strategy
-    NATS_URL                 = local.nats_url
+    SERVER_ADDR = ":8080"
+    # MemoryDB is always a Redis Cluster, reached over TLS as the gateway's
+    # ACL user; the password comes from Secrets Manager (gateway_secrets).
+    # Its certificates are signed by a public CA, which the image trusts.
+    REDIS_ADDR        = local.redis_addr
+    REDIS_CLUSTER     = "true"
+    REDIS_TLS         = "true"
+    REDIS_TLS_CA_FILE = ""
+    REDIS_USERNAME    = aws_memorydb_user.gateway.user_name
+    REDIS_DB          = "0"
+    REDIS_STRATEGY    = var.redis_strategy
+    NATS_URL          = local.nats_url
+    # Streams keep a replica on each of the three NATS nodes (nats.tf).
+    NATS_STREAM_REPLICAS     = "3"
     POSTGRES_URL             = local.postgres_url
     AUTO_CREATE_ITEMS        = tostring(var.auto_create_items)
     RATE_LIMIT_PER_USER      = tostring(var.rate_limit_per_user)
@@ -104,7 +112,7 @@ locals {
     TRUST_PROXY_HEADERS = "true"
     PREFILTER           = "true"
     COALESCE            = "true"
-    # Closed items leave ElastiCache 30 days after closing; RDS answers for them.
+    # Closed items leave MemoryDB 30 days after closing; RDS answers for them.
     CLOSED_ITEM_RETENTION = "720h"
     LOG_LEVEL             = var.log_level
     LOG_FORMAT            = "json"
@@ -113,15 +121,19 @@ locals {
     var.auth_jwt_secret_arn == "" ? { AUTH_JWT_SECRET = "" } : {},
   )
   gateway_secrets = merge(
-    { PGPASSWORD = local.db_password_from },
+    {
+      PGPASSWORD     = local.db_password_from
+      REDIS_PASSWORD = aws_secretsmanager_secret.redis.arn
+    },
     var.auth_jwt_secret_arn == "" ? {} : { AUTH_JWT_SECRET = var.auth_jwt_secret_arn },
   )
 
   broadcast_environment = {
-    SERVER_ADDR     = ":8081"
-    NATS_URL        = local.nats_url
-    ALLOWED_ORIGINS = local.public_url
-    MAX_CONNECTIONS = tostring(var.max_connections)
+    SERVER_ADDR          = ":8081"
+    NATS_URL             = local.nats_url
+    NATS_STREAM_REPLICAS = "3"
+    ALLOWED_ORIGINS      = local.public_url
+    MAX_CONNECTIONS      = tostring(var.max_connections)
     # The page and the API share the ALB's origin.
     GATEWAY_URL        = local.public_url
     SEND_QUEUE_SIZE    = "256"
@@ -137,15 +149,16 @@ locals {
   }
 
   archival_environment = {
-    POSTGRES_URL = local.postgres_url
-    NATS_URL     = local.nats_url
-    HTTP_ADDR    = ":8082"
-    BATCH_SIZE   = tostring(var.batch_size)
-    BATCH_WAIT   = var.batch_wait
-    ACK_WAIT     = "30s"
-    WRITERS      = "2"
-    LOG_LEVEL    = var.log_level
-    LOG_FORMAT   = "json"
+    POSTGRES_URL         = local.postgres_url
+    NATS_URL             = local.nats_url
+    NATS_STREAM_REPLICAS = "3"
+    HTTP_ADDR            = ":8082"
+    BATCH_SIZE           = tostring(var.batch_size)
+    BATCH_WAIT           = var.batch_wait
+    ACK_WAIT             = "30s"
+    WRITERS              = "2"
+    LOG_LEVEL            = var.log_level
+    LOG_FORMAT           = "json"
   }
   archival_secrets = {
     PGPASSWORD = local.db_password_from

@@ -1,6 +1,7 @@
-# The bidding platform on AWS: three Go services and NATS (JetStream on EFS) on
-# ECS Fargate behind one ALB, ElastiCache Redis for live state, RDS PostgreSQL
-# for history. See README.md in this folder for the deploy steps and costs.
+# The bidding platform on AWS: three Go services and a three-node NATS
+# JetStream cluster on ECS Fargate behind one ALB, MemoryDB for Redis for live
+# state, RDS PostgreSQL for history. See README.md in this folder for the
+# deploy steps, the durability choices and costs.
 
 terraform {
   # 1.9: variable validations that refer to other variables; terraform test
@@ -38,8 +39,9 @@ locals {
     ManagedBy   = "terraform"
   })
 
-  # Two AZs: enough for the ALB, RDS Multi-AZ and Redis failover.
-  azs = slice(data.aws_availability_zones.available.names, 0, 2)
+  # Three AZs, one per NATS node, so losing a zone loses one replica of the
+  # stream, not the quorum. The ALB, RDS Multi-AZ and MemoryDB use them too.
+  azs = slice(data.aws_availability_zones.available.names, 0, min(3, length(data.aws_availability_zones.available.names)))
 
   https = var.certificate_arn != ""
 
@@ -48,9 +50,9 @@ locals {
   public_url  = "${local.https ? "https" : "http"}://${local.public_host}"
   ws_url      = "${local.https ? "wss" : "ws"}://${local.public_host}/ws"
 
-  nats_url = "nats://${aws_service_discovery_service.nats.name}.${aws_service_discovery_private_dns_namespace.main.name}:4222"
-
-  redis_host = var.redis_cluster_mode ? aws_elasticache_replication_group.redis.configuration_endpoint_address : aws_elasticache_replication_group.redis.primary_endpoint_address
+  # MemoryDB's cluster endpoint: the gateway's cluster client discovers the
+  # shards from it.
+  redis_addr = "${aws_memorydb_cluster.redis.cluster_endpoint[0].address}:${aws_memorydb_cluster.redis.cluster_endpoint[0].port}"
 
   # No password in the URL: the task gets PGPASSWORD from Secrets Manager and
   # pgx reads it when the URL has none.

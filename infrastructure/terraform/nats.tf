@@ -1,54 +1,102 @@
-# NATS with JetStream as one Fargate task whose store directory lives on EFS,
-# so the BIDS stream (the archiver's backlog and viewers' catch-up history)
-# survives task replacement. The services find it by its Cloud Map name.
+# NATS with JetStream as a three-node cluster on ECS Fargate: one service of
+# one task per node (nats-1, nats-2, nats-3), each pinned to its own
+# availability zone and found by its own Cloud Map name. The BIDS stream keeps
+# three replicas (NATS_STREAM_REPLICAS=3), one per node, on each task's
+# ephemeral storage: an acknowledged event is on two nodes in two zones at
+# least. README.md ("NATS: storage, sync and failure modes") says why this
+# storage, what a replaced task does, and what losing two at once means.
 
-resource "aws_efs_file_system" "nats" {
-  creation_token   = "${local.name}-nats"
-  encrypted        = true
-  performance_mode = "generalPurpose"
-  throughput_mode  = "elastic"
+locals {
+  # Node name => index of its availability zone and private subnet.
+  nats_nodes = { for i in range(3) : "nats-${i + 1}" => i }
 
-  tags = { Name = "${local.name}-nats" }
-}
+  # The private DNS namespace of Cloud Map; nats-1.<namespace> is one node.
+  namespace  = "${local.name}.internal"
+  nats_hosts = { for n, _ in local.nats_nodes : n => "${n}.${local.namespace}" }
 
-resource "aws_efs_mount_target" "nats" {
-  count = length(local.azs)
+  # What every service gets as NATS_URL: all three servers, so a client
+  # connects while any one of them is down.
+  nats_url = join(",", [for n in sort(keys(local.nats_nodes)) : "nats://${local.nats_hosts[n]}:4222"])
 
-  file_system_id  = aws_efs_file_system.nats.id
-  subnet_id       = aws_subnet.private[count.index].id
-  security_groups = [aws_security_group.efs.id]
-}
+  # Each node's nats-server configuration, written to its store volume by
+  # the container's start script (the image has no other writable place).
+  nats_config = { for n, _ in local.nats_nodes : n => <<-EOT
+    server_name: "${n}"
+    port: 4222
+    # Monitoring serves the container's health check only.
+    http: "127.0.0.1:8222"
 
-# The access point roots NATS in its own directory with a fixed owner, so the
-# store is not the file system's root and permissions do not depend on the image.
-resource "aws_efs_access_point" "nats" {
-  file_system_id = aws_efs_file_system.nats.id
+    # On SIGTERM from ECS the start script sends SIGUSR2 (lame duck mode):
+    # the node hands its stream and consumer leaderships to the others, then
+    # closes its clients over this period, well inside the 60 s stopTimeout.
+    lame_duck_duration: "30s"
+    lame_duck_grace_period: "10s"
 
-  posix_user {
-    uid = 1000
-    gid = 1000
-  }
-
-  root_directory {
-    path = "/jetstream"
-    creation_info {
-      owner_uid   = 1000
-      owner_gid   = 1000
-      permissions = "0750"
+    jetstream {
+      store_dir: "/data/jetstream"
+      max_file_store: ${var.nats.storage_gib - 6}G
+      # The default, on purpose: an acknowledged message is in the memory
+      # of two of the three nodes, in two zones. A task's disk does not
+      # outlive the task, so a sync per write would add latency and protect
+      # against nothing more (README.md).
+      sync_interval: "2m"
     }
+
+    cluster {
+      name: "${local.name}"
+      port: 6222
+      # Every node lists all three; a node skips the route to itself.
+      routes: [
+        ${join("\n    ", [for h in sort(values(local.nats_hosts)) : "\"nats://${h}:6222\""])}
+      ]
+    }
+  EOT
   }
 
-  tags = { Name = "${local.name}-nats" }
+  # PID 1 of the container: writes the configuration, starts nats-server,
+  # turns ECS's SIGTERM into lame duck mode, and exits with the server's
+  # status (a crash is restarted in place by the restart policy, keeping
+  # the store).
+  nats_start = join("\n", [
+    "mkdir -p /data/run",
+    "printf '%s\\n' \"$NATS_CONFIG\" > /data/run/nats.conf",
+    "date +%s > /data/run/started",
+    "nats-server --config /data/run/nats.conf &",
+    "pid=$!",
+    "trap 'kill -USR2 $pid' TERM",
+    "wait $pid; code=$?",
+    "while kill -0 $pid 2>/dev/null; do wait $pid; code=$?; done",
+    "exit $code",
+  ])
+
+  # The health check gates a deployment (the next node is replaced only once
+  # this one is healthy) without ever killing a node that is merely behind:
+  # a new node is healthy once its streams have caught up with the others
+  # (/healthz), or after 240 s if they have not (a cluster's first node has
+  # no one to catch up with); from then on it only has to be alive with
+  # JetStream on (?js-enabled-only), so a node that lost its quorum is not
+  # replaced with an empty one.
+  nats_health = join(" ", [
+    "h=http://127.0.0.1:8222/healthz; r=/data/run;",
+    "if [ -f $r/current ]; then wget -q -O /dev/null \"$h?js-enabled-only=true\";",
+    "elif wget -q -O /dev/null $h; then touch $r/current;",
+    "elif [ $(( $(date +%s) - $(cat $r/started) )) -ge 240 ] && wget -q -O /dev/null \"$h?js-enabled-only=true\"; then touch $r/current;",
+    "else exit 1; fi",
+  ])
 }
 
 resource "aws_service_discovery_private_dns_namespace" "main" {
-  name        = "${local.name}.internal"
+  name        = local.namespace
   description = "Service discovery for ${local.name}"
   vpc         = aws_vpc.main.id
 }
 
+# nats-1.<project>-<env>.internal and so on: the address of one node, which
+# follows its task when it is replaced.
 resource "aws_service_discovery_service" "nats" {
-  name = "nats"
+  for_each = local.nats_nodes
+
+  name = each.key
 
   dns_config {
     namespace_id   = aws_service_discovery_private_dns_namespace.main.id
@@ -65,114 +113,172 @@ resource "aws_service_discovery_service" "nats" {
   }
 }
 
-# The NATS task mounts the access point with IAM authorisation: this role and
-# no other may write the store.
-resource "aws_iam_role" "nats_task" {
-  name               = "${local.name}-nats-task"
-  assume_role_policy = local.ecs_tasks_assume_role
-}
-
-resource "aws_iam_role_policy" "nats_efs" {
-  name = "mount-jetstream-store"
-  role = aws_iam_role.nats_task.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect   = "Allow"
-      Action   = ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]
-      Resource = aws_efs_file_system.nats.arn
-      Condition = {
-        StringEquals = { "elasticfilesystem:AccessPointArn" = aws_efs_access_point.nats.arn }
-      }
-    }]
-  })
-}
-
 resource "aws_ecs_task_definition" "nats" {
-  family                   = "${local.name}-nats"
+  for_each = local.nats_nodes
+
+  family                   = "${local.name}-${each.key}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = var.nats.cpu
   memory                   = var.nats.memory
   execution_role_arn       = aws_iam_role.execution.arn
-  task_role_arn            = aws_iam_role.nats_task.arn
+  task_role_arn            = aws_iam_role.task.arn # NATS calls no AWS API
 
   runtime_platform {
     operating_system_family = "LINUX"
     cpu_architecture        = "X86_64"
   }
 
+  # The task's own storage (encrypted by Fargate), deleted with the task. Not
+  # EFS: NATS does not support JetStream on NFS.
+  ephemeral_storage {
+    size_in_gib = var.nats.storage_gib
+  }
+
   volume {
     name = "jetstream"
-
-    efs_volume_configuration {
-      file_system_id     = aws_efs_file_system.nats.id
-      transit_encryption = "ENABLED"
-
-      authorization_config {
-        access_point_id = aws_efs_access_point.nats.id
-        iam             = "ENABLED"
-      }
-    }
   }
 
   container_definitions = jsonencode([{
-    name      = "nats"
-    image     = var.nats_image
-    essential = true
-    command   = ["nats-server", "-js", "-sd", "/data", "-m", "8222", "--name", "${local.name}-nats"]
-    user      = "1000:1000"
+    name       = "nats"
+    image      = var.nats_image
+    essential  = true
+    entryPoint = ["/bin/sh", "-c"]
+    command    = [local.nats_start]
+    environment = [
+      { name = "NATS_CONFIG", value = local.nats_config[each.key] },
+    ]
     portMappings = [
-      { containerPort = 4222, protocol = "tcp" },
-      { containerPort = 8222, protocol = "tcp" },
+      { containerPort = 4222, protocol = "tcp" }, # clients
+      { containerPort = 6222, protocol = "tcp" }, # routes between the nodes
     ]
     mountPoints = [{
       sourceVolume  = "jetstream"
       containerPath = "/data"
       readOnly      = false
     }]
-    healthCheck = {
-      # /healthz answers 200 once JetStream is up; the alpine image has wget.
-      command     = ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8222/healthz"]
-      interval    = 10
-      timeout     = 3
-      retries     = 3
-      startPeriod = 20
+    readonlyRootFilesystem = true
+    linuxParameters = {
+      capabilities = { drop = ["ALL"] }
     }
-    stopTimeout = 30
+    # A crashed nats-server restarts in the same task, on the same store,
+    # and only catches up on what it missed.
+    restartPolicy = {
+      enabled              = true
+      restartAttemptPeriod = 60
+    }
+    healthCheck = {
+      command     = ["CMD-SHELL", local.nats_health]
+      interval    = 15
+      timeout     = 5
+      retries     = 4
+      startPeriod = 300 # covers the 240 s above
+    }
+    stopTimeout = 60
     logConfiguration = {
       logDriver = "awslogs"
       options = {
         awslogs-group         = aws_cloudwatch_log_group.service["nats"].name
         awslogs-region        = var.aws_region
-        awslogs-stream-prefix = "nats"
+        awslogs-stream-prefix = each.key
       }
     }
   }])
 }
 
-resource "aws_ecs_service" "nats" {
-  name            = "nats"
-  cluster         = aws_ecs_cluster.main.id
-  task_definition = aws_ecs_task_definition.nats.arn
-  desired_count   = 1
-  launch_type     = "FARGATE"
+# Three services rather than one with three tasks, because each node keeps
+# its name; and three resources rather than a for_each, because Terraform
+# must replace them one after another: each waits for the one before it to
+# be healthy again (wait_for_steady_state), so a change to the NATS tasks
+# never stops more than one node at a time.
+locals {
+  nats_service = {
+    cluster                            = aws_ecs_cluster.main.id
+    launch_type                        = "FARGATE"
+    security_groups                    = [aws_security_group.nats.id]
+    deployment_minimum_healthy_percent = 0   # two tasks must never share a
+    deployment_maximum_percent         = 100 # name: stop the old one first
+  }
+}
 
-  # Two servers must never share one store directory: a deployment stops the
-  # old task before starting the new one (a short NATS outage, which the
-  # gateway's outbox and the archiver's retries are built to ride out).
-  deployment_minimum_healthy_percent = 0
-  deployment_maximum_percent         = 100
+resource "aws_ecs_service" "nats_1" {
+  name                               = "nats-1"
+  task_definition                    = aws_ecs_task_definition.nats["nats-1"].arn
+  desired_count                      = 1
+  cluster                            = local.nats_service.cluster
+  launch_type                        = local.nats_service.launch_type
+  deployment_minimum_healthy_percent = local.nats_service.deployment_minimum_healthy_percent
+  deployment_maximum_percent         = local.nats_service.deployment_maximum_percent
+  wait_for_steady_state              = true
 
   network_configuration {
-    subnets          = aws_subnet.private[*].id
-    security_groups  = [aws_security_group.nats.id]
+    subnets          = [aws_subnet.private[local.nats_nodes["nats-1"]].id]
+    security_groups  = local.nats_service.security_groups
     assign_public_ip = false
   }
 
   service_registries {
-    registry_arn = aws_service_discovery_service.nats.arn
+    registry_arn = aws_service_discovery_service.nats["nats-1"].arn
   }
 
-  depends_on = [aws_efs_mount_target.nats]
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+}
+
+resource "aws_ecs_service" "nats_2" {
+  name                               = "nats-2"
+  task_definition                    = aws_ecs_task_definition.nats["nats-2"].arn
+  desired_count                      = 1
+  cluster                            = local.nats_service.cluster
+  launch_type                        = local.nats_service.launch_type
+  deployment_minimum_healthy_percent = local.nats_service.deployment_minimum_healthy_percent
+  deployment_maximum_percent         = local.nats_service.deployment_maximum_percent
+  wait_for_steady_state              = true
+
+  network_configuration {
+    subnets          = [aws_subnet.private[local.nats_nodes["nats-2"]].id]
+    security_groups  = local.nats_service.security_groups
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = aws_service_discovery_service.nats["nats-2"].arn
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  depends_on = [aws_ecs_service.nats_1]
+}
+
+resource "aws_ecs_service" "nats_3" {
+  name                               = "nats-3"
+  task_definition                    = aws_ecs_task_definition.nats["nats-3"].arn
+  desired_count                      = 1
+  cluster                            = local.nats_service.cluster
+  launch_type                        = local.nats_service.launch_type
+  deployment_minimum_healthy_percent = local.nats_service.deployment_minimum_healthy_percent
+  deployment_maximum_percent         = local.nats_service.deployment_maximum_percent
+  wait_for_steady_state              = true
+
+  network_configuration {
+    subnets          = [aws_subnet.private[local.nats_nodes["nats-3"]].id]
+    security_groups  = local.nats_service.security_groups
+    assign_public_ip = false
+  }
+
+  service_registries {
+    registry_arn = aws_service_discovery_service.nats["nats-3"].arn
+  }
+
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+
+  depends_on = [aws_ecs_service.nats_2]
 }

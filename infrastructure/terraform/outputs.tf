@@ -1,5 +1,6 @@
-# Addresses only. No output carries a password or secret value: the database
-# password lives in the RDS-managed Secrets Manager secret.
+# Addresses and names only. No output carries a password or secret value: the
+# database password lives in the RDS-managed Secrets Manager secret, the
+# gateway's Redis password in the one memorydb.tf creates.
 
 output "public_url" {
   description = "Live auction page (open /items/<id>) and API base."
@@ -32,8 +33,13 @@ output "ecs_cluster_name" {
 }
 
 output "redis_endpoint" {
-  description = "Redis endpoint the gateway uses (private)."
-  value       = "${local.redis_host}:6379"
+  description = "MemoryDB cluster endpoint the gateway uses (private, TLS only)."
+  value       = local.redis_addr
+}
+
+output "redis_username" {
+  description = "MemoryDB user of the gateway (its password is in Secrets Manager)."
+  value       = aws_memorydb_user.gateway.user_name
 }
 
 output "postgres_endpoint" {
@@ -42,6 +48,6 @@ output "postgres_endpoint" {
 }
 
 output "nats_url" {
-  description = "NATS URL inside the VPC (Cloud Map)."
+  description = "The three NATS servers inside the VPC (Cloud Map names), as the services' NATS_URL."
   value       = local.nats_url
 }

@@ -1,8 +1,8 @@
 # Least privilege between components: every security group starts closed and
 # each allowed connection below is one ingress rule on the receiver plus the
 # matching egress rule on the sender. Only the ALB accepts traffic from
-# outside, and only Redis, PostgreSQL, NATS and EFS clients that need them can
-# reach them.
+# outside, and only the clients of Redis, PostgreSQL and NATS that need them
+# can reach them.
 
 resource "aws_security_group" "alb" {
   name        = "${local.name}-alb"
@@ -34,14 +34,14 @@ resource "aws_security_group" "archival" {
 
 resource "aws_security_group" "nats" {
   name        = "${local.name}-nats"
-  description = "NATS JetStream task"
+  description = "NATS JetStream nodes"
   vpc_id      = aws_vpc.main.id
   tags        = { Name = "${local.name}-nats" }
 }
 
 resource "aws_security_group" "redis" {
   name        = "${local.name}-redis"
-  description = "ElastiCache Redis"
+  description = "MemoryDB for Redis"
   vpc_id      = aws_vpc.main.id
   tags        = { Name = "${local.name}-redis" }
 }
@@ -53,13 +53,6 @@ resource "aws_security_group" "rds" {
   tags        = { Name = "${local.name}-rds" }
 }
 
-resource "aws_security_group" "efs" {
-  name        = "${local.name}-efs"
-  description = "EFS holding the JetStream store"
-  vpc_id      = aws_vpc.main.id
-  tags        = { Name = "${local.name}-efs" }
-}
-
 locals {
   sg = {
     alb       = aws_security_group.alb.id
@@ -69,11 +62,11 @@ locals {
     nats      = aws_security_group.nats.id
     redis     = aws_security_group.redis.id
     rds       = aws_security_group.rds.id
-    efs       = aws_security_group.efs.id
   }
 
   # Every connection allowed inside the VPC. The gateway alone touches Redis;
-  # PostgreSQL serves the gateway's history reads and the archival writes.
+  # PostgreSQL serves the gateway's history reads and the archival writes;
+  # the NATS nodes replicate to each other over their cluster routes.
   internal_paths = {
     alb_to_gateway    = { from = "alb", to = "gateway", port = 8080 }
     alb_to_broadcast  = { from = "alb", to = "broadcast", port = 8081 }
@@ -83,7 +76,7 @@ locals {
     broadcast_to_nats = { from = "broadcast", to = "nats", port = 4222 }
     archival_to_nats  = { from = "archival", to = "nats", port = 4222 }
     archival_to_rds   = { from = "archival", to = "rds", port = 5432 }
-    nats_to_efs       = { from = "nats", to = "efs", port = 2049 }
+    nats_routes       = { from = "nats", to = "nats", port = 6222 }
   }
 
   # Tasks reach ECR, CloudWatch Logs and Secrets Manager over HTTPS through NAT.

@@ -43,7 +43,7 @@ variable "tags" {
 # ---------------------------------------------------------------- network
 
 variable "vpc_cidr" {
-  description = "CIDR block of the VPC; split into two public and two private subnets."
+  description = "CIDR block of the VPC; split into three public and three private subnets."
   type        = string
   default     = "10.20.0.0/16"
 
@@ -54,7 +54,7 @@ variable "vpc_cidr" {
 }
 
 variable "single_nat_gateway" {
-  description = "One NAT gateway for both AZs (cheaper, dev) instead of one per AZ (survives an AZ outage, prod)."
+  description = "One NAT gateway for all three AZs (cheaper, dev) instead of one per AZ (survives an AZ outage, prod)."
   type        = bool
   default     = true
 }
@@ -174,16 +174,17 @@ variable "archival" {
 }
 
 variable "nats" {
-  description = "NATS task: Fargate CPU units and memory (MiB). It runs as one task because its JetStream store is one EFS directory."
+  description = "Each of the three NATS nodes: Fargate CPU units, memory (MiB), and the task's ephemeral storage in GiB that holds its JetStream store (JetStream may use all but 6 GiB of it; the BIDS stream holds up to 16 million events, about 6 GiB)."
   type = object({
-    cpu    = optional(number, 512)
-    memory = optional(number, 1024)
+    cpu         = optional(number, 512)
+    memory      = optional(number, 1024)
+    storage_gib = optional(number, 30)
   })
   default = {}
 
   validation {
-    condition     = contains([256, 512, 1024, 2048, 4096], var.nats.cpu) && var.nats.memory >= 512
-    error_message = "nats.cpu must be a Fargate size (256-4096) and memory at least 512."
+    condition     = contains([256, 512, 1024, 2048, 4096], var.nats.cpu) && var.nats.memory >= 512 && var.nats.storage_gib >= 21 && var.nats.storage_gib <= 200
+    error_message = "nats.cpu must be a Fargate size (256-4096), memory at least 512, and storage_gib between 21 and 200 (Fargate's ephemeral storage range)."
   }
 }
 
@@ -341,18 +342,18 @@ variable "batch_wait" {
 # ---------------------------------------------------------------- Redis
 
 variable "redis_node_type" {
-  description = "ElastiCache node type."
+  description = "MemoryDB node type."
   type        = string
-  default     = "cache.t4g.small"
+  default     = "db.t4g.small"
 
   validation {
-    condition     = startswith(var.redis_node_type, "cache.")
-    error_message = "redis_node_type must be an ElastiCache node type such as cache.t4g.small."
+    condition     = startswith(var.redis_node_type, "db.")
+    error_message = "redis_node_type must be a MemoryDB node type such as db.t4g.small or db.r7g.large."
   }
 }
 
 variable "redis_engine_version" {
-  description = "Redis engine version (7.x; the scripts need Redis 7)."
+  description = "MemoryDB Redis engine version (7.x, such as 7.1; the scripts need Redis 7)."
   type        = string
   default     = "7.1"
 
@@ -362,16 +363,10 @@ variable "redis_engine_version" {
   }
 }
 
-variable "redis_cluster_mode" {
-  description = "Run Redis in cluster mode (shards). The gateway then gets REDIS_CLUSTER=true and the configuration endpoint; every key of an item shares a hash tag, so bids work unchanged."
-  type        = bool
-  default     = false
-}
-
 variable "redis_shards" {
-  description = "Number of shards (node groups) in cluster mode; ignored otherwise."
+  description = "Number of MemoryDB shards. MemoryDB is always a Redis Cluster (the gateway gets REDIS_CLUSTER=true and the cluster endpoint); one shard is the size of a single Redis, more spread the items, whose keys share a hash tag."
   type        = number
-  default     = 2
+  default     = 1
 
   validation {
     condition     = var.redis_shards >= 1 && var.redis_shards <= 500
@@ -380,9 +375,9 @@ variable "redis_shards" {
 }
 
 variable "redis_replicas_per_shard" {
-  description = "Replicas per shard (or of the single primary). At least 1 gives automatic failover and Multi-AZ."
+  description = "Replicas per MemoryDB shard. Durability does not depend on them (every write is in MemoryDB's Multi-AZ transaction log before it is acknowledged); a replica turns a failed primary into a failover of seconds instead of a node rebuilt from the log (minutes of 503s)."
   type        = number
-  default     = 0
+  default     = 1
 
   validation {
     condition     = var.redis_replicas_per_shard >= 0 && var.redis_replicas_per_shard <= 5

@@ -1,12 +1,20 @@
-# Two AZs, each with a public subnet (ALB, NAT) and a private one (tasks,
-# Redis, PostgreSQL, EFS). Nothing but the ALB has a public address.
+# Three AZs, each with a public subnet (ALB, NAT) and a private one (tasks,
+# one NATS node, MemoryDB, PostgreSQL). Nothing but the ALB has a public
+# address.
 
 resource "aws_vpc" "main" {
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
-  enable_dns_hostnames = true # Cloud Map names and the EFS mount target names resolve through it
+  enable_dns_hostnames = true # Cloud Map names (nats-1.<namespace>, ...) resolve through it
 
   tags = { Name = local.name }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.azs) == 3
+      error_message = "The region must offer three availability zones: each NATS node runs in its own, so losing one zone keeps the stream's quorum."
+    }
+  }
 }
 
 resource "aws_internet_gateway" "main" {
@@ -54,7 +62,7 @@ resource "aws_route_table_association" "public" {
 }
 
 # Tasks pull images and write logs through NAT. One gateway is cheaper; one
-# per AZ keeps the other AZ working when an AZ fails.
+# per AZ keeps the other AZs working when an AZ fails.
 locals {
   nat_count = var.single_nat_gateway ? 1 : length(local.azs)
 }

@@ -9,6 +9,13 @@ mock_provider "aws" {
     }
   }
 
+  # Secrets Manager generates the gateway's Redis password (40 characters).
+  mock_data "aws_secretsmanager_random_password" {
+    defaults = {
+      random_password = "Mock0Redis0Password0000000000000000000040"
+    }
+  }
+
   mock_resource "aws_db_instance" {
     defaults = {
       address = "bidding-dev-postgres.abc.eu-west-1.rds.amazonaws.com"
@@ -29,10 +36,12 @@ mock_provider "aws" {
     }
   }
 
-  mock_resource "aws_elasticache_replication_group" {
+  mock_resource "aws_memorydb_cluster" {
     defaults = {
-      primary_endpoint_address       = "primary.redis.cache.amazonaws.com"
-      configuration_endpoint_address = "config.redis.cache.amazonaws.com"
+      cluster_endpoint = [{
+        address = "clustercfg.bidding-dev-redis.abc123.memorydb.eu-west-1.amazonaws.com"
+        port    = 6379
+      }]
     }
   }
 }
@@ -70,13 +79,23 @@ override_resource {
 }
 
 override_resource {
-  target = aws_iam_role.nats_task
-  values = { arn = "arn:aws:iam::123456789012:role/bidding-dev-nats-task" }
+  target = aws_service_discovery_service.nats["nats-1"]
+  values = { arn = "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-nats1" }
 }
 
 override_resource {
-  target = aws_service_discovery_service.nats
-  values = { arn = "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-nats1234" }
+  target = aws_service_discovery_service.nats["nats-2"]
+  values = { arn = "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-nats2" }
+}
+
+override_resource {
+  target = aws_service_discovery_service.nats["nats-3"]
+  values = { arn = "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-nats3" }
+}
+
+override_resource {
+  target = aws_secretsmanager_secret.redis
+  values = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bidding-dev-redis-gateway-AbCdEf" }
 }
 
 # One distinct id per security group, so reachability checks compare real differences.
@@ -113,11 +132,6 @@ override_resource {
 override_resource {
   target = aws_security_group.rds
   values = { id = "sg-rds0006" }
-}
-
-override_resource {
-  target = aws_security_group.efs
-  values = { id = "sg-efs0007" }
 }
 
 variables {
@@ -203,9 +217,9 @@ run "task_definitions" {
 
   # The variables each service reads (README "Environment Variables").
   variables {
-    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_PASSWORD", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "LOG_LEVEL", "LOG_FORMAT"]
-    broadcast_env = ["SERVER_ADDR", "NATS_URL", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
-    archival_env  = ["POSTGRES_URL", "NATS_URL", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "WRITERS", "LOG_LEVEL", "LOG_FORMAT"]
+    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA_FILE", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "NATS_STREAM_REPLICAS", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "LOG_LEVEL", "LOG_FORMAT"]
+    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_STREAM_REPLICAS", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
+    archival_env  = ["POSTGRES_URL", "NATS_URL", "NATS_STREAM_REPLICAS", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "WRITERS", "LOG_LEVEL", "LOG_FORMAT"]
   }
 
   assert {
@@ -233,8 +247,10 @@ run "task_definitions" {
   }
 
   assert {
-    condition     = jsondecode(aws_ecs_task_definition.nats.container_definitions)[0].logConfiguration.options["awslogs-group"] == aws_cloudwatch_log_group.service["nats"].name
-    error_message = "NATS must log to its CloudWatch log group"
+    condition = alltrue([for n, td in aws_ecs_task_definition.nats :
+      jsondecode(td.container_definitions)[0].logConfiguration.options["awslogs-group"] == aws_cloudwatch_log_group.service["nats"].name &&
+    jsondecode(td.container_definitions)[0].logConfiguration.options["awslogs-stream-prefix"] == n])
+    error_message = "every NATS node must log to the NATS log group under its own name"
   }
 
   assert {
@@ -244,51 +260,147 @@ run "task_definitions" {
   }
 
   assert {
-    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "NATS_URL"][0] == "nats://nats.bidding-dev.internal:4222"
-    error_message = "services must find NATS by its Cloud Map name"
-  }
-
-  assert {
-    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_ADDR"][0] == "primary.redis.cache.amazonaws.com:6379"
-    error_message = "without cluster mode the gateway must use the primary endpoint"
-  }
-
-  assert {
     condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTO_CREATE_ITEMS"][0] == "false"
     error_message = "AWS deployments must not auto-create items by default"
   }
 }
 
-run "nats_jetstream_on_efs" {
+run "redis_is_memorydb_with_tls_and_an_acl_user" {
   command = apply
 
   assert {
-    condition     = length(aws_ecs_task_definition.nats.volume) == 1 && one(aws_ecs_task_definition.nats.volume).efs_volume_configuration[0].file_system_id == aws_efs_file_system.nats.id
-    error_message = "the NATS task must mount the EFS file system"
+    condition     = aws_memorydb_cluster.redis.tls_enabled && aws_memorydb_cluster.redis.engine == "redis" && startswith(aws_memorydb_cluster.redis.engine_version, "7.")
+    error_message = "live state must be in MemoryDB for Redis 7 with TLS required"
   }
 
   assert {
-    condition     = one(aws_ecs_task_definition.nats.volume).efs_volume_configuration[0].transit_encryption == "ENABLED" && aws_efs_file_system.nats.encrypted
-    error_message = "the JetStream store must be encrypted in transit and at rest"
+    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_ADDR"] == ["clustercfg.bidding-dev-redis.abc123.memorydb.eu-west-1.amazonaws.com:6379"]
+    error_message = "the gateway must use MemoryDB's cluster endpoint (and nothing else, such as an ElastiCache endpoint)"
   }
 
   assert {
     condition = (
-      contains(jsondecode(aws_ecs_task_definition.nats.container_definitions)[0].command, "-js") &&
-      jsondecode(aws_ecs_task_definition.nats.container_definitions)[0].mountPoints[0].containerPath == "/data" &&
-      contains(jsondecode(aws_ecs_task_definition.nats.container_definitions)[0].command, "/data")
+      [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_CLUSTER"] == ["true"] &&
+      [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_TLS"] == ["true"]
     )
-    error_message = "NATS must run JetStream with its store on the EFS mount"
+    error_message = "MemoryDB is a Redis Cluster reached over TLS: the gateway needs REDIS_CLUSTER=true and REDIS_TLS=true"
   }
 
   assert {
-    condition     = aws_ecs_service.nats.desired_count == 1 && aws_ecs_service.nats.deployment_maximum_percent == 100
-    error_message = "exactly one NATS server may use the store at a time"
+    condition = (
+      aws_memorydb_cluster.redis.acl_name == aws_memorydb_acl.redis.name && aws_memorydb_acl.redis.name != "open-access" &&
+      aws_memorydb_acl.redis.user_names == toset([aws_memorydb_user.gateway.user_name])
+    )
+    error_message = "the cluster must use an ACL holding the gateway's user, not open access"
   }
 
   assert {
-    condition     = one(aws_ecs_service.nats.service_registries).registry_arn == aws_service_discovery_service.nats.arn
-    error_message = "NATS must register in Cloud Map"
+    condition = (
+      one(aws_memorydb_user.gateway.authentication_mode).type == "password" &&
+      startswith(aws_memorydb_user.gateway.access_string, "on ") &&
+      strcontains(aws_memorydb_user.gateway.access_string, "-@dangerous")
+    )
+    error_message = "the gateway's user must be enabled, authenticate with a password and be denied the dangerous commands"
+  }
+
+  assert {
+    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_USERNAME"] == [aws_memorydb_user.gateway.user_name]
+    error_message = "the gateway must log in as its MemoryDB user (REDIS_USERNAME)"
+  }
+
+  assert {
+    condition = (
+      [for s in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].secrets : s.valueFrom if s.name == "REDIS_PASSWORD"] == [aws_secretsmanager_secret.redis.arn] &&
+      !contains(jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment[*].name, "REDIS_PASSWORD") &&
+      aws_secretsmanager_secret_version.redis.secret_id == aws_secretsmanager_secret.redis.id
+    )
+    error_message = "REDIS_PASSWORD must come from the Secrets Manager secret holding the user's password, never the environment"
+  }
+
+  assert {
+    condition     = contains(jsondecode(aws_iam_role_policy.execution_secrets.policy).Statement[0].Resource, aws_secretsmanager_secret.redis.arn)
+    error_message = "the execution role must be allowed to read the Redis password secret"
+  }
+
+  assert {
+    condition     = aws_memorydb_parameter_group.redis.family == "memorydb_redis7" && contains([for p in aws_memorydb_parameter_group.redis.parameter : "${p.name}=${p.value}"], "maxmemory-policy=noeviction")
+    error_message = "MemoryDB must refuse writes when full rather than evict auction state"
+  }
+
+  assert {
+    condition     = aws_memorydb_subnet_group.redis.subnet_ids == toset(aws_subnet.private[*].id) && length(aws_subnet.private) == 3
+    error_message = "MemoryDB must use the three private subnets"
+  }
+}
+
+run "nats_three_node_jetstream_cluster" {
+  command = apply
+
+  assert {
+    condition     = [for s in [aws_ecs_service.nats_1, aws_ecs_service.nats_2, aws_ecs_service.nats_3] : "${s.name}:${s.desired_count}"] == ["nats-1:1", "nats-2:1", "nats-3:1"]
+    error_message = "NATS must run as three services of one task each, nats-1 to nats-3"
+  }
+
+  assert {
+    condition     = length(toset(flatten([for s in [aws_ecs_service.nats_1, aws_ecs_service.nats_2, aws_ecs_service.nats_3] : tolist(one(s.network_configuration).subnets)]))) == 3
+    error_message = "each NATS node must run in its own subnet, so in its own availability zone"
+  }
+
+  assert {
+    condition = alltrue([for s in [aws_ecs_service.nats_1, aws_ecs_service.nats_2, aws_ecs_service.nats_3] :
+    s.deployment_maximum_percent == 100 && s.deployment_minimum_healthy_percent == 0 && s.wait_for_steady_state])
+    error_message = "a NATS node's old task must stop before its new one starts (one name, one server), and Terraform must wait for each node before the next"
+  }
+
+  assert {
+    condition = (
+      [for s in [aws_ecs_service.nats_1, aws_ecs_service.nats_2, aws_ecs_service.nats_3] : one(s.service_registries).registry_arn] == [for n in ["nats-1", "nats-2", "nats-3"] : aws_service_discovery_service.nats[n].arn] &&
+      [for n in ["nats-1", "nats-2", "nats-3"] : aws_service_discovery_service.nats[n].name] == ["nats-1", "nats-2", "nats-3"]
+    )
+    error_message = "each NATS node must register under its own stable Cloud Map name"
+  }
+
+  assert {
+    condition = alltrue([for n, td in aws_ecs_task_definition.nats :
+      alltrue([for v in td.volume : length(v.efs_volume_configuration) == 0]) &&
+      one(td.ephemeral_storage).size_in_gib >= 21 &&
+    jsondecode(td.container_definitions)[0].mountPoints[0].containerPath == "/data"])
+    error_message = "the JetStream stores must be on the tasks' own storage, not on EFS (NATS does not support JetStream on NFS)"
+  }
+
+  assert {
+    condition = alltrue([for n, td in aws_ecs_task_definition.nats : alltrue(concat(
+      [for want in ["server_name: \"${n}\"", "jetstream {", "store_dir: \"/data/jetstream\"", "sync_interval: \"2m\"", "name: \"bidding-dev\""] :
+      strcontains([for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_CONFIG"][0], want)],
+      [for peer in ["nats-1", "nats-2", "nats-3"] :
+      strcontains([for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_CONFIG"][0], "\"nats://${peer}.bidding-dev.internal:6222\"")],
+    ))])
+    error_message = "each node must run JetStream under its own name, with the chosen sync interval, and route to all three nodes"
+  }
+
+  assert {
+    condition = alltrue([for n, td in aws_ecs_task_definition.nats :
+      jsondecode(td.container_definitions)[0].healthCheck.command[0] == "CMD-SHELL" &&
+      strcontains(jsondecode(td.container_definitions)[0].healthCheck.command[1], "js-enabled-only") &&
+    jsondecode(td.container_definitions)[0].restartPolicy.enabled])
+    error_message = "a NATS node must be restarted in place when it crashes and never replaced just for being behind or without quorum"
+  }
+
+  assert {
+    condition     = [for r in aws_vpc_security_group_ingress_rule.internal : "${r.referenced_security_group_id}:${r.from_port}" if r.security_group_id == aws_security_group.nats.id && r.from_port == 6222] == ["${aws_security_group.nats.id}:6222"]
+    error_message = "the NATS nodes must reach each other's cluster port, and nothing else may"
+  }
+
+  assert {
+    condition = alltrue([for k, td in aws_ecs_task_definition.service :
+      [for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_URL"] == ["nats://nats-1.bidding-dev.internal:4222,nats://nats-2.bidding-dev.internal:4222,nats://nats-3.bidding-dev.internal:4222"] &&
+    [for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_STREAM_REPLICAS"] == ["3"]])
+    error_message = "every service must get the three NATS servers by their Cloud Map names and NATS_STREAM_REPLICAS=3"
+  }
+
+  assert {
+    condition     = output.nats_url == "nats://nats-1.bidding-dev.internal:4222,nats://nats-2.bidding-dev.internal:4222,nats://nats-3.bidding-dev.internal:4222"
+    error_message = "nats_url is ${output.nats_url}"
   }
 }
 
@@ -306,12 +418,17 @@ run "data_stores_only_reachable_from_services" {
   }
 
   assert {
+    condition     = toset([for r in aws_vpc_security_group_ingress_rule.internal : r.referenced_security_group_id if r.security_group_id == aws_security_group.nats.id && r.from_port == 4222]) == toset([aws_security_group.gateway.id, aws_security_group.broadcast.id, aws_security_group.archival.id])
+    error_message = "NATS clients must be the three services only"
+  }
+
+  assert {
     condition     = alltrue([for r in aws_vpc_security_group_ingress_rule.public : r.security_group_id == aws_security_group.alb.id])
     error_message = "only the ALB may accept traffic from CIDR ranges"
   }
 
   assert {
-    condition     = aws_elasticache_replication_group.redis.security_group_ids == toset([aws_security_group.redis.id]) && aws_db_instance.postgres.vpc_security_group_ids == toset([aws_security_group.rds.id])
+    condition     = aws_memorydb_cluster.redis.security_group_ids == toset([aws_security_group.redis.id]) && aws_db_instance.postgres.vpc_security_group_ids == toset([aws_security_group.rds.id])
     error_message = "Redis and PostgreSQL must sit behind their own security groups"
   }
 
@@ -332,7 +449,7 @@ run "no_secrets_in_plain_sight" {
   assert {
     condition = alltrue([for k, td in aws_ecs_task_definition.service :
       alltrue([for e in jsondecode(td.container_definitions)[0].environment :
-    !strcontains(e.value, "rds!db") && !(e.name == "POSTGRES_URL" && strcontains(split("@", e.value)[0], ":password"))])])
+    !strcontains(e.value, "rds!db") && !strcontains(e.value, "Mock0Redis0Password") && !(e.name == "POSTGRES_URL" && strcontains(split("@", e.value)[0], ":password"))])])
     error_message = "no task environment may carry a secret; secrets come through the secrets list"
   }
 
@@ -342,13 +459,13 @@ run "no_secrets_in_plain_sight" {
   }
 
   assert {
-    condition = alltrue([for o in [output.public_url, output.api_url, output.websocket_url, output.alb_dns_name, output.ecs_cluster_name, output.redis_endpoint, output.postgres_endpoint, output.nats_url] :
-    !strcontains(o, "secret") && !strcontains(o, "rds!db") && !strcontains(o, "password")])
+    condition = alltrue([for o in [output.public_url, output.api_url, output.websocket_url, output.alb_dns_name, output.ecs_cluster_name, output.redis_endpoint, output.redis_username, output.postgres_endpoint, output.nats_url] :
+    !strcontains(o, "secret") && !strcontains(o, "rds!db") && !strcontains(o, "password") && !strcontains(o, "Mock0Redis0Password")])
     error_message = "no output may carry a secret or its reference"
   }
 }
 
-run "prod_sizes_and_cluster_mode" {
+run "prod_sizes_and_shards" {
   command = apply
 
   variables {
@@ -356,25 +473,25 @@ run "prod_sizes_and_cluster_mode" {
     single_nat_gateway       = false
     db_multi_az              = true
     db_deletion_protection   = true
-    redis_cluster_mode       = true
+    redis_node_type          = "db.r7g.large"
     redis_shards             = 3
     redis_replicas_per_shard = 1
     auth_jwt_secret_arn      = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bidding-jwt-abc"
   }
 
   assert {
-    condition     = length(aws_nat_gateway.main) == 2 && aws_db_instance.postgres.multi_az
+    condition     = length(aws_nat_gateway.main) == 3 && aws_db_instance.postgres.multi_az
     error_message = "prod must have a NAT gateway per AZ and a Multi-AZ database"
   }
 
   assert {
-    condition     = aws_elasticache_replication_group.redis.num_node_groups == 3 && aws_elasticache_replication_group.redis.automatic_failover_enabled && aws_elasticache_replication_group.redis.cluster_mode == "enabled" && aws_elasticache_parameter_group.redis.family == "redis7"
-    error_message = "cluster mode must shard Redis with failover"
+    condition     = aws_memorydb_cluster.redis.num_shards == 3 && aws_memorydb_cluster.redis.num_replicas_per_shard == 1 && aws_memorydb_cluster.redis.snapshot_retention_limit == 7
+    error_message = "prod must shard MemoryDB as asked, with a replica per shard and daily snapshots"
   }
 
   assert {
-    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_ADDR"][0] == "config.redis.cache.amazonaws.com:6379" && [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_CLUSTER"][0] == "true"
-    error_message = "cluster mode must hand the gateway the configuration endpoint and REDIS_CLUSTER=true"
+    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "REDIS_CLUSTER"] == ["true"]
+    error_message = "the gateway must talk to MemoryDB as a cluster whatever the number of shards"
   }
 
   assert {
@@ -408,7 +525,9 @@ run "rejects_bad_input" {
   variables {
     alb_idle_timeout = 60
     environment      = "test"
+    redis_node_type  = "cache.t4g.small"
+    nats             = { storage_gib = 10 }
   }
 
-  expect_failures = [var.alb_idle_timeout, var.environment]
+  expect_failures = [var.alb_idle_timeout, var.environment, var.redis_node_type, var.nats]
 }
