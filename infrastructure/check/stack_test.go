@@ -123,7 +123,7 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 			// TLS and ACL user are what cannot be reproduced here.
 			case "REDIS_TLS":
 				vars[k] = "false"
-			case "REDIS_USERNAME", "REDIS_PASSWORD":
+			case "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS_CA_FILE":
 				vars[k] = ""
 			case "LOG_FORMAT":
 				vars[k] = "text" // readable in a failing test's output
