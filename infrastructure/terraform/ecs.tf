@@ -157,6 +157,7 @@ locals {
     BATCH_WAIT           = var.batch_wait
     ACK_WAIT             = "30s"
     WRITERS              = "2"
+    ARCHIVE_PURGE_AFTER  = "24h"
     LOG_LEVEL            = var.log_level
     LOG_FORMAT           = "json"
   }
