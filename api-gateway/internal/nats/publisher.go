@@ -587,7 +587,11 @@ func (c *Client) relayLoop(ctx context.Context) {
 		case <-wake:
 		}
 		if time.Since(lastBacklog) >= c.cfg.RelayEvery {
-			c.updateBacklog(ctx)
+			if n, err := c.updateBacklog(ctx); err == nil && n == 0 {
+				// Nothing waits: another gateway's relay published what
+				// this one was refused, so the stream took events again.
+				c.roomAgain()
+			}
 			lastBacklog = time.Now()
 		}
 		if !c.nc.IsConnected() {
@@ -599,26 +603,31 @@ func (c *Client) relayLoop(ctx context.Context) {
 		if held {
 			age = 0
 		}
-		ok := true
+		// complete: the pass read the whole outbox and published it, so
+		// the holds may end.
+		complete := false
 		for ctx.Err() == nil {
 			limit := c.cfg.RelayBatch
-			if c.full.Load() {
-				// A probe: while the stream is full, one refusal a pass
-				// rather than a batch of them. Once it is accepted the
+			probe := c.full.Load()
+			if probe {
+				// While the stream is full, one refusal a pass rather
+				// than a batch of them. Once the probe is accepted the
 				// pass goes on with whole batches.
 				limit = 1
 			}
 			n, err := c.relayBatch(ctx, age, limit)
 			if err != nil {
 				c.log.Debug("outbox relay", "err", err)
-				ok = false
 				break
 			}
 			if n < limit {
+				// A short batch has seen every outbox; a short probe,
+				// one item's at most.
+				complete = !probe
 				break
 			}
 		}
-		if ok && held && ctx.Err() == nil {
+		if complete && held && ctx.Err() == nil {
 			c.release()
 		}
 		c.holdMu.Lock()
@@ -627,12 +636,14 @@ func (c *Client) relayLoop(ctx context.Context) {
 	}
 }
 
-func (c *Client) updateBacklog(ctx context.Context) {
+func (c *Client) updateBacklog(ctx context.Context) (int64, error) {
 	bctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if n, err := c.outbox.Backlog(bctx); err == nil {
+	n, err := c.outbox.Backlog(bctx)
+	if err == nil {
 		c.cfg.Metrics.OutboxBacklog(n)
 	}
+	return n, err
 }
 
 // relayBatch republishes up to limit outbox entries older than age, in
