@@ -36,6 +36,7 @@ SELECT 0, 'bids.' || item_id, reason, payload, sha256(payload)
 FROM letters
 ON CONFLICT (stream_seq, payload_sha256) DO NOTHING;
 
--- Built inside the migration's transaction, which blocks writes to bids
--- while the index is built: the worker is the only writer, and it waits.
+-- Built inside the migration's transaction, under a lock that holds back
+-- reads and writes of bids until it commits: the worker (the only writer)
+-- and the gateway's history reads wait for the index build, once.
 ALTER TABLE bids ADD CONSTRAINT bids_item_seq_key UNIQUE (item_id, seq);
