@@ -19,7 +19,7 @@ locals {
   nats_url = join(",", [for n in sort(keys(local.nats_nodes)) : "nats://${local.nats_hosts[n]}:4222"])
 
   # Each node's nats-server configuration, written to its store volume by
-  # the container's start script (the image has no other writable place).
+  # the container's start script (the root file system is read-only).
   nats_config = { for n, _ in local.nats_nodes : n => <<-EOT
     server_name: "${n}"
     port: 4222
