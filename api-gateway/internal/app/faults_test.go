@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"github.com/bidding-platform/api-gateway/internal/redis"
 	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -308,6 +310,53 @@ func TestRedisBehindTheLog(t *testing.T) {
 				t.Errorf("third event = %+v, want carol's 7.00 at seq 3 after 6.00", evs[2])
 			}
 		})
+	}
+}
+
+// TestRestoreTakesTheHighestSeq: an event republished late (by the relay,
+// for a gateway that died before publishing it) can be stored after one
+// with a higher seq. Restoring from the item's last message alone would
+// then rewind the auction; the highest seq must win.
+func TestRestoreTakesTheHighestSeq(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot", "1.00", "1.00")
+	for _, b := range []struct{ user, amount string }{{"alice", "5.00"}, {"bob", "6.00"}} {
+		if a := g.bid(t, "lot", b.user, b.amount); a.Status != 200 {
+			t.Fatalf("bid %s = %d %s", b.amount, a.Status, a.Body)
+		}
+	}
+	evs := waitEvents(t, e.nats.JetStream(), "lot", 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Carol's seq 3 as another gateway published it, then bob's seq 2 once
+	// more as a late republish (under a new message id, so that it is
+	// stored again): the subject's last message is now seq 2.
+	third := models.Event{Type: models.EventBid, EventID: models.NewEventID(), ItemID: "lot", BidID: models.NewBidID(),
+		UserID: "carol", Amount: 800, PreviousBid: 600, Timestamp: time.Now().UTC(), Seq: 3, BidCount: 3}
+	for _, ev := range []models.Event{third, evs[1]} {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.nats.JetStream().Publish(ctx, stream.Subject("lot"), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Redis loses the item.
+	if err := e.redis.Client().Del(ctx, g.cfg.RedisKeyPrefix+"item:{lot}").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if a := g.bid(t, "lot", "dave", "7.00"); a.Status != 409 || a.str("current_bid") != "8.00" {
+		t.Errorf("bid 7.00 after the restore = %d %s, want 409 against carol's 8.00", a.Status, a.Body)
+	}
+	a := g.bid(t, "lot", "dave", "9.00")
+	if a.Status != 200 {
+		t.Fatalf("bid 9.00 after the restore = %d %s, want 200", a.Status, a.Body)
+	}
+	if it := g.item(t, "lot"); it.Seq != 4 || it.HighestBidderID != "dave" {
+		t.Errorf("item = %+v, want dave's 9.00 at seq 4", it)
 	}
 }
 

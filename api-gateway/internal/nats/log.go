@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -103,9 +104,18 @@ func (c *Client) ItemRecord(ctx context.Context, id string) (models.Item, error)
 	return it, nil
 }
 
-// LastEvent returns the item's last published event. A last message that
-// is not a valid event is an error: the item's state cannot be known
-// without it, and guessing could rewind the auction.
+// lateWindow is how much earlier than an item's last message an event of
+// it may have been published and still be stored after it: an event the
+// relay republished for a gateway that died before publishing it (found
+// within RelayAge, or by the orphan scan within a minute), or one caught in
+// flight when a full stream freed room. Such an event can carry a higher
+// seq than the last message.
+const lateWindow = 3 * time.Minute
+
+// LastEvent returns the item's event with the highest seq: its last message,
+// unless an event stored just before that one (see lateWindow) has a higher
+// seq. A message that is not a valid event is an error: the item's state
+// cannot be known without it, and guessing could rewind the auction.
 func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, error) {
 	s, err := c.js.Stream(ctx, stream.Name)
 	if err != nil {
@@ -116,16 +126,57 @@ func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, 
 		}
 		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
-	m, err := s.GetLastMsgForSubject(ctx, stream.Subject(id))
+	subject := stream.Subject(id)
+	m, err := s.GetLastMsgForSubject(ctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return models.Event{}, false, nil
 	case err != nil:
 		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
-	e, err := stream.Decode(m.Subject, m.Data)
+	last, err := stream.Decode(m.Subject, m.Data)
 	if err != nil {
 		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
-	return e, true, nil
+	start := m.Time.Add(-lateWindow)
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   &start,
+	})
+	if err != nil {
+		return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+	}
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			n++
+			meta, err := msg.Metadata()
+			if err != nil {
+				return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+			}
+			if meta.Sequence.Stream >= m.Sequence {
+				return last, true, nil
+			}
+			e, err := stream.Decode(msg.Subject(), msg.Data())
+			if err != nil {
+				continue // not an event: nothing to restore from
+			}
+			if e.Seq > last.Seq {
+				last = e
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+		}
+		if n == 0 {
+			// The last message was read above; an empty fetch means it
+			// was purged meanwhile, which leaves nothing newer.
+			return last, true, nil
+		}
+	}
 }
