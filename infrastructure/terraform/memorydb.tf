@@ -62,10 +62,12 @@ locals {
 }
 
 # The gateway may run every data command on every key, but none of the
-# @dangerous ones (KEYS, FLUSHALL, CONFIG, DEBUG, ...), which it never sends.
+# @dangerous ones (KEYS, FLUSHALL, CONFIG, DEBUG, ...), which it never sends,
+# except INFO: its bid scripts read the server's run id to notice a restart
+# or failover before deciding on state that may be older than the event log.
 resource "aws_memorydb_user" "gateway" {
   user_name     = local.redis_user
-  access_string = "on ~* &* +@all -@dangerous"
+  access_string = "on ~* &* +@all -@dangerous +info"
 
   authentication_mode {
     type = "password"

@@ -19,7 +19,8 @@ import (
 
 // SecureRedis starts a Redis reached the way a managed one (MemoryDB) is:
 // TLS only, with a certificate from a CA of its own (CAFile), the default
-// user switched off and one ACL user (Username, Password).
+// user switched off and one ACL user (Username, Password) with the
+// deployment's permissions.
 func SecureRedis(tb testing.TB) *RedisServer {
 	tb.Helper()
 	dir := tb.TempDir()
@@ -37,7 +38,8 @@ func SecureRedis(tb testing.TB) *RedisServer {
 		"tls-ca-cert-file " + caFile,
 		"tls-auth-clients no",
 		"user default off",
-		"user " + secure.Username + " on >" + secure.Password + " ~* &* +@all",
+		// As the deployment's ACL: no @dangerous command but INFO.
+		"user " + secure.Username + " on >" + secure.Password + " ~* &* +@all -@dangerous +info",
 	}, secure)
 }
 
