@@ -360,6 +360,31 @@ func TestRestoreTakesTheHighestSeq(t *testing.T) {
 	}
 }
 
+// TestLostAuctionStillCloses: Redis restarts empty and nobody bids on or
+// reads the item again; its auction still closes at its end, once, with
+// the winner the event log names.
+func TestLostAuctionStillCloses(t *testing.T) {
+	t.Parallel()
+	// Without soft close the bid leaves the end where it was.
+	e := newEnv(t, func(c *Config) { c.SoftClose = 0 })
+	g := e.gw
+	ends := time.Now().Add(4 * time.Second).UTC().Format(time.RFC3339Nano)
+	body := fmt.Sprintf(`{"id":"short","name":"Short lot","starting_price":1.00,"ends_at":%q}`, ends)
+	if a := do(t, "POST", g.url+"/api/v1/items", body); a.Status != 201 {
+		t.Fatalf("create = %d %s", a.Status, a.Body)
+	}
+	if a := g.bid(t, "short", "alice", "5.00"); a.Status != 200 {
+		t.Fatalf("bid = %d %s", a.Status, a.Body)
+	}
+	waitEvents(t, e.nats.JetStream(), "short", 1)
+	e.redis.Stop()
+	e.redis.Start()
+	evs := waitEvents(t, e.nats.JetStream(), "short", 2)
+	if c := evs[1]; c.Type != models.EventAuctionClosed || c.WinnerID != "alice" || c.Amount != 500 || c.Seq != 2 {
+		t.Errorf("second event = %+v, want auction_closed at seq 2 won by alice at 5.00", c)
+	}
+}
+
 // TestRedisKilledWithFsyncAlways: Redis on disk before the answer. Bids
 // run while Redis is killed with SIGKILL and started again from its
 // append-only file; every bid answered 200 is in JetStream exactly once,

@@ -180,3 +180,22 @@ func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, 
 		}
 	}
 }
+
+// ItemIDs lists every recorded item.
+func (c *Client) ItemIDs(ctx context.Context) ([]string, error) {
+	kv, err := c.items(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		c.forgetItems(err)
+		return nil, fmt.Errorf("list item records: %w", err)
+	}
+	defer keys.Stop()
+	var ids []string
+	for id := range keys.Keys() {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}

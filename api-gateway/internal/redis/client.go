@@ -280,6 +280,39 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
+// Instance is the run id of the Redis process, or on a cluster the sorted
+// run ids of its masters (common.lua's instance, for the whole store).
+func (s *Store) Instance(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
+	defer cancel()
+	if s.cluster == nil {
+		info, err := s.rdb.Info(ctx, "server").Result()
+		if err != nil {
+			return "", fmt.Errorf("redis instance: %w", classify(err))
+		}
+		return runID(info), nil
+	}
+	var (
+		mu  sync.Mutex
+		ids []string
+	)
+	err := s.cluster.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+		info, err := c.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		ids = append(ids, runID(info))
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("redis instance: %w", classify(err))
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ","), nil
+}
+
 // redisTime reads Redis's clock and, when the round trip was quick enough
 // to say something, remembers its offset from this host's clock.
 func (s *Store) redisTime(ctx context.Context) (time.Time, error) {

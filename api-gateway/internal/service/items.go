@@ -179,6 +179,7 @@ func (s *Service) RunCloser(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	failing := false
+	instance := ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -186,6 +187,21 @@ func (s *Service) RunCloser(ctx context.Context, every time.Duration) error {
 		case <-t.C:
 		}
 		cctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		now, err := s.store.Instance(cctx)
+		cancel()
+		if err == nil && now != instance {
+			// A Redis that restarted empty has lost its end-time hints
+			// too: without a sweep, an auction nobody bids on or reads
+			// would never close.
+			if err := s.sweep(ctx); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("restoring the items Redis lost", "err", err)
+				}
+			} else {
+				instance = now
+			}
+		}
+		cctx, cancel = context.WithTimeout(ctx, s.cfg.StoreTimeout)
 		entries, unchecked, err := s.store.CloseDue(cctx)
 		cancel()
 		// Closing on a state older than the log could name the wrong

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bidding-platform/shared/models"
 )
@@ -24,6 +25,8 @@ type EventLog interface {
 	// LastEvent returns the item's last published event; found is false
 	// if it has none.
 	LastEvent(ctx context.Context, id string) (e models.Event, found bool, err error)
+	// ItemIDs lists every recorded item.
+	ItemIDs(ctx context.Context) ([]string, error)
 }
 
 // errLogUnavailable is the answer while an item cannot be checked because
@@ -78,6 +81,43 @@ func (s *Service) restore(ctx context.Context, id string) error {
 	}
 	if found || rec.Name != "" {
 		s.log.Info("item checked against the event log", "item_id", id, "seq", last.Seq)
+	}
+	return nil
+}
+
+// sweep brings every recorded item that Redis does not hold, or holds
+// unchecked, up to the event log. It runs when Redis is a new instance
+// (restarted, failed over, or first seen by this gateway), which is when
+// items may have been lost together with their end-time hints. The checks
+// are shared with concurrent bids and reads of the same items.
+func (s *Service) sweep(ctx context.Context) error {
+	if s.cfg.Log == nil {
+		return nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ids, err := s.cfg.Log.ItemIDs(lctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errLogUnavailable, err)
+	}
+	restored := 0
+	for _, id := range ids {
+		ictx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		_, err := s.store.Item(ictx, id)
+		cancel()
+		switch {
+		case err == nil:
+			continue
+		case !errors.Is(err, ErrItemNotFound) && !errors.Is(err, ErrUnchecked):
+			return fmt.Errorf("sweep item %s: %w", id, err)
+		}
+		if err := s.check(ctx, id); err != nil && !errors.Is(err, ErrItemNotFound) {
+			return fmt.Errorf("sweep item %s: %w", id, err)
+		}
+		restored++
+	}
+	if restored > 0 {
+		s.log.Info("restored items from the event log", "items", restored, "recorded", len(ids))
 	}
 	return nil
 }

@@ -96,6 +96,9 @@ type BidStore interface {
 	Restore(ctx context.Context, rec models.Item, last *models.Event) error
 	// Ping checks that Redis answers.
 	Ping(ctx context.Context) error
+	// Instance identifies the Redis process (or the set of a cluster's
+	// masters): it changes when Redis restarts or fails over.
+	Instance(ctx context.Context) (string, error)
 }
 
 // OutboxStore is the Redis-side outbox that the relay drains to JetStream.
