@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/models/rulestest"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -129,7 +129,7 @@ func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUs
 		t.Fatal("no bid accepted")
 	}
 	evs := waitEvents(t, n.JetStream(), item, len(accepted))
-	checkLinearizable(t, ops, accepted, evs, inc, 100)
+	checkLinearizable(t, ops, evs, inc, 100)
 
 	// A bid answered 503 but applied anyway would have taken a seq.
 	it := g.item(t, item)
@@ -139,93 +139,16 @@ func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUs
 	t.Logf("%d bids, %d accepted", len(ops), len(accepted))
 }
 
-// checkLinearizable checks a bid history against the auction's sequential
-// specification. Accepted bids, in JetStream's seq order, must run 1..N
-// without gaps and rise by at least the increment; each accepted answer must
-// match its event. A write's linearization point lies within its request, so
-// price k (the k-th accepted amount) was current from a moment inside request
-// k until a moment inside request k+1. Each rejection must name such a price
-// whose current interval can overlap the rejection's own request, and its
-// amount must be below that price's minimum next bid.
-func checkLinearizable(t *testing.T, ops []op, accepted map[string]op, evs []models.Event, inc, start models.Money) {
+// checkLinearizable checks the item's history with the shared checker: one
+// gateway's every answer must be linearizable, stale prices included.
+func checkLinearizable(t *testing.T, ops []op, evs []models.Event, inc, start models.Money) {
 	t.Helper()
-	seen := map[string]bool{}
-	for i, e := range evs {
-		if e.Seq != uint64(i+1) {
-			t.Fatalf("event %d has seq %d; want 1..N without gaps", i, e.Seq)
-		}
-		if seen[e.EventID] {
-			t.Fatalf("event %s twice in JetStream", e.EventID)
-		}
-		seen[e.EventID] = true
-		o, ok := accepted[e.EventID]
-		if !ok {
-			t.Fatalf("JetStream event %s (seq %d) was never answered as accepted", e.EventID, e.Seq)
-		}
-		if o.amount != e.Amount || o.user != e.UserID {
-			t.Fatalf("event %+v does not match its answer %+v", e, o)
-		}
-		if i > 0 && e.Amount < evs[i-1].Amount+inc {
-			t.Fatalf("seq %d: %v after %v, want a rise of at least %v", e.Seq, e.Amount, evs[i-1].Amount, inc)
-		}
-		if i > 0 && e.PreviousBid != evs[i-1].Amount {
-			t.Fatalf("seq %d: previous_bid %v, want %v", e.Seq, e.PreviousBid, evs[i-1].Amount)
-		}
-		if i == 0 && e.Amount < start {
-			t.Fatalf("first bid %v below the starting price %v", e.Amount, start)
-		}
-	}
-	// intervals[k] bounds when price k was current; price 0 (no bid yet)
-	// was current from the beginning.
-	type interval struct {
-		from, to time.Time
-		min      models.Money
-	}
-	byPrice := map[models.Money][]interval{}
-	far := time.Now().Add(time.Hour)
-	byPrice[0] = []interval{{from: time.Time{}, to: accepted[evs[0].EventID].end, min: start}}
-	for k, e := range evs {
-		iv := interval{from: accepted[e.EventID].start, to: far, min: e.Amount + inc}
-		if k+1 < len(evs) {
-			iv.to = accepted[evs[k+1].EventID].end
-		}
-		byPrice[e.Amount] = append(byPrice[e.Amount], iv)
-	}
-	rejected := 0
+	h := rulestest.History{Events: evs, StartingPrice: start, MinIncrement: inc}
 	for _, o := range ops {
-		if o.status != 409 {
-			continue
-		}
-		rejected++
-		ok := false
-		for _, iv := range byPrice[o.current] {
-			if !o.end.Before(iv.from) && !o.start.After(iv.to) && o.amount < iv.min {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			t.Errorf("rejection of %v by %s named current_bid %v, which was not current (or not above the bid) during its request [%v, %v]",
-				o.amount, o.user, o.current, o.start.Format(time.StampMicro), o.end.Format(time.StampMicro))
-		}
+		h.Ops = append(h.Ops, rulestest.Op{UserID: o.user, Amount: o.amount, Start: o.start, End: o.end,
+			Status: o.status, Current: o.current, EventID: o.eventID})
 	}
-	// The final price is the highest accepted amount.
-	amounts := make([]models.Money, 0, len(evs))
-	for _, e := range evs {
-		amounts = append(amounts, e.Amount)
-	}
-	if !sort.SliceIsSorted(amounts, func(i, j int) bool { return amounts[i] < amounts[j] }) {
-		t.Errorf("accepted amounts not rising in seq order: %v", amounts)
-	}
-	unavailable := 0
-	for _, o := range ops {
-		if o.status == 503 {
-			unavailable++
-		}
-	}
-	if rejected+unavailable+len(evs) != len(ops) {
-		t.Errorf("%d rejected + %d unavailable + %d accepted != %d bids", rejected, unavailable, len(evs), len(ops))
-	}
+	rulestest.CheckLinearizable(t, h)
 }
 
 // The checker itself must catch a rejection that names a stale price.
@@ -238,12 +161,11 @@ func TestCheckerCatchesStaleRejection(t *testing.T) {
 	// Starts after e2 was answered, yet names e1's price.
 	stale := op{user: "c", amount: 550, start: at(5), end: at(6), status: 409, current: 500}
 	evs := []models.Event{{EventID: "e1", Seq: 1, Amount: 500, UserID: "a"}, {EventID: "e2", Seq: 2, Amount: 700, PreviousBid: 500, UserID: "b"}}
-	accepted := map[string]op{"e1": a1, "e2": a2}
 	ft := &testing.T{}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		checkLinearizable(ft, []op{a1, a2, stale}, accepted, evs, 100, 100)
+		checkLinearizable(ft, []op{a1, a2, stale}, evs, 100, 100)
 	}()
 	<-done
 	if !ft.Failed() {

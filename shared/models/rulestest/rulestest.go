@@ -2,6 +2,10 @@
 // run it against models.Decide; the gateway runs the same table against its
 // Lua scripts and its optimistic strategy in a real Redis, so the three
 // implementations of the rules cannot drift apart.
+//
+// It also holds the linearizability checker of concurrent bid histories
+// (CheckLinearizable), which the gateway's contention tests and the
+// fault-and-reconcile suite in load-tests both run.
 package rulestest
 
 import (
