@@ -1,14 +1,12 @@
 package natsconn_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,7 +26,7 @@ func TestStartsBeforeNATSAndRidesOutRestarts(t *testing.T) {
 	t.Parallel()
 	n := testenv.NATS(t)
 	n.Kill()
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	var connects atomic.Int32
 	nc, err := natsconn.Connect(context.Background(), natsconn.Config{
 		URL: n.URL(), Name: "test", Log: slog.New(slog.NewTextHandler(&logs, nil)),
@@ -165,21 +163,4 @@ func deadAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

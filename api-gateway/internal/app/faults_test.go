@@ -271,6 +271,19 @@ func TestRedisOutage(t *testing.T) {
 	}
 }
 
+// publishedAuction creates item "lot" with alice's 5.00 and bob's 6.00,
+// and returns their two events once JetStream has them.
+func publishedAuction(t *testing.T, e *env) []models.Event {
+	t.Helper()
+	e.gw.createItem(t, "lot", "1.00", "1.00")
+	for _, b := range []struct{ user, amount string }{{"alice", "5.00"}, {"bob", "6.00"}} {
+		if a := e.gw.bid(t, "lot", b.user, b.amount); a.Status != 200 {
+			t.Fatalf("bid %s = %d %s", b.amount, a.Status, a.Body)
+		}
+	}
+	return waitEvents(t, e.nats.JetStream(), "lot", 2)
+}
+
 // TestRedisBehindTheLog: a Redis that failed over to a replica which
 // missed the last writes holds the item at an older seq, under another
 // instance than the one that last checked it. The gateway brings the item up
@@ -283,13 +296,7 @@ func TestRedisBehindTheLog(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, func(c *Config) { c.RedisStrategy = strategy })
 			g := e.gw
-			g.createItem(t, "lot", "1.00", "1.00")
-			for _, b := range []struct{ user, amount string }{{"alice", "5.00"}, {"bob", "6.00"}} {
-				if a := g.bid(t, "lot", b.user, b.amount); a.Status != 200 {
-					t.Fatalf("bid %s = %d %s", b.amount, a.Status, a.Body)
-				}
-			}
-			waitEvents(t, e.nats.JetStream(), "lot", 2)
+			publishedAuction(t, e)
 			// What the replica has: alice's bid only, written under the
 			// old primary.
 			key := g.cfg.RedisKeyPrefix + "item:{lot}"
@@ -321,13 +328,7 @@ func TestRestoreTakesTheHighestSeq(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
 	g := e.gw
-	g.createItem(t, "lot", "1.00", "1.00")
-	for _, b := range []struct{ user, amount string }{{"alice", "5.00"}, {"bob", "6.00"}} {
-		if a := g.bid(t, "lot", b.user, b.amount); a.Status != 200 {
-			t.Fatalf("bid %s = %d %s", b.amount, a.Status, a.Body)
-		}
-	}
-	evs := waitEvents(t, e.nats.JetStream(), "lot", 2)
+	evs := publishedAuction(t, e)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Carol's seq 3 as another gateway published it, then bob's seq 2 once

@@ -1,14 +1,12 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +25,7 @@ func TestGoRedisLogsThroughTheLogger(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	g := startGatewayLog(t, testConfig([]string{dead}, false, n.URL()), slog.New(slog.NewJSONHandler(&logs, nil)))
 	if a := do(t, "GET", g.url+"/api/v1/items/lot", ""); a.Status != http.StatusServiceUnavailable {
 		t.Fatalf("GET item without Redis = %d %s, want 503", a.Status, a.Body)
@@ -48,7 +46,7 @@ func TestInvalidEventOnTheFeedIsLogged(t *testing.T) {
 	t.Parallel()
 	r := testenv.Redis(t)
 	n := testenv.NATS(t)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	startGatewayLog(t, testConfig([]string{r.Addr()}, false, n.URL()), slog.New(slog.NewJSONHandler(&logs, nil)))
 	nc := n.Conn()
 	// The feed's subscription reaches the server asynchronously: publish
@@ -67,23 +65,6 @@ func TestInvalidEventOnTheFeedIsLogged(t *testing.T) {
 	})
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestScriptErrorIsA500: when Redis answers but the bid script fails (here
 // on an item hash with a corrupted price), the bid gets 500 "internal error"
 // on both HTTP paths, never a 503 blaming Redis, and the cause is logged.
@@ -91,7 +72,7 @@ func TestScriptErrorIsA500(t *testing.T) {
 	t.Parallel()
 	r := testenv.Redis(t)
 	n := testenv.NATS(t)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	cfg := testConfig([]string{r.Addr()}, false, n.URL())
 	g := startGatewayLog(t, cfg, slog.New(slog.NewJSONHandler(&logs, nil)))
 	g.createItem(t, "corrupt", "10.00", "1.00")

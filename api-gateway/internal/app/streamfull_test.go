@@ -26,7 +26,7 @@ func TestFullStreamKeepsEventsInTheOutboxUntilThereIsRoom(t *testing.T) {
 	t.Parallel()
 	r := testenv.Redis(t)
 	n := testenv.NATS(t)
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	g := startGatewayLog(t, testConfig([]string{r.Addr()}, false, n.URL()),
 		slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	js := n.JetStream()
@@ -165,7 +165,7 @@ func metrics(t *testing.T, g *gateway) map[string]float64 {
 }
 
 // logLines counts the log lines whose message starts with prefix.
-func logLines(logs *syncBuffer, prefix string) int {
+func logLines(logs *testenv.LogBuffer, prefix string) int {
 	n := 0
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, `"msg":"`+prefix) {

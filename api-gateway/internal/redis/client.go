@@ -213,28 +213,9 @@ func clientTLS(caFile string) (*tls.Config, error) {
 }
 
 func newClient(cfg Config, tlsCfg *tls.Config, maxRetries int) (goredis.UniversalClient, *goredis.ClusterClient) {
-	if cfg.Cluster {
-		c := goredis.NewClusterClient(&goredis.ClusterOptions{
-			Addrs:                 cfg.Addrs,
-			Username:              cfg.Username,
-			Password:              cfg.Password.Reveal(),
-			TLSConfig:             tlsCfg,
-			PoolSize:              cfg.PoolSize,
-			DialTimeout:           cfg.DialTimeout,
-			DialerRetries:         1,
-			ReadTimeout:           cfg.ReadTimeout,
-			WriteTimeout:          cfg.WriteTimeout,
-			PoolTimeout:           cfg.OpTimeout,
-			ContextTimeoutEnabled: true,
-			MaxRetries:            maxRetries,
-			MinRetryBackoff:       8 * time.Millisecond,
-			MaxRetryBackoff:       64 * time.Millisecond,
-			MaxRedirects:          3,
-		})
-		return c, c
-	}
-	return goredis.NewClient(&goredis.Options{
-		Addr:                  cfg.Addrs[0],
+	c := goredis.NewUniversalClient(&goredis.UniversalOptions{
+		Addrs:                 cfg.Addrs,
+		IsClusterMode:         cfg.Cluster,
 		Username:              cfg.Username,
 		Password:              cfg.Password.Reveal(),
 		TLSConfig:             tlsCfg,
@@ -249,7 +230,10 @@ func newClient(cfg Config, tlsCfg *tls.Config, maxRetries int) (goredis.Universa
 		MaxRetries:            maxRetries,
 		MinRetryBackoff:       8 * time.Millisecond,
 		MaxRetryBackoff:       64 * time.Millisecond,
-	}), nil
+		MaxRedirects:          3,
+	})
+	cluster, _ := c.(*goredis.ClusterClient)
+	return c, cluster
 }
 
 // Close releases the connections. It is safe to call more than once.
