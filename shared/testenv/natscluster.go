@@ -22,11 +22,13 @@ import (
 // as production runs it: a stream with three replicas acknowledges a publish
 // once two servers stored it, and keeps working while any one is down.
 //
-// The servers keep nats-server's default sync_interval (file store flushed
-// to disk every two minutes). Kill is a process crash, after which the
-// kernel's page cache still holds everything written, so an acknowledged
-// message is never lost here; only a power loss of the whole cluster could
-// take it, which no test simulates.
+// The servers keep nats-server's default sync_interval: JetStream flushes
+// its files to disk every two minutes, not before each acknowledgement.
+// That is the setting the README recommends for nodes that fail on their
+// own: an acknowledged message is held by two nodes, so killing any one
+// loses no copy that matters. Only losing every node's memory at once (a
+// power cut of the whole cluster) would need sync_interval: always, and no
+// test simulates that.
 type NATSCluster struct {
 	Nodes []*NATSNode
 	tb    testing.TB
