@@ -138,17 +138,34 @@ func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, 
 	if err != nil {
 		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
+	// A plain consumer, not an ordered one: an ordered consumer recreates
+	// itself when a server goes away and can wait for ever, whereas this
+	// one fails within ctx and the caller answers 503.
 	start := m.Time.Add(-lateWindow)
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subject},
-		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   &start,
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		FilterSubject:     subject,
+		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
+		OptStartTime:      &start,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		Replicas:          1,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 	}
+	defer func() {
+		// Best effort: the server drops it after InactiveThreshold anyway.
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, cons.CachedInfo().Name)
+	}()
+	wait := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
 	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(max(wait, 100*time.Millisecond)))
 		if err != nil {
 			return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 		}
@@ -174,8 +191,11 @@ func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, 
 			return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 		}
 		if n == 0 {
-			// The last message was read above; an empty fetch means it
-			// was purged meanwhile, which leaves nothing newer.
+			// Nothing more arrived: the last message was purged since it
+			// was read, which leaves nothing newer.
+			if ctx.Err() != nil {
+				return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, ctx.Err())
+			}
 			return last, true, nil
 		}
 	}
