@@ -114,7 +114,11 @@ func (s *server) router() http.Handler {
 	// are still taken (the outbox holds events), so a load balancer must keep
 	// sending them; those dependencies show as "degraded".
 	r.Get("/ready", health.Degradable(ServiceName, time.Second, s.d.Ready, s.d.Degraded))
-	r.Handle("/metrics", promhttp.HandlerFor(s.d.Gatherer, promhttp.HandlerOpts{}))
+	// A collector that fails once (the process collector reads /proc while
+	// files come and go) costs its own metrics in one scrape, not the
+	// whole scrape.
+	r.Handle("/metrics", promhttp.HandlerFor(s.d.Gatherer, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(s.d.Log.Handler(), slog.LevelWarn)}))
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.limitIP)
 		r.Post("/items", s.createItem)

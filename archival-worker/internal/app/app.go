@@ -92,7 +92,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		"schema":   a.schemaReady,
 		"archive":  a.consumer.Healthy,
 	}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// A collector failing once costs its own metrics in one scrape, not the
+	// whole scrape.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg,
+		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return a, nil
 }

@@ -79,7 +79,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	mux.Handle("GET /ws", websocket.NewHandler(hub, log.With("component", "websocket")))
 	mux.HandleFunc("GET /health", health.Liveness(Service))
 	mux.HandleFunc("GET /ready", health.Readiness(Service, 2*time.Second, map[string]health.Check{"nats": nc.Ready}))
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// A collector failing once costs its own metrics in one scrape, not the
+	// whole scrape.
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg,
+		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	web.Register(mux, web.Config{GatewayURL: cfg.GatewayURL})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
