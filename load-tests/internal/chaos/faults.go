@@ -176,7 +176,7 @@ func (r *run) probeRewind(ctx context.Context) {
 			var b *bid
 			err := waitFor(ctx, r.cfg.Deadline, func() error {
 				b = r.load.place(item, g, user, last.Amount)
-				if b.Status == http.StatusServiceUnavailable && !b.MaybeApplied {
+				if b.Status == http.StatusServiceUnavailable {
 					return fmt.Errorf("503 %s", b.message)
 				}
 				return nil
