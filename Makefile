@@ -60,6 +60,10 @@ vet: ## go vet every module
 lint: vet ## gofmt check and go vet
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+.PHONY: chaos
+chaos: deps ## Kill each component in turn under load, then reconcile every bid (report in load-tests/results/)
+	@cd load-tests && go run ./cmd/chaos
+
 .PHONY: infra-check
 infra-check: ## Check docker-compose, Terraform (validate, fmt, test) and Dockerfiles offline
 	@infrastructure/scripts/infra-check.sh
