@@ -57,6 +57,7 @@ type load struct {
 
 	answers, accepted atomic.Int64
 	stop              chan struct{}
+	once              sync.Once
 	wg                sync.WaitGroup
 }
 
@@ -80,11 +81,14 @@ func (l *load) start() {
 	}
 }
 
-// finish stops the bidders once their bids in flight are answered.
+// finish stops the bidders once their bids in flight are answered. It
+// may be called again, as a deferred call does after a failed run.
 func (l *load) finish() {
-	close(l.stop)
-	l.wg.Wait()
-	l.client.CloseIdleConnections()
+	l.once.Do(func() {
+		close(l.stop)
+		l.wg.Wait()
+		l.client.CloseIdleConnections()
+	})
 }
 
 func (l *load) bidder(b int) {

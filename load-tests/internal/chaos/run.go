@@ -53,7 +53,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Report {
 	var items []string
 	for i := range cfg.Items {
 		id := fmt.Sprintf("chaos_lot_%d", i+1)
-		if err := createItem(ctx, cfg.Deadline, st.gateways[i%len(st.gateways)], id); err != nil {
+		if err := r.createItem(ctx, st.gateways[i%len(st.gateways)], id); err != nil {
 			tb.Fatalf("create item %s: %v", id, err)
 		}
 		items = append(items, id)
@@ -84,6 +84,7 @@ func Run(ctx context.Context, tb testing.TB, cfg Config) *Report {
 	r.logf("viewers watching; bidding")
 	r.load = newLoad(cfg, st.gateways, items)
 	r.load.start()
+	defer r.load.finish()
 	r.runFaults(ctx)
 	r.load.finish()
 	r.logf("load stopped after %d bids; reconciling", len(r.load.snapshot()))
@@ -107,9 +108,15 @@ func (r *run) logf(format string, args ...any) {
 var createClient = &http.Client{Timeout: 30 * time.Second}
 
 // createItem creates an active item starting at 1.00 that rises by 1.00.
-func createItem(ctx context.Context, timeout time.Duration, g *service, id string) error {
+func (r *run) createItem(ctx context.Context, g *service, id string) error {
 	body := fmt.Sprintf(`{"id":%q,"name":"Chaos lot %s","starting_price":%s,"min_increment":%s}`, id, id, startingPrice, minIncrement)
-	return waitFor(ctx, timeout, func() error {
+	return waitFor(ctx, r.cfg.Deadline, func() (err error) {
+		start := time.Now()
+		defer func() {
+			if err != nil {
+				r.logf("create item %s on %s: %v after %v", id, g.name, err, time.Since(start).Round(time.Millisecond))
+			}
+		}()
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, g.url()+"/api/v1/items", strings.NewReader(body))
 		if err != nil {
 			return err
