@@ -245,14 +245,25 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 	}
 	oldest = first.Seq
 	start := firstStreamSeq
-	if first.Seq <= after {
+	// The search below assumes seqs rise with stream sequence, which holds
+	// only roughly: after a NATS failover one gateway's held events reach
+	// the stream after later ones of another gateway (hundreds of seqs
+	// behind were seen under load). Searching for a point reorderMargin
+	// seqs earlier starts the read before every wanted event; the extra
+	// ones are passed over below.
+	const reorderMargin = 1024
+	search := uint64(0)
+	if after > reorderMargin {
+		search = after - reorderMargin
+	}
+	if first.Seq <= search {
 		last, err := s.GetLastMsgForSubject(ctx, subj)
 		if err != nil {
 			return oldest, fmt.Errorf("last event of %s: %w", itemID, err)
 		}
 		// Find the smallest stream sequence whose next message on the
-		// subject has item seq > after. Invariant: next(lo) has seq <=
-		// after; next(hi) has seq > after or does not exist.
+		// subject has item seq > search. Invariant: next(lo) has seq <=
+		// search; next(hi) has seq > search or does not exist.
 		lo, hi := firstStreamSeq, last.Sequence+1
 		for hi-lo > 1 {
 			mid := lo + (hi-lo)/2
@@ -260,7 +271,7 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 			if err != nil {
 				return oldest, err
 			}
-			if !ok || sseq >= hi || ev.Seq > after {
+			if !ok || sseq >= hi || ev.Seq > search {
 				hi = mid
 			} else {
 				lo = sseq
@@ -293,6 +304,21 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 			}
 		}
 	}
+}
+
+// Oldest returns the seq of the item's oldest event still retained (0 when
+// none is). History is discarded from the front only (the archive's purge),
+// so the item's first stored message is it.
+func (c *Client) Oldest(ctx context.Context, itemID string) (uint64, error) {
+	s, err := c.bids(ctx)
+	if err != nil {
+		return 0, err
+	}
+	first, _, ok, err := c.next(ctx, s, stream.Subject(itemID), 1)
+	if err != nil || !ok {
+		return 0, err
+	}
+	return first.Seq, nil
 }
 
 // next reads the item's first valid event at or after stream sequence seq.

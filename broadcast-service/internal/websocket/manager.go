@@ -29,6 +29,9 @@ type Source interface {
 	// After calls fn for each stored event with after < seq <= upTo (0: no
 	// bound) and returns the seq of the oldest event still retained.
 	After(ctx context.Context, itemID string, after, upTo uint64, fn func(models.Event) error) (oldest uint64, err error)
+	// Oldest returns the seq of the item's oldest event still retained (0
+	// when none is).
+	Oldest(ctx context.Context, itemID string) (uint64, error)
 	// SubscribeViewers and PublishViewers exchange each instance's viewer
 	// count of an item, so every instance can show the total.
 	SubscribeViewers(itemID string, fn func(data []byte)) (unsubscribe func() error, err error)
@@ -597,15 +600,21 @@ func (h *Hub) replay(ctx context.Context, c *client, itemID string, since, upTo 
 		o.next = from + 1
 	}
 	seen := false
-	_, err := h.src.After(ctx, itemID, from, upTo, func(ev models.Event) error {
-		if !seen && ev.Seq > o.next {
-			// The oldest retained event is newer than what the viewer has:
-			// the history in between was discarded.
-			if err := truncated(ev.Seq); err != nil {
-				return err
-			}
-			o.next = ev.Seq
+	oldest, err := h.src.Oldest(ctx, itemID)
+	if err != nil {
+		return fmt.Errorf("replay %s after %d: %w", itemID, since, err)
+	}
+	if oldest > o.next {
+		// The oldest retained event is newer than what the viewer has:
+		// the history in between was discarded. (The first event read is
+		// no guide: the stream may hold an item's events slightly out of
+		// seq order.)
+		if err := truncated(oldest); err != nil {
+			return err
 		}
+		o.next = oldest
+	}
+	_, err = h.src.After(ctx, itemID, from, upTo, func(ev models.Event) error {
 		seen = true
 		err := o.add(ev)
 		if errors.Is(err, errHeldFull) {
