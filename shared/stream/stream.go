@@ -94,8 +94,12 @@ func Config(replicas int) jetstream.StreamConfig {
 		MaxMsgsPerSubject: -1, // an item's events all stay until its close is archived
 		Discard:           jetstream.DiscardNew,
 		Duplicates:        DuplicateWindow,
-		AllowDirect:       true,
-		Replicas:          replicas,
+		// No direct gets: any replica answers those, including one that
+		// is behind, and around a leader change it said "not found" for
+		// acknowledged events, which made viewers' catch-up skip them.
+		// History reads go through the stream's leader instead.
+		AllowDirect: false,
+		Replicas:    replicas,
 	}
 }
 
