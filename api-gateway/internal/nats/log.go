@@ -31,12 +31,18 @@ type itemsKV struct {
 
 func (c *Client) items(ctx context.Context) (jetstream.KeyValue, error) {
 	c.kv.mu.Lock()
-	defer c.kv.mu.Unlock()
-	if c.kv.kv != nil {
-		return c.kv.kv, nil
+	kv := c.kv.kv
+	c.kv.mu.Unlock()
+	if kv != nil {
+		return kv, nil
 	}
 	// Create or update, so that a bucket lost with NATS's storage comes
-	// back, and a change of replicas is applied.
+	// back, and a change of replicas is applied. Not under the lock, and
+	// briefly: a cluster still electing its leader leaves the request
+	// unanswered, and every caller would wait out the longest deadline.
+	// Concurrent creations of the same bucket are harmless.
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
 	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      ItemsBucket,
 		Description: "Every item's terms as created, for restoring a Redis that lost them",
@@ -47,7 +53,9 @@ func (c *Client) items(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open bucket %s: %w", ItemsBucket, err)
 	}
+	c.kv.mu.Lock()
 	c.kv.kv = kv
+	c.kv.mu.Unlock()
 	return kv, nil
 }
 
