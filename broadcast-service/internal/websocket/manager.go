@@ -632,9 +632,13 @@ func (h *Hub) replay(ctx context.Context, c *client, itemID string, since, upTo 
 	if err != nil {
 		return fmt.Errorf("replay %s after %d: %w", itemID, since, err)
 	}
-	if !seen {
+	if !seen && oldest == 0 {
+		// Nothing of the item is stored any more (the stream was lost).
 		return truncated(upTo + 1)
 	}
+	// Holes are events the live feed carried but the stream does not hold
+	// yet (a publish that failed with a NATS node is stored later by the
+	// gateway's relay): missed, not discarded, so the viewer may resume.
 	for o.next <= upTo {
 		from, to, ok := o.hole()
 		if !ok {
