@@ -36,22 +36,32 @@ func (c *Client) items(ctx context.Context) (jetstream.KeyValue, error) {
 	if kv != nil {
 		return kv, nil
 	}
+	var err error
 	// Create or update, so that a bucket lost with NATS's storage comes
 	// back, and a change of replicas is applied. Not under the lock, and
-	// briefly: a cluster still electing its leader leaves the request
-	// unanswered, and every caller would wait out the longest deadline.
-	// Concurrent creations of the same bucket are harmless.
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// in short attempts: a cluster still electing its leader can leave a
+	// request unanswered, where a new one soon succeeds. Concurrent
+	// creations of the same bucket are harmless.
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	kv, err := c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      ItemsBucket,
-		Description: "Every item's terms as created, for restoring a Redis that lost them",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    c.cfg.StreamReplicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", ItemsBucket, err)
+	for {
+		actx, acancel := context.WithTimeout(ctx, 2*time.Second)
+		kv, err = c.js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{
+			Bucket:      ItemsBucket,
+			Description: "Every item's terms as created, for restoring a Redis that lost them",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.cfg.StreamReplicas,
+		})
+		acancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("open bucket %s: %w", ItemsBucket, err)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	c.kv.mu.Lock()
 	c.kv.kv = kv
