@@ -109,7 +109,7 @@ func checkExactlyOnce(t *testing.T, n *testenv.NATSServer, item string, accepted
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		var err error
-		if evs, err = streamEvents(ctx, js, item); err != nil {
+		if evs, err = testenv.StreamEvents(ctx, js, item); err != nil {
 			return err
 		}
 		have := map[string]bool{}
@@ -408,7 +408,7 @@ func TestRedisKilledWithFsyncAlways(t *testing.T) {
 	testenv.WaitFor(t, 30*time.Second, "the stream to reach the item's seq", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		evs, err := streamEvents(ctx, n.JetStream(), "lot")
+		evs, err := testenv.StreamEvents(ctx, n.JetStream(), "lot")
 		if err != nil || len(evs) == 0 || evs[len(evs)-1].Seq < it.Seq {
 			return fmt.Errorf("%d events, item at seq %d: %v", len(evs), it.Seq, err)
 		}

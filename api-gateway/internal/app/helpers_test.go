@@ -20,7 +20,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/shared/models"
-	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -218,52 +217,6 @@ func (g *gateway) createItem(t testing.TB, id, start, inc string) models.Item {
 	return it
 }
 
-// streamEvents reads every event JetStream holds for an item.
-func streamEvents(ctx context.Context, js jetstream.JetStream, item string) ([]models.Event, error) {
-	s, err := js.Stream(ctx, stream.Name)
-	if err != nil {
-		return nil, err
-	}
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(stream.Subject(item)))
-	if err != nil {
-		return nil, err
-	}
-	want := int(info.State.Subjects[stream.Subject(item)])
-	if want == 0 {
-		return nil, nil
-	}
-	cons, err := js.OrderedConsumer(ctx, stream.Name, jetstream.OrderedConsumerConfig{FilterSubjects: []string{stream.Subject(item)}})
-	if err != nil {
-		return nil, err
-	}
-	var out []models.Event
-	for len(out) < want {
-		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			var e models.Event
-			if err := json.Unmarshal(m.Data(), &e); err != nil {
-				return nil, fmt.Errorf("event %s: %w", m.Data(), err)
-			}
-			if h := m.Headers().Get(jetstream.MsgIDHeader); h != e.EventID {
-				return nil, fmt.Errorf("Nats-Msg-Id %q for event %s", h, e.EventID)
-			}
-			out = append(out, e)
-		}
-		if err := batch.Error(); err != nil {
-			return nil, err
-		}
-		if got == 0 {
-			return nil, fmt.Errorf("read %d of %d events", len(out), want)
-		}
-	}
-	return out, nil
-}
-
 // waitEvents waits until JetStream holds exactly n events for item and
 // returns them in seq order.
 func waitEvents(t testing.TB, js jetstream.JetStream, item string, n int) []models.Event {
@@ -273,7 +226,7 @@ func waitEvents(t testing.TB, js jetstream.JetStream, item string, n int) []mode
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var err error
-		evs, err = streamEvents(ctx, js, item)
+		evs, err = testenv.StreamEvents(ctx, js, item)
 		if err != nil {
 			return err
 		}

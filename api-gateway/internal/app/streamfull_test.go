@@ -124,7 +124,7 @@ func TestFullStreamKeepsEventsInTheOutboxUntilThereIsRoom(t *testing.T) {
 	bid()
 	bid()
 	evs := waitEvents(t, js, "lot", len(ids))
-	stored, err := streamEvents(ctx, js, "lot") // in stream order
+	stored, err := testenv.StreamEvents(ctx, js, "lot") // in stream order
 	if err != nil {
 		t.Fatal(err)
 	}

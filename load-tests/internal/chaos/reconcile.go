@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -14,11 +13,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/models/rulestest"
-	"github.com/bidding-platform/shared/stream"
+	"github.com/bidding-platform/shared/testenv"
 )
 
 // stored is an item's events as the stores hold them.
@@ -46,7 +44,7 @@ func (r *run) reconcile(ctx context.Context, tb testing.TB) {
 	data := map[string]*stored{}
 	err := waitFor(ctx, cfg.Deadline, func() error {
 		for _, item := range r.load.items {
-			evs, err := readStream(ctx, r.js, item)
+			evs, err := testenv.StreamEvents(ctx, r.js, item)
 			if err != nil {
 				return fmt.Errorf("read %s from JetStream: %w", item, err)
 			}
@@ -437,57 +435,6 @@ func getItem(ctx context.Context, g *service, id string) (models.Item, error) {
 	}
 	var it models.Item
 	return it, json.NewDecoder(resp.Body).Decode(&it)
-}
-
-// readStream reads every message on the item's subject, in stream order.
-func readStream(ctx context.Context, js jetstream.JetStream, item string) ([]models.Event, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream.Name)
-	if err != nil {
-		return nil, err
-	}
-	subject := stream.Subject(item)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject))
-	if err != nil {
-		return nil, err
-	}
-	want := int(info.State.Subjects[subject])
-	if want == 0 {
-		return nil, nil
-	}
-	cons, err := js.OrderedConsumer(ctx, stream.Name, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		return nil, err
-	}
-	var out []models.Event
-	for len(out) < want {
-		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		got := 0
-		for m := range batch.Messages() {
-			got++
-			e, err := models.DecodeEvent(m.Data())
-			if err != nil {
-				return nil, err
-			}
-			// JetStream drops republished events by this id: an event
-			// under another id could be stored twice.
-			if h := m.Headers().Get(jetstream.MsgIDHeader); h != e.EventID {
-				return nil, fmt.Errorf("event %s stored under Nats-Msg-Id %q", e.EventID, h)
-			}
-			out = append(out, e)
-		}
-		if err := batch.Error(); err != nil {
-			return nil, err
-		}
-		if got == 0 {
-			return nil, errors.New("fetch returned no messages")
-		}
-	}
-	return out, nil
 }
 
 // readArchive reads the archive's bids by item and event id.
