@@ -18,6 +18,8 @@ type Bid struct {
 	PreviousBid Money     `json:"previous_bid"`
 	Seq         uint64    `json:"seq"`
 	Timestamp   time.Time `json:"timestamp"`
+	// Auto marks a bid the platform placed for a bidder's maximum.
+	Auto bool `json:"auto,omitempty"`
 }
 
 // Event is what the gateway publishes on an item's subject and what viewers
@@ -34,6 +36,9 @@ type Event struct {
 	PreviousBid Money     `json:"previous_bid"`
 	Timestamp   time.Time `json:"timestamp"`
 	Seq         uint64    `json:"seq"`
+	// Auto marks a bid the platform placed for the leader's maximum, in
+	// answer to the bid just before it.
+	Auto bool `json:"auto,omitempty"`
 	// EndsAt is the auction's end after this event, which soft close may have
 	// moved; countdowns follow it.
 	EndsAt   *time.Time `json:"ends_at,omitempty"`
@@ -60,6 +65,7 @@ func (e Event) Bid() Bid {
 		PreviousBid: e.PreviousBid,
 		Seq:         e.Seq,
 		Timestamp:   e.Timestamp,
+		Auto:        e.Auto,
 	}
 }
 

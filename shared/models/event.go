@@ -86,7 +86,9 @@ func (e Event) Validate() error {
 			return bad("bid event's user_id %q is not an id", e.UserID)
 		case e.Amount == 0:
 			return bad("bid event has no amount")
-		case e.PreviousBid >= e.Amount:
+		case e.PreviousBid > e.Amount || e.PreviousBid == e.Amount && !e.Auto:
+			// An automatic bid may equal the bid it answers: a tie
+			// with the leader's maximum goes to the leader.
 			return bad("bid event's amount %v is not above previous_bid %v", e.Amount, e.PreviousBid)
 		case e.Timestamp.IsZero():
 			return bad("bid event has no timestamp")

@@ -33,7 +33,14 @@ type Item struct {
 	// Seq is the per-item sequence number of the last event; viewers use it
 	// to resume without gaps.
 	Seq uint64 `json:"seq"`
+	// LeaderMax is the leader's maximum bid: the most the rules will bid
+	// for it. It is the leader's secret, never in an answer, event or log
+	// line; zero or the current bid when the leader bid plainly.
+	LeaderMax Money `json:"-"`
 }
+
+// leaderMax is the most the leader has agreed to pay.
+func (it Item) leaderMax() Money { return max(it.LeaderMax, it.CurrentBid) }
 
 // MinNextBid is the lowest amount that can win right now: the starting price
 // before any bid, then the current bid plus the minimum increment.

@@ -24,7 +24,14 @@ const (
 	// OutcomeIdempotencyConflict: the idempotency key was used before for
 	// another bid.
 	OutcomeIdempotencyConflict Outcome = 5
+	// OutcomeOutbid: the bid was placed and moved the price, and the
+	// leader's maximum outbid it at once with an automatic bid.
+	OutcomeOutbid Outcome = 6
 )
+
+// Placed says whether the bid was accepted: it counts, whether or not it
+// leads.
+func (o Outcome) Placed() bool { return o == OutcomeAccepted || o == OutcomeOutbid }
 
 func (o Outcome) String() string {
 	switch o {
@@ -38,6 +45,8 @@ func (o Outcome) String() string {
 		return "not_active"
 	case OutcomeIdempotencyConflict:
 		return "idempotency_conflict"
+	case OutcomeOutbid:
+		return "outbid"
 	}
 	return "unknown"
 }
@@ -62,9 +71,28 @@ func StatusAt(stored Status, startsAt, endsAt, now time.Time) Status {
 type BidAttempt struct {
 	UserID string
 	Amount Money
+	// Max makes Amount the most the bidder will pay: the rules then bid for
+	// them, one increment at a time and only as far as needed, now and
+	// whenever someone else bids later.
+	Max bool
 	// SoftClose: a bid accepted less than this before the end moves the end
 	// to now+SoftClose. Zero disables it.
 	SoftClose time.Duration
+}
+
+// PriceStep is one visible change of the price: one bid event.
+type PriceStep struct {
+	UserID      string
+	Amount      Money
+	PreviousBid Money
+	// Auto marks a bid the rules placed for a leader's maximum.
+	Auto     bool
+	Seq      uint64
+	BidCount int64
+	// LeaderMax is the leader's maximum after the step. It is stored and
+	// logged with the event so that a restored item keeps it, and never
+	// shown.
+	LeaderMax Money
 }
 
 // Decision is the rules' answer to one bid on an item at a moment.
@@ -72,17 +100,25 @@ type Decision struct {
 	Outcome Outcome
 	// Status is the auction's status when the bid was decided.
 	Status Status
-	// Item is the item after the decision: unchanged unless accepted, when
-	// it holds the new price, bidder, count, seq and (soft close) end.
+	// Item is the item after the decision: unchanged unless the bid was
+	// placed, when it holds the new price, leader, maximum, count, seq and
+	// (soft close) end.
 	Item Item
-	// PreviousBid is the price the accepted bid replaced (0 for the first).
-	PreviousBid Money
+	// Steps are the price changes the bid made, in seq order: the bid
+	// itself, then the automatic bid it triggered. A leader raising its own
+	// maximum moves no price and makes none (unless it lifts the price to
+	// the reserve).
+	Steps []PriceStep
 }
 
 // Decide applies the auction rules to one bid on it at now. it.Status is
-// the stored status (see StatusAt). A bid is accepted when the auction is
-// active and the amount is at least the minimum next bid and above the
-// current price; acceptance takes the next seq.
+// the stored status (see StatusAt). A bid needs the auction active and at
+// least the minimum next bid. Against a leader's maximum M (for a plain
+// bid, its amount), a bid of V from another user leads if V > M: a plain
+// bid at V, a maximum at min(V, M+increment); otherwise the leader keeps
+// the lead at min(M, V+increment), the earlier bid winning a tie. A maximum
+// whose price would stay below a reserve it reaches is lifted to the
+// reserve. Each price change takes the next seq.
 func Decide(it Item, b BidAttempt, now time.Time) Decision {
 	st := StatusAt(it.Status, it.StartsAt, it.EndsAt, now)
 	d := Decision{Outcome: OutcomeNotActive, Status: st, Item: it}
@@ -95,16 +131,62 @@ func Decide(it Item, b BidAttempt, now time.Time) Decision {
 		d.Outcome = OutcomeTooLow
 		return d
 	}
+	top, v := it.leaderMax(), b.Amount
+	// lift raises a price set by a maximum to the reserve the maximum
+	// reaches: the seller's minimum is what such a bidder agreed to pay.
+	lift := func(price, max Money) Money {
+		if price < it.ReservePrice && max >= it.ReservePrice {
+			return it.ReservePrice
+		}
+		return price
+	}
 	d.Outcome = OutcomeAccepted
-	d.PreviousBid = it.CurrentBid
-	d.Item.CurrentBid = b.Amount
-	d.Item.HighestBidderID = b.UserID
-	d.Item.BidCount = it.BidCount + 1
-	d.Item.Seq = it.Seq + 1
-	if b.SoftClose > 0 && !it.EndsAt.IsZero() && it.EndsAt.Sub(now) < b.SoftClose {
+	switch {
+	case first:
+		price := v
+		if b.Max {
+			price = lift(it.StartingPrice, v)
+		}
+		d.step(b.UserID, price, false, v)
+	case b.UserID == it.HighestBidderID && b.Max:
+		if v <= top {
+			d.Outcome = OutcomeTooLow
+			return d
+		}
+		d.Item.LeaderMax = v
+		if price := lift(it.CurrentBid, v); price != it.CurrentBid {
+			d.step(b.UserID, price, true, v)
+		}
+	case b.UserID == it.HighestBidderID:
+		d.step(b.UserID, v, false, max(top, v))
+	case v > top:
+		price := v
+		if b.Max {
+			price = lift(min(v, top+it.MinIncrement), v)
+		}
+		d.step(b.UserID, price, false, v)
+	default:
+		d.Outcome = OutcomeOutbid
+		leader := it.HighestBidderID
+		d.step(b.UserID, v, false, v)
+		d.step(leader, lift(min(top, v+it.MinIncrement), top), true, top)
+	}
+	if len(d.Steps) > 0 && b.SoftClose > 0 && !it.EndsAt.IsZero() && it.EndsAt.Sub(now) < b.SoftClose {
 		d.Item.EndsAt = now.Add(b.SoftClose)
 	}
 	return d
+}
+
+// step records one price change on the decision's item.
+func (d *Decision) step(user string, price Money, auto bool, leaderMax Money) {
+	it := &d.Item
+	d.Steps = append(d.Steps, PriceStep{
+		UserID: user, Amount: price, PreviousBid: it.CurrentBid, Auto: auto,
+		Seq: it.Seq + 1, BidCount: it.BidCount + 1, LeaderMax: leaderMax,
+	})
+	it.CurrentBid, it.HighestBidderID, it.LeaderMax = price, user, leaderMax
+	it.BidCount++
+	it.Seq++
 }
 
 // Close closes the auction at now if its end has passed and it is not

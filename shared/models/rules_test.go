@@ -13,7 +13,7 @@ type goAuction struct{ it models.Item }
 
 func (a *goAuction) Bid(_ testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item) {
 	d := models.Decide(a.it, b, at)
-	if d.Outcome == models.OutcomeAccepted {
+	if d.Outcome.Placed() {
 		a.it = d.Item
 	}
 	return d.Outcome, d.Item

@@ -27,6 +27,11 @@ const (
 	DuplicateWindow = 10 * time.Minute
 	// MaxReplicas is the most copies JetStream keeps of a stream.
 	MaxReplicas = 5
+	// LeaderMaxHeader carries, beside a bid event, the leader's maximum
+	// bid (in cents) once the event happened, when it is above the price.
+	// It is what an item restored from the stream needs and must never be
+	// shown: consumers pass on an event's data, never its headers.
+	LeaderMaxHeader = "Auction-Leader-Max"
 )
 
 // ReadReplicas reads a stream replica count from the environment into dst

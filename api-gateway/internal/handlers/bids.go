@@ -24,13 +24,16 @@ const (
 	msgNotActive  = "Auction is not active"
 	msgNotFound   = "Item not found"
 	msgIdemReused = "Idempotency-Key was already used for a different bid"
-	bidFields     = "user_id and amount"
+	msgOutbid     = "Bid placed, but another bidder's maximum bid is higher: an automatic bid outbid it"
+	msgMaxNotUp   = "max_amount must be above your current maximum bid and at least min_next_bid"
+	bidFields     = "user_id and amount (or max_amount)"
 	maxIdemKeyLen = 128
 )
 
 type bidBody struct {
-	UserID *string         `json:"user_id"`
-	Amount json.RawMessage `json:"amount"`
+	UserID    *string         `json:"user_id"`
+	Amount    json.RawMessage `json:"amount"`
+	MaxAmount json.RawMessage `json:"max_amount"`
 }
 
 // bidInput is one bid request as a transport hands it over.
@@ -103,6 +106,7 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 	var (
 		userID     string
 		amountText []byte
+		maxBid     bool
 	)
 	if u, a, ok := parseBidFast(in.body); ok {
 		userID, amountText = string(u), a
@@ -114,10 +118,17 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 		if body.UserID == nil {
 			return s.badBid(buf, "user_id is required")
 		}
-		if len(body.Amount) == 0 {
-			return s.badBid(buf, "amount is required")
+		switch {
+		case len(body.Amount) > 0 && len(body.MaxAmount) > 0:
+			return s.badBid(buf, "send amount (a bid of exactly that) or max_amount (the most to bid automatically), not both")
+		case len(body.MaxAmount) > 0:
+			amountText, maxBid = body.MaxAmount, true
+		case len(body.Amount) > 0:
+			amountText = body.Amount
+		default:
+			return s.badBid(buf, "amount or max_amount is required")
 		}
-		userID, amountText = *body.UserID, body.Amount
+		userID = *body.UserID
 	}
 	if err := models.ValidateID(userID); err != nil {
 		return s.badBid(buf, "user_id: "+err.Error())
@@ -125,7 +136,11 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 	// The number's text, never float64: 0.1+0.2 must stay exact.
 	amount, err := models.ParseMoney(string(amountText))
 	if err != nil {
-		return s.badBid(buf, "amount: "+err.Error())
+		field := "amount: "
+		if maxBid {
+			field = "max_amount: "
+		}
+		return s.badBid(buf, field+err.Error())
 	}
 	if in.idemKey != "" && !validKey(in.idemKey) {
 		return s.badBid(buf, fmt.Sprintf("Idempotency-Key must be 1-%d visible ASCII characters", maxIdemKeyLen))
@@ -140,43 +155,51 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 			return tooManyAnswer(buf, wait, "rate limit exceeded for this user")
 		}
 	}
-	res, err := s.d.Bids.PlaceBid(ctx, service.Bid{ItemID: in.itemID, UserID: userID, Amount: amount, IdempotencyKey: in.idemKey})
+	res, err := s.d.Bids.PlaceBid(ctx, service.Bid{ItemID: in.itemID, UserID: userID, Amount: amount, Max: maxBid, IdempotencyKey: in.idemKey})
+	your := yourBid{amount: amount, max: maxBid}
 	if err != nil {
 		status, msg, retryAfter := s.failure(ctx, "place bid", err, "item_id", in.itemID)
 		s.d.Metrics.bid(string(models.ErrorKind(err)))
-		a := bidReply(buf, status, false, msg, 0, amount, "", 0, false)
+		a := bidReply(buf, status, false, msg, 0, your, "", 0, false)
 		a.retryAfter = retryAfter
 		return a
 	}
 	s.d.Metrics.bid(res.Outcome.String())
 	it := res.Item
 	status := statusOf(outcomeKind(res.Outcome))
+	eventID := ""
+	if res.Event != nil {
+		eventID = res.Event.EventID
+	}
 	switch res.Outcome {
 	case models.OutcomeAccepted:
-		eventID := ""
-		if res.Event != nil {
-			eventID = res.Event.EventID
-		}
 		// A replayed answer is the first answer: that bid became the price.
 		cur := it.CurrentBid
-		if res.Replayed {
+		if res.Replayed && !maxBid {
 			cur = amount
 		}
-		return bidReply(buf, status, true, msgAccepted, cur, amount, eventID, it.MinNextBid(), true)
+		your.highest = true
+		return bidReply(buf, status, true, msgAccepted, cur, your, eventID, it.MinNextBid(), true)
+	case models.OutcomeOutbid:
+		return bidReply(buf, status, true, msgOutbid, it.CurrentBid, your, eventID, it.MinNextBid(), true)
 	case models.OutcomeTooLow:
 		// The README's message even below the starting price; min_next_bid
 		// says what would win.
-		return bidReply(buf, status, false, msgTooLow, it.CurrentBid, amount, "", it.MinNextBid(), true)
+		msg := msgTooLow
+		if maxBid && it.HighestBidderID == userID {
+			msg = msgMaxNotUp
+		}
+		return bidReply(buf, status, false, msg, it.CurrentBid, your, "", it.MinNextBid(), true)
 	case models.OutcomeNotActive:
 		msg := msgNotActive
 		if it.Status != "" {
 			msg += " (" + string(it.Status) + ")"
 		}
-		return bidReply(buf, status, false, msg, it.CurrentBid, amount, "", it.MinNextBid(), it.ID != "")
+		return bidReply(buf, status, false, msg, it.CurrentBid, your, "", it.MinNextBid(), it.ID != "")
 	case models.OutcomeNotFound:
-		return bidReply(buf, status, false, msgNotFound, 0, amount, "", 0, false)
+		return bidReply(buf, status, false, msgNotFound, 0, your, "", 0, false)
 	case models.OutcomeIdempotencyConflict:
-		return bidReply(buf, status, false, msgIdemReused, 0, amount, "", 0, false)
+		return bidReply(buf, status, false, msgIdemReused, 0, your, "", 0, false)
 	}
 	s.d.Log.ErrorContext(ctx, "unknown bid outcome", "outcome", int(res.Outcome))
 	return errorAnswer(buf, status, "internal error")
@@ -236,7 +259,14 @@ func (s *server) authenticate(h string) (string, error) {
 // bidReply encodes a bid answer by hand into buf: the shape is fixed and
 // every string in it is either ours or a validated id, so this is the hot
 // path's only encoding.
-func bidReply(buf []byte, status int, success bool, msg string, cur, your models.Money, eventID string, minNext models.Money, withPrices bool) bidAnswer {
+// yourBid is what the bidder asked for, and whether it leads.
+type yourBid struct {
+	amount  models.Money
+	max     bool
+	highest bool
+}
+
+func bidReply(buf []byte, status int, success bool, msg string, cur models.Money, your yourBid, eventID string, minNext models.Money, withPrices bool) bidAnswer {
 	b := append(buf, `{"success":`...)
 	b = strconv.AppendBool(b, success)
 	b = append(b, `,"message":`...)
@@ -246,9 +276,14 @@ func bidReply(buf []byte, status int, success bool, msg string, cur, your models
 		b = appendMoney(b, cur)
 	}
 	b = append(b, `,"your_bid":`...)
-	b = appendMoney(b, your)
+	b = appendMoney(b, your.amount)
+	if your.max {
+		// The bidder's own maximum, to the bidder only.
+		b = append(b, `,"max_amount":`...)
+		b = appendMoney(b, your.amount)
+	}
 	b = append(b, `,"is_highest":`...)
-	b = strconv.AppendBool(b, success)
+	b = strconv.AppendBool(b, your.highest)
 	if eventID != "" {
 		b = append(b, `,"event_id":`...)
 		b = appendString(b, eventID)

@@ -31,7 +31,7 @@ func statusOf(kind models.Kind) int {
 // comes from statusOf like every other failure's.
 func outcomeKind(o models.Outcome) models.Kind {
 	switch o {
-	case models.OutcomeAccepted:
+	case models.OutcomeAccepted, models.OutcomeOutbid:
 		return ""
 	case models.OutcomeTooLow, models.OutcomeNotActive:
 		return models.KindConflict

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
@@ -134,27 +136,47 @@ const lateWindow = 3 * time.Minute
 // unless an event stored just before that one (see lateWindow) has a higher
 // seq. A message that is not a valid event is an error: the item's state
 // cannot be known without it, and guessing could rewind the auction.
-func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, error) {
+func (c *Client) LastEvent(ctx context.Context, id string) (service.OutboxEntry, bool, error) {
+	e, found, err := c.lastEvent(ctx, id)
+	return service.OutboxEntry{Event: e.event, LeaderMax: e.leaderMax}, found, err
+}
+
+// loggedEvent is a stored event with the leader's maximum logged beside it.
+type loggedEvent struct {
+	event     models.Event
+	leaderMax models.Money
+}
+
+func logged(subject string, data []byte, h nats.Header) (loggedEvent, error) {
+	e, err := stream.Decode(subject, data)
+	if err != nil {
+		return loggedEvent{}, err
+	}
+	n, _ := strconv.ParseInt(h.Get(stream.LeaderMaxHeader), 10, 64)
+	return loggedEvent{event: e, leaderMax: models.Money(n)}, nil
+}
+
+func (c *Client) lastEvent(ctx context.Context, id string) (loggedEvent, bool, error) {
 	s, err := c.js.Stream(ctx, stream.Name)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			// Lost with NATS's storage: nothing was published that
 			// anyone could still read.
-			return models.Event{}, false, nil
+			return loggedEvent{}, false, nil
 		}
-		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
+		return loggedEvent{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
 	subject := stream.Subject(id)
 	m, err := s.GetLastMsgForSubject(ctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return models.Event{}, false, nil
+		return loggedEvent{}, false, nil
 	case err != nil:
-		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
+		return loggedEvent{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
-	last, err := stream.Decode(m.Subject, m.Data)
+	last, err := logged(m.Subject, m.Data, m.Header)
 	if err != nil {
-		return models.Event{}, false, fmt.Errorf("last event of %s: %w", id, err)
+		return loggedEvent{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
 	// A plain consumer, not an ordered one: an ordered consumer recreates
 	// itself when a server goes away and can wait for ever, whereas this
@@ -170,7 +192,7 @@ func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, 
 		MemoryStorage:     true,
 	})
 	if err != nil {
-		return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+		return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 	}
 	defer func() {
 		// Best effort: the server drops it after InactiveThreshold anyway.
@@ -185,34 +207,34 @@ func (c *Client) LastEvent(ctx context.Context, id string) (models.Event, bool, 
 	for {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(max(wait, 100*time.Millisecond)))
 		if err != nil {
-			return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+			return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 		}
 		n := 0
 		for msg := range batch.Messages() {
 			n++
 			meta, err := msg.Metadata()
 			if err != nil {
-				return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+				return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 			}
 			if meta.Sequence.Stream >= m.Sequence {
 				return last, true, nil
 			}
-			e, err := stream.Decode(msg.Subject(), msg.Data())
+			e, err := logged(msg.Subject(), msg.Data(), msg.Headers())
 			if err != nil {
 				continue // not an event: nothing to restore from
 			}
-			if e.Seq > last.Seq {
+			if e.event.Seq > last.event.Seq {
 				last = e
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+			return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 		}
 		if n == 0 {
 			// Nothing more arrived: the last message was purged since it
 			// was read, which leaves nothing newer.
 			if ctx.Err() != nil {
-				return models.Event{}, false, fmt.Errorf("recent events of %s: %w", id, ctx.Err())
+				return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, ctx.Err())
 			}
 			return last, true, nil
 		}

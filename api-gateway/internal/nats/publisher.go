@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -411,6 +412,11 @@ func (c *Client) publishAsync(e service.OutboxEntry) (jetstream.PubAckFuture, er
 	// JetStream drops a second message with the same id within the
 	// stream's duplicate window, which makes republishing safe.
 	msg.Header.Set(jetstream.MsgIDHeader, e.Event.EventID)
+	if e.LeaderMax > e.Event.Amount {
+		// Beside the event, not in it: viewers and the archive get the
+		// event's data only, and a restored item needs the maximum.
+		msg.Header.Set(stream.LeaderMaxHeader, strconv.FormatInt(int64(e.LeaderMax), 10))
+	}
 	return c.js.PublishMsgAsync(msg)
 }
 

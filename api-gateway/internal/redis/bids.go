@@ -64,7 +64,7 @@ func (s *Store) PlaceBids(ctx context.Context, reqs []service.BidRequest) ([]ser
 
 func accepted(results []service.BidResult) bool {
 	for _, r := range results {
-		if r.Outcome == models.OutcomeAccepted && !r.Replayed {
+		if len(r.Entries) > 0 {
 			return true
 		}
 	}
@@ -84,7 +84,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	keys := make([]string, 2, 2+len(reqs))
 	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
 	deadline := s.scriptDeadline(ctx)
-	args := make([]any, 0, 3+7*len(reqs))
+	args := make([]any, 0, 3+8*len(reqs))
 	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline)
 	for _, r := range reqs {
 		ki := 0
@@ -92,7 +92,11 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			keys = append(keys, s.idemKey(id, r.UserID, r.IdempotencyKey))
 			ki = len(keys)
 		}
-		args = append(args, ki, r.RequestHash, r.UserID, int64(r.Amount), r.BidID, r.EventID, r.SoftClose.Milliseconds())
+		maxBid := 0
+		if r.Max {
+			maxBid = 1
+		}
+		args = append(args, ki, r.RequestHash, r.UserID, int64(r.Amount), r.BidID, r.EventID, r.SoftClose.Milliseconds(), maxBid)
 	}
 	if s.beforeWrite != nil {
 		s.beforeWrite()
@@ -128,7 +132,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	out := make([]service.BidResult, len(reqs))
 	for i, req := range reqs {
 		v, ok := res[head+i].([]any)
-		if !ok || len(v) != 11 {
+		if !ok || len(v) != 17 {
 			return nil, fmt.Errorf("script answer %d is malformed: %v", i, res[head+i])
 		}
 		d := decision{
@@ -142,12 +146,20 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			status:   toString(v[7]),
 			oid:      toString(v[8]),
 			event:    toString(v[9]),
+			max:      toInt(v[16]),
 		}
-		if d.outcome == models.OutcomeAccepted && !d.replayed {
-			// The same fields place.lua wrote into the outbox JSON, without
-			// parsing that JSON back.
-			ev := bidEvent(req, models.Money(toInt(v[10])), ts, d)
-			d.ev = &ev
+		if d.oid != "" && !d.replayed {
+			// The steps place.lua wrote into the outbox, rebuilt from
+			// its numbers without parsing its JSON back.
+			steps := []models.PriceStep{{UserID: req.UserID, Amount: models.Money(toInt(v[11])),
+				PreviousBid: models.Money(toInt(v[10])), Auto: toInt(v[12]) == 1}}
+			oids := []string{d.oid}
+			if oid2 := toString(v[13]); oid2 != "" {
+				steps = append(steps, models.PriceStep{UserID: toString(v[14]), Amount: models.Money(toInt(v[15])),
+					PreviousBid: steps[0].Amount, Auto: true})
+				oids = append(oids, oid2)
+			}
+			d.entries = stepEntries(req, steps, oids, ts, d)
 		}
 		if out[i], err = d.result(base); err != nil {
 			return nil, err
@@ -195,7 +207,7 @@ func (s *Store) runPlace(ctx context.Context, id string, keys []string, args []a
 
 // decision is one bid's answer as both strategies store it in an
 // idempotency record and return it: the item's dynamic state right after the
-// decision, and the event if the bid was accepted.
+// decision, and the events of the price steps it made.
 type decision struct {
 	outcome  models.Outcome
 	replayed bool
@@ -205,11 +217,14 @@ type decision struct {
 	seq      int64
 	ends     int64
 	status   string
-	oid      string
-	// event is the accepted bid's event as stored (JSON); ev, when set,
-	// is the same event already decoded.
-	event string
-	ev    *models.Event
+	// max is the leader's maximum after the decision; never in a record.
+	max int64
+	// oid and event are the outbox id and JSON of the bid's own event, as
+	// the idempotency record keeps them; entries, for a new decision, are
+	// all the events it appended, already decoded.
+	oid     string
+	event   string
+	entries []service.OutboxEntry
 }
 
 // result fills base, which holds the item's static fields.
@@ -221,35 +236,56 @@ func (d decision) result(base models.Item) (service.BidResult, error) {
 	it.Seq = uint64(d.seq)
 	it.EndsAt = fromMilli(d.ends)
 	it.Status = models.Status(d.status)
-	r := service.BidResult{Outcome: d.outcome, Item: it, Replayed: d.replayed}
-	if d.outcome == models.OutcomeAccepted {
-		ev := d.ev
-		if ev == nil {
-			e, err := models.DecodeEvent([]byte(d.event))
-			if err != nil {
-				return service.BidResult{}, fmt.Errorf("stored answer's event: %w", err)
-			}
-			ev = &e
+	// The leader's maximum stays in the store and the entries: an answer
+	// goes to a bidder who may not be the leader.
+	it.LeaderMax = 0
+	r := service.BidResult{Outcome: d.outcome, Item: it, Replayed: d.replayed, Entries: d.entries}
+	switch {
+	case len(d.entries) > 0:
+		r.Event = &d.entries[0].Event
+	case d.event != "":
+		e, err := models.DecodeEvent([]byte(d.event))
+		if err != nil {
+			return service.BidResult{}, fmt.Errorf("stored answer's event: %w", err)
 		}
-		r.Event, r.OutboxID = ev, d.oid
+		r.Event = &e
 	}
 	return r, nil
 }
 
-// bidEvent is the event of an accepted bid, as place.lua and decide write
-// it to the outbox.
-func bidEvent(r service.BidRequest, prev models.Money, ts time.Time, d decision) models.Event {
-	ev := models.Event{
-		Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, BidID: r.BidID, UserID: r.UserID,
-		Amount: r.Amount, PreviousBid: prev, Timestamp: ts.UTC().Truncate(time.Microsecond),
-		Seq: uint64(d.seq), BidCount: d.count,
+// stepEntries are the outbox entries of a decision's price steps, as
+// place.lua and decide write them: the first is the bid's own event, a
+// second the automatic bid it triggered, whose ids derive from the bid's.
+func stepEntries(r service.BidRequest, steps []models.PriceStep, oids []string, ts time.Time, d decision) []service.OutboxEntry {
+	out := make([]service.OutboxEntry, len(steps))
+	seq, count := uint64(d.seq)-uint64(len(steps)), d.count-int64(len(steps))
+	for k, st := range steps {
+		ev := models.Event{
+			Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, BidID: r.BidID, UserID: st.UserID,
+			Amount: st.Amount, PreviousBid: st.PreviousBid, Auto: st.Auto, Timestamp: ts.UTC().Truncate(time.Microsecond),
+			Seq: seq + uint64(k) + 1, BidCount: count + int64(k) + 1,
+		}
+		if k > 0 {
+			ev.EventID, ev.BidID = autoID(r.EventID), autoID(r.BidID)
+		}
+		if d.ends > 0 {
+			e := fromMilli(d.ends)
+			ev.EndsAt = &e
+		}
+		// Each entry carries the leader's maximum once its step is done:
+		// the bid's own value when an automatic bid answers it.
+		leaderMax := models.Money(d.max)
+		if k+1 < len(steps) {
+			leaderMax = st.Amount
+		}
+		out[k] = service.OutboxEntry{ID: oids[k], Event: ev, LeaderMax: leaderMax}
 	}
-	if d.ends > 0 {
-		e := fromMilli(d.ends)
-		ev.EndsAt = &e
-	}
-	return ev
+	return out
 }
+
+// autoID names the automatic bid answering the bid with id, as place.lua
+// names it.
+func autoID(id string) string { return id + "-auto" }
 
 // record is the idempotency record's hash fields, the same for both
 // strategies so that a retry is answered whichever gateway decided first.

@@ -508,7 +508,7 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 // marks it checked on this Redis instance, so that bids are decided on it
 // again. An item Redis holds ahead of the log (its outbox not yet
 // published) keeps its state.
-func (s *Store) Restore(ctx context.Context, rec models.Item, last *models.Event) error {
+func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.OutboxEntry) error {
 	if err := models.ValidateID(rec.ID); err != nil {
 		return fmt.Errorf("restore item %q: %w", rec.ID, err)
 	}
@@ -516,11 +516,12 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, last *models.Event
 	defer cancel()
 	var (
 		seq, cnt, ends int64
-		cur            models.Money
+		cur, leaderMax models.Money
 		bidder, closed = "", "0"
 	)
-	if last != nil {
-		seq, cnt, cur = int64(last.Seq), last.BidCount, last.Amount
+	if logged != nil {
+		last := logged.Event
+		seq, cnt, cur, leaderMax = int64(last.Seq), last.BidCount, last.Amount, max(logged.LeaderMax, last.Amount)
 		if last.EndsAt != nil {
 			ends = unixMilli(*last.EndsAt)
 		}
@@ -545,7 +546,7 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, last *models.Event
 	res, err := s.scripts.restore.Run(ctx, s.rdb, []string{s.itemKey(rec.ID)},
 		rec.ID, rec.Name, int64(rec.StartingPrice), int64(rec.MinIncrement), int64(rec.ReservePrice),
 		unixMilli(rec.StartsAt), unixMilli(rec.EndsAt), seq, int64(cur), bidder, cnt, ends, closed,
-		s.cfg.ClosedRetention.Milliseconds()).Slice()
+		s.cfg.ClosedRetention.Milliseconds(), int64(leaderMax)).Slice()
 	if err != nil {
 		return fmt.Errorf("restore item %s: %w", rec.ID, classify(err))
 	}

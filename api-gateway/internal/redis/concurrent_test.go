@@ -138,8 +138,8 @@ func TestConcurrentBids(t *testing.T) {
 			if err, ok := failed[e.Event.EventID]; ok {
 				t.Fatalf("bid answered %v was applied: %+v", err, e.Event)
 			}
-			if e.Event.EventID != acc[i].req.EventID || e.ID != acc[i].res.OutboxID {
-				t.Errorf("outbox entry %d is %s (%s), want %s (%s)", i, e.Event.EventID, e.ID, acc[i].req.EventID, acc[i].res.OutboxID)
+			if e.Event.EventID != acc[i].req.EventID || e.ID != acc[i].res.Entries[0].ID {
+				t.Errorf("outbox entry %d is %s (%s), want %s (%s)", i, e.Event.EventID, e.ID, acc[i].req.EventID, acc[i].res.Entries[0].ID)
 			}
 		}
 		t.Logf("%d bids answered, %d accepted, %d unavailable, final %v", len(answers), len(acc), len(failed), final.CurrentBid)

@@ -18,7 +18,7 @@ import (
 
 // itemFields are the item hash fields a bid reads, in the order of
 // place.lua's HMGET.
-var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq", "ep"}
+var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq", "ep", "mx"}
 
 // itemState is the item hash as the optimistic strategy reads it.
 type itemState struct {
@@ -29,6 +29,8 @@ type itemState struct {
 	// ep is the Redis instance the item was last checked on (common.lua's
 	// instance).
 	ep string
+	// mx is the leader's maximum.
+	mx int64
 }
 
 func parseItemState(v []any) (itemState, bool) {
@@ -39,7 +41,7 @@ func parseItemState(v []any) (itemState, bool) {
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	return itemState{
 		name: str(0), sp: num(1), inc: num(2), res: num(3), sa: num(4), ea: num(5),
-		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10), ep: str(11),
+		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10), ep: str(11), mx: num(12),
 	}, true
 }
 
@@ -50,7 +52,7 @@ func (it itemState) item(id string) models.Item {
 		ID: id, Name: it.name, StartingPrice: models.Money(it.sp), MinIncrement: models.Money(it.inc),
 		ReservePrice: models.Money(it.res), StartsAt: fromMilli(it.sa), EndsAt: fromMilli(it.ea),
 		Status: models.Status(it.st), CurrentBid: models.Money(it.cur), HighestBidderID: it.bdr,
-		BidCount: it.cnt, Seq: uint64(it.seq),
+		BidCount: it.cnt, Seq: uint64(it.seq), LeaderMax: models.Money(it.mx),
 	}
 }
 
@@ -154,21 +156,30 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			}
 		}
 		d := decide(it, r, now, t)
-		if d.outcome != models.OutcomeAccepted && idem == "" {
+		changed := d.count != it.cnt || d.max != it.mx
+		if !changed && idem == "" {
 			// Nothing to write: the answer is as of the read, which is a
 			// moment inside this call.
 			var err error
 			res, err = d.result(base)
 			return err
 		}
-		var xadd *goredis.StringCmd
+		xadds := make([]*goredis.StringCmd, len(d.entries))
 		if s.beforeWrite != nil {
 			s.beforeWrite()
 		}
 		_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-			if d.outcome == models.OutcomeAccepted {
-				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends)
-				xadd = p.XAdd(ctx, &goredis.XAddArgs{Stream: outbox, Values: []any{"e", d.event}})
+			if changed {
+				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends, "mx", d.max)
+			}
+			for k, e := range d.entries {
+				data, _ := json.Marshal(e.Event) // an Event always marshals: plain fields and Money
+				if k == 0 {
+					d.event = string(data) // for the idempotency record below
+				}
+				xadds[k] = p.XAdd(ctx, &goredis.XAddArgs{Stream: outbox, Values: []any{"e", data, "m", int64(e.LeaderMax)}})
+			}
+			if len(d.entries) > 0 {
 				if s.cluster == nil {
 					// In the transaction, with the append; a cluster
 					// keeps the hint key in another slot (see PlaceBids).
@@ -190,8 +201,11 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		if err != nil {
 			return err
 		}
-		if xadd != nil {
-			d.oid = xadd.Val()
+		for k, x := range xadds {
+			d.entries[k].ID = x.Val()
+		}
+		if len(d.entries) > 0 {
+			d.oid = d.entries[0].ID
 			oid, fixup = d.oid, idem != ""
 		}
 		d.replayed = false
@@ -237,18 +251,16 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 }
 
 // decide applies the shared rules to one bid that has no idempotency
-// record, and writes the event place.lua would write.
+// record, and makes the events place.lua would append.
 func decide(it itemState, r service.BidRequest, now, t time.Time) decision {
-	dec := models.Decide(it.item(r.ItemID), models.BidAttempt{UserID: r.UserID, Amount: r.Amount, SoftClose: r.SoftClose}, now)
+	dec := models.Decide(it.item(r.ItemID), models.BidAttempt{UserID: r.UserID, Amount: r.Amount, Max: r.Max, SoftClose: r.SoftClose}, now)
 	after := dec.Item
 	d := decision{outcome: dec.Outcome, cur: int64(after.CurrentBid), bidder: after.HighestBidderID, count: after.BidCount,
-		seq: int64(after.Seq), ends: unixMilli(after.EndsAt), status: string(dec.Status)}
-	if d.outcome != models.OutcomeAccepted {
+		seq: int64(after.Seq), ends: unixMilli(after.EndsAt), status: string(dec.Status), max: int64(after.LeaderMax)}
+	if len(dec.Steps) == 0 {
 		return d
 	}
-	ev := bidEvent(r, dec.PreviousBid, t, d)
-	b, _ := json.Marshal(ev) // an Event always marshals: plain fields and Money
-	d.event, d.ev = string(b), &ev
+	d.entries = stepEntries(r, dec.Steps, make([]string, len(dec.Steps)), t, d)
 	return d
 }
 

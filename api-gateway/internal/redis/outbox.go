@@ -366,7 +366,11 @@ func decodeEntry(m goredis.XMessage) (service.OutboxEntry, error) {
 	if err != nil {
 		return service.OutboxEntry{}, fmt.Errorf("outbox entry %s: %w", m.ID, err)
 	}
-	return service.OutboxEntry{ID: m.ID, Event: ev}, nil
+	// Entries appended before maxima existed have no m: the price was
+	// the leader's maximum.
+	leaderMax, _ := m.Values["m"].(string)
+	n, _ := strconv.ParseInt(leaderMax, 10, 64)
+	return service.OutboxEntry{ID: m.ID, Event: ev, LeaderMax: models.Money(n)}, nil
 }
 
 // compareStreamIDs orders "ms-seq" ids numerically.

@@ -1,11 +1,15 @@
 package redis
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bidding-platform/api-gateway/internal/service"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/models/rulestest"
 	"github.com/bidding-platform/shared/testenv"
@@ -68,14 +72,53 @@ func (a *storeAuction) Bid(t testing.TB, at time.Time, b models.BidAttempt) (mod
 	t.Helper()
 	a.setClock(t, at)
 	req := bid(a.id, b.UserID, b.Amount)
-	req.SoftClose = b.SoftClose
+	req.SoftClose, req.Max = b.SoftClose, b.Max
 	res := placeOne(t, a.s, req)
-	if res.Outcome == models.OutcomeAccepted {
-		if res.Event == nil || res.Event.Seq != res.Item.Seq || res.Event.Amount != b.Amount || res.Event.Validate() != nil {
-			t.Fatalf("accepted bid's event %+v does not match the item %+v", res.Event, res.Item)
+	a.checkEntries(t, res)
+	it := res.Item
+	mx, err := a.s.rdb.HGet(ctxT(t), a.s.itemKey(a.id), "mx").Int64()
+	if errors.Is(err, goredis.Nil) {
+		mx, err = 0, nil // no bid yet
+	}
+	if err != nil {
+		t.Fatalf("read the leader's maximum: %v", err)
+	}
+	it.LeaderMax = models.Money(mx)
+	return res.Outcome, it
+}
+
+// checkEntries checks that the events a bid made are what the outbox
+// holds, valid, in seq order up to the item's seq and ending at its price
+// and leader, and that they carry the leader's maximum beside them.
+func (a *storeAuction) checkEntries(t testing.TB, res service.BidResult) {
+	t.Helper()
+	if len(res.Entries) == 0 {
+		return
+	}
+	last := res.Entries[len(res.Entries)-1].Event
+	if last.Seq != res.Item.Seq || last.Amount != res.Item.CurrentBid || last.UserID != res.Item.HighestBidderID ||
+		res.Event == nil || res.Event.EventID != res.Entries[0].Event.EventID {
+		t.Fatalf("the bid's events %+v do not end at the item %+v", res.Entries, res.Item)
+	}
+	for k, e := range res.Entries {
+		if err := e.Event.Validate(); err != nil {
+			t.Fatalf("event %d: %v", k, err)
+		}
+		if e.Event.Seq != last.Seq-uint64(len(res.Entries)-1-k) {
+			t.Fatalf("event %d has seq %d; the last has %d", k, e.Event.Seq, last.Seq)
+		}
+		stored, err := a.s.rdb.XRange(ctxT(t), a.s.outboxKey(a.id), e.ID, e.ID).Result()
+		if err != nil || len(stored) != 1 {
+			t.Fatalf("outbox entry %s: %v (%d found)", e.ID, err, len(stored))
+		}
+		got, err := decodeEntry(stored[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameJSON(t, got.Event, e.Event) || got.LeaderMax != e.LeaderMax {
+			t.Fatalf("outbox holds %+v (max %v); the answer says %+v (max %v)", got.Event, got.LeaderMax, e.Event, e.LeaderMax)
 		}
 	}
-	return res.Outcome, res.Item
 }
 
 func (a *storeAuction) Close(t testing.TB, at time.Time) (string, bool) {

@@ -86,7 +86,7 @@ func testAcceptTooLowTie(t *testing.T, s *Store, _ topology) {
 	if r.Item.CurrentBid != 1000 || r.Item.HighestBidderID != "u1" || r.Item.BidCount != 1 || r.Item.Seq != 1 {
 		t.Errorf("after first bid: item %+v, want current 1000 by u1, count 1, seq 1", r.Item)
 	}
-	if r.Event == nil || r.OutboxID == "" {
+	if r.Event == nil || len(r.Entries) != 1 || r.Entries[0].ID == "" {
 		t.Fatalf("accepted without event or outbox id: %+v", r)
 	}
 	ev := *r.Event
@@ -234,7 +234,7 @@ func testIdempotency(t *testing.T, s *Store, _ topology) {
 	if !again.Replayed {
 		t.Error("retry not marked replayed")
 	}
-	if again.Item != first.Item || again.OutboxID != first.OutboxID || again.Event == nil || !sameJSON(t, *again.Event, *first.Event) {
+	if again.Item != first.Item || len(again.Entries) != 0 || again.Event == nil || !sameJSON(t, *again.Event, *first.Event) {
 		t.Errorf("retry answered %+v\nwant the first answer %+v", again, first)
 	}
 	if got := item(t, s, it.ID); got.BidCount != 2 || got.Seq != 2 || got.CurrentBid != 1600 {
@@ -554,14 +554,14 @@ func TestStrategiesAgree(t *testing.T) {
 			first.IdempotencyKey = "k1"
 			r1 := placeOne(t, lua, first)
 			r2 := placeOne(t, opt, first)
-			if !r2.Replayed || r2.Outcome != r1.Outcome || r2.Item != r1.Item || r2.OutboxID != r1.OutboxID || !sameJSON(t, r1.Event, r2.Event) {
+			if !r2.Replayed || r2.Outcome != r1.Outcome || r2.Item != r1.Item || len(r2.Entries) != 0 || !sameJSON(t, r1.Event, r2.Event) {
 				t.Errorf("optimistic replay of a lua answer: %+v, want %+v", r2, r1)
 			}
 			second := bid(it.ID, "u2", 1500)
 			second.IdempotencyKey = "k2"
 			r3 := placeOne(t, opt, second)
 			r4 := placeOne(t, lua, second)
-			if !r4.Replayed || r4.Outcome != r3.Outcome || r4.Item != r3.Item || r4.OutboxID != r3.OutboxID || !sameJSON(t, r3.Event, r4.Event) {
+			if !r4.Replayed || r4.Outcome != r3.Outcome || r4.Item != r3.Item || len(r4.Entries) != 0 || !sameJSON(t, r3.Event, r4.Event) {
 				t.Errorf("lua replay of an optimistic answer: %+v, want %+v", r4, r3)
 			}
 			if got := item(t, lua, it.ID); got.Seq != 2 || got.CurrentBid != 1500 {

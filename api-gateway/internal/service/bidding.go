@@ -125,6 +125,7 @@ type Bid struct {
 	ItemID         string
 	UserID         string
 	Amount         models.Money
+	Max            bool
 	IdempotencyKey string
 }
 
@@ -177,7 +178,7 @@ func (s *Service) placeBid(ctx context.Context, b Bid) (BidResult, error) {
 		// already be superseded, so queued bids are filtered when the batch
 		// returns (see round), which keeps every answer linearizable.
 		if s.cfg.Prefilter && b.IdempotencyKey == "" && !l.busy && l.direct == 0 {
-			if res, ok := l.decide(b.Amount, now, s.cfg); ok {
+			if res, ok := l.decide(b.Amount, b.Max, now, s.cfg); ok {
 				l.mu.Unlock()
 				s.cfg.Metrics.Prefiltered(res.Outcome)
 				return res, nil
@@ -221,26 +222,31 @@ func (s *Service) request(b Bid) BidRequest {
 		ItemID:         b.ItemID,
 		UserID:         b.UserID,
 		Amount:         b.Amount,
+		Max:            b.Max,
 		IdempotencyKey: b.IdempotencyKey,
 		BidID:          models.NewBidID(),
 		EventID:        models.NewEventID(),
 		SoftClose:      s.cfg.SoftClose,
 	}
 	if b.IdempotencyKey != "" {
-		req.RequestHash = RequestHash(b.ItemID, b.UserID, b.Amount)
+		req.RequestHash = RequestHash(b.ItemID, b.UserID, b.Amount, b.Max)
 	}
 	return req
 }
 
 // RequestHash fingerprints what a bid asks for, so an idempotency key reused
 // for a different bid is told apart from a retry.
-func RequestHash(itemID, userID string, amount models.Money) string {
+func RequestHash(itemID, userID string, amount models.Money, max bool) string {
 	h := sha256.New()
 	h.Write([]byte(itemID))
 	h.Write([]byte{0})
 	h.Write([]byte(userID))
 	h.Write([]byte{0})
 	h.Write(strconv.AppendInt(nil, int64(amount), 10))
+	if max {
+		// A plain bid's hash stays what it was before maxima existed.
+		h.Write([]byte{0, 'm'})
+	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
@@ -285,8 +291,8 @@ func (s *Service) holdIfUnknown(itemID string, err error) {
 }
 
 func (s *Service) publish(r BidResult) {
-	if r.Outcome == models.OutcomeAccepted && !r.Replayed && r.Event != nil {
-		s.pub.Publish(OutboxEntry{ID: r.OutboxID, Event: *r.Event})
+	for _, e := range r.Entries {
+		s.pub.Publish(e)
 	}
 }
 
@@ -307,7 +313,7 @@ func (s *Service) round(l *lane) bool {
 		kept := l.queue[:0]
 		for _, p := range l.queue {
 			if p.req.IdempotencyKey == "" {
-				if res, ok := l.decide(p.req.Amount, now, s.cfg); ok {
+				if res, ok := l.decide(p.req.Amount, p.req.Max, now, s.cfg); ok {
 					p.finish(res, nil)
 					s.cfg.Metrics.Prefiltered(res.Outcome)
 					continue
@@ -431,13 +437,19 @@ type lane struct {
 // answer other than acceptance stays right. The store decides by Redis's
 // clock, which may be ahead of ours or behind by up to ClockMargin: the
 // answer is trusted only when the rules give it at both ends of that window.
-func (l *lane) decide(amount models.Money, now time.Time, cfg Config) (BidResult, bool) {
+//
+// With maxima it stays exact: it answers only rejections, and a bid is
+// rejected below the minimum next bid whoever leads with whatever maximum.
+// A bid above it may still lose to a hidden maximum, which only the store
+// knows. The cache never acts as the bidder (no user), since a leader's
+// own maximum is judged against that maximum.
+func (l *lane) decide(amount models.Money, maxBid bool, now time.Time, cfg Config) (BidResult, bool) {
 	if !l.known || now.Sub(l.checked) > cfg.CacheTTL {
 		return BidResult{}, false
 	}
-	bid := models.BidAttempt{Amount: amount}
+	bid := models.BidAttempt{Amount: amount, Max: maxBid}
 	early := models.Decide(l.item, bid, now.Add(-cfg.ClockMargin))
-	if early.Outcome == models.OutcomeAccepted {
+	if early.Outcome.Placed() {
 		return BidResult{}, false
 	}
 	late := models.Decide(l.item, bid, now.Add(cfg.ClockMargin))
@@ -460,7 +472,7 @@ func (l *lane) learn(results []BidResult, err error, now time.Time) {
 			// A stored first answer describes the past, not the present.
 		case r.Outcome == models.OutcomeNotFound:
 			l.known = false
-		case r.Outcome == models.OutcomeAccepted || r.Outcome == models.OutcomeTooLow || r.Outcome == models.OutcomeNotActive:
+		case r.Outcome.Placed() || r.Outcome == models.OutcomeTooLow || r.Outcome == models.OutcomeNotActive:
 			if !l.known || r.Item.Seq >= l.item.Seq {
 				l.item, l.known, l.checked = r.Item, true, now
 			}

@@ -48,13 +48,18 @@ func (m *memStore) PlaceBids(ctx context.Context, reqs []BidRequest) ([]BidResul
 			out[i] = BidResult{Outcome: models.OutcomeNotFound}
 			continue
 		}
-		d := models.Decide(it, models.BidAttempt{UserID: r.UserID, Amount: r.Amount, SoftClose: r.SoftClose}, time.Now())
+		d := models.Decide(it, models.BidAttempt{UserID: r.UserID, Amount: r.Amount, Max: r.Max, SoftClose: r.SoftClose}, time.Now())
 		out[i] = BidResult{Outcome: d.Outcome, Item: d.Item}
-		if d.Outcome == models.OutcomeAccepted {
+		if d.Outcome.Placed() {
 			m.items[r.ItemID] = d.Item
-			out[i].Event = &models.Event{Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, UserID: r.UserID,
-				Amount: r.Amount, PreviousBid: d.PreviousBid, Seq: d.Item.Seq}
-			out[i].OutboxID = fmt.Sprint(d.Item.Seq)
+		}
+		for k, st := range d.Steps {
+			out[i].Entries = append(out[i].Entries, OutboxEntry{ID: fmt.Sprint(st.Seq), LeaderMax: st.LeaderMax, Event: models.Event{
+				Type: models.EventBid, EventID: fmt.Sprintf("%s-%d", r.EventID, k), ItemID: r.ItemID, UserID: st.UserID,
+				Amount: st.Amount, PreviousBid: st.PreviousBid, Auto: st.Auto, Seq: st.Seq}})
+		}
+		if len(out[i].Entries) > 0 {
+			out[i].Event = &out[i].Entries[0].Event
 		}
 	}
 	return out, nil
@@ -83,9 +88,9 @@ func (m *memStore) Item(ctx context.Context, id string) (models.Item, error) {
 func (m *memStore) CloseDue(ctx context.Context) ([]OutboxEntry, []string, error) {
 	return nil, nil, nil
 }
-func (m *memStore) Restore(context.Context, models.Item, *models.Event) error { return nil }
-func (m *memStore) Instance(context.Context) (string, error)                  { return "mem", nil }
-func (m *memStore) Ping(ctx context.Context) error                            { return nil }
+func (m *memStore) Restore(context.Context, models.Item, *OutboxEntry) error { return nil }
+func (m *memStore) Instance(context.Context) (string, error)                 { return "mem", nil }
+func (m *memStore) Ping(ctx context.Context) error                           { return nil }
 
 type pubs struct {
 	mu  sync.Mutex
@@ -161,6 +166,10 @@ func TestDecide(t *testing.T) {
 		{"tie", open, true, now, 2000, models.OutcomeTooLow},
 		{"exactly min next", open, true, now, 2100, 0},
 		{"above", open, true, now, 5000, 0},
+		// Under a leader's maximum a bid at or above the minimum next bid
+		// may be outbid at once: only the store can say.
+		{"under a hidden maximum", with(func(it *models.Item) { it.LeaderMax = 9000 }), true, now, 5000, 0},
+		{"below min next, under a hidden maximum", with(func(it *models.Item) { it.LeaderMax = 9000 }), true, now, 2099, models.OutcomeTooLow},
 		{"stale cache", open, true, now.Add(-time.Minute), 1, 0},
 		{"no bids yet, below start", with(func(it *models.Item) { it.BidCount, it.HighestBidderID, it.CurrentBid = 0, "", 0 }), true, now, 999, models.OutcomeTooLow},
 		{"no bids yet, at start", with(func(it *models.Item) { it.BidCount, it.HighestBidderID, it.CurrentBid = 0, "", 0 }), true, now, 1000, 0},
@@ -179,13 +188,15 @@ func TestDecide(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			l := &lane{item: tt.item, known: tt.known, checked: tt.checked}
-			res, ok := l.decide(tt.amount, now, cfg)
-			got := models.Outcome(0)
-			if ok {
-				got = res.Outcome
-			}
-			if got != tt.want {
-				t.Errorf("decide(%v) on %+v = %v, want %v", tt.amount, tt.item, got, tt.want)
+			for _, maxBid := range []bool{false, true} {
+				res, ok := l.decide(tt.amount, maxBid, now, cfg)
+				got := models.Outcome(0)
+				if ok {
+					got = res.Outcome
+				}
+				if got != tt.want {
+					t.Errorf("decide(%v, max %v) on %+v = %v, want %v", tt.amount, maxBid, tt.item, got, tt.want)
+				}
 			}
 		})
 	}

@@ -22,9 +22,10 @@ type EventLog interface {
 	// ItemRecord returns an item's terms as created; ErrItemNotFound if
 	// none was recorded.
 	ItemRecord(ctx context.Context, id string) (models.Item, error)
-	// LastEvent returns the item's last published event; found is false
-	// if it has none.
-	LastEvent(ctx context.Context, id string) (e models.Event, found bool, err error)
+	// LastEvent returns the item's last published event, with the
+	// leader's maximum logged beside it (the entry's ID is empty); found is
+	// false if it has none.
+	LastEvent(ctx context.Context, id string) (e OutboxEntry, found bool, err error)
 	// ItemIDs lists every recorded item.
 	ItemIDs(ctx context.Context) ([]string, error)
 }
@@ -72,7 +73,7 @@ func (s *Service) restore(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errLogUnavailable, err)
 	}
-	var lastp *models.Event
+	var lastp *OutboxEntry
 	if found {
 		lastp = &last
 	}
@@ -80,7 +81,7 @@ func (s *Service) restore(ctx context.Context, id string) error {
 		return fmt.Errorf("check item %s against the event log: %w", id, err)
 	}
 	if found || rec.Name != "" {
-		s.log.Info("item checked against the event log", "item_id", id, "seq", last.Seq)
+		s.log.Info("item checked against the event log", "item_id", id, "seq", last.Event.Seq)
 	}
 	return nil
 }

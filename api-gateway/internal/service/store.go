@@ -12,10 +12,12 @@ type BidRequest struct {
 	ItemID string
 	UserID string
 	Amount models.Money
+	// Max makes Amount the bidder's maximum (see models.BidAttempt).
+	Max bool
 	// IdempotencyKey is optional; the store scopes it per user and keeps it
 	// at least IdempotencyTTL.
 	IdempotencyKey string
-	// RequestHash fingerprints (item, user, amount) so that a key reused with
+	// RequestHash fingerprints (item, user, amount, max) so that a key reused with
 	// another body is detected.
 	RequestHash string
 	// BidID and EventID are generated before the call and used if accepted.
@@ -31,10 +33,14 @@ type BidResult struct {
 	Outcome models.Outcome
 	// Item is the item's state right after the decision.
 	Item models.Item
-	// Event is the accepted bid's event, nil unless OutcomeAccepted.
+	// Event is the bid's own event when it moved the price (the first
+	// answer's, for a replay); nil otherwise.
 	Event *models.Event
-	// OutboxID identifies Event in the outbox, for OutboxStore.Ack.
-	OutboxID string
+	// Entries are the events this decision appended to the outbox, in seq
+	// order: the bid's own, then the automatic bid it triggered. Empty for
+	// a replay, and for a leader raising its maximum without moving the
+	// price.
+	Entries []OutboxEntry
 	// Replayed marks the stored answer of an earlier request with the same
 	// idempotency key: nothing was applied this time.
 	Replayed bool
@@ -44,6 +50,10 @@ type BidResult struct {
 type OutboxEntry struct {
 	ID    string
 	Event models.Event
+	// LeaderMax is the leader's maximum once this event happened. It is
+	// logged beside the event (not in it), so that an item restored from
+	// the log keeps it, and never shown.
+	LeaderMax models.Money
 }
 
 // IdempotencyTTL is how long an idempotency key's first answer is kept.
@@ -93,7 +103,7 @@ type BidStore interface {
 	// Restore brings an item up to its last published event (nil: none),
 	// recreating it from rec, its terms as created, if Redis lost it, and
 	// marks it checked.
-	Restore(ctx context.Context, rec models.Item, last *models.Event) error
+	Restore(ctx context.Context, rec models.Item, last *OutboxEntry) error
 	// Ping checks that Redis answers.
 	Ping(ctx context.Context) error
 	// Instance identifies the Redis process (or the set of a cluster's

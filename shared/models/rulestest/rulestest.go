@@ -27,14 +27,18 @@ type Auction interface {
 
 // Step is one action of a case: a bid (Amount set) or a close (Close set).
 // At is measured from the case's origin. After a bid, the item's price,
-// leader and count must be WantPrice, WantLeader and WantCount, and its end
-// WantEnds from the origin (zero: the end the item was created with).
+// leader and count must be WantPrice, WantLeader and WantCount, the
+// leader's maximum WantMax (zero: the price), and its end WantEnds from the
+// origin (zero: the end the item was created with).
 type Step struct {
 	At time.Duration
 
-	UserID     string
-	Amount     models.Money
+	UserID string
+	Amount models.Money
+	// Max makes Amount a maximum bid.
+	Max        bool
 	Want       models.Outcome
+	WantMax    models.Money
 	WantPrice  models.Money
 	WantLeader string
 	WantCount  int64
@@ -133,6 +137,66 @@ var Cases = []Case{
 		{Close: true, At: hour, WantClosed: true, WantWinner: "u2"},
 		{At: hour + time.Second, UserID: "u1", Amount: 9000, Want: models.OutcomeNotActive, WantPrice: 5000, WantLeader: "u2", WantCount: 2},
 	}},
+	{Name: "a lone maximum bids the starting price", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 5000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 5000},
+		{Close: true, At: hour, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "a maximum answers lower bids", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 5000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 5000},
+		{At: 2 * time.Second, UserID: "u2", Amount: 1099, Want: models.OutcomeTooLow, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 5000},
+		{At: 3 * time.Second, UserID: "u2", Amount: 2000, Want: models.OutcomeOutbid, WantPrice: 2100, WantLeader: "u1", WantCount: 3, WantMax: 5000},
+		{At: 4 * time.Second, UserID: "u2", Amount: 3000, Max: true, Want: models.OutcomeOutbid, WantPrice: 3100, WantLeader: "u1", WantCount: 5, WantMax: 5000},
+		// Within one increment of the maximum the price stops at it.
+		{At: 5 * time.Second, UserID: "u3", Amount: 4950, Want: models.OutcomeOutbid, WantPrice: 5000, WantLeader: "u1", WantCount: 7, WantMax: 5000},
+		{At: 6 * time.Second, UserID: "u3", Amount: 5100, Want: models.OutcomeAccepted, WantPrice: 5100, WantLeader: "u3", WantCount: 8},
+	}},
+	{Name: "equal maxima go to the earlier", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 3000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 3000},
+		{At: time.Second, UserID: "u2", Amount: 3000, Max: true, Want: models.OutcomeOutbid, WantPrice: 3000, WantLeader: "u1", WantCount: 3, WantMax: 3000},
+		{At: 2 * time.Second, UserID: "u3", Amount: 3000, Want: models.OutcomeTooLow, WantPrice: 3000, WantLeader: "u1", WantCount: 3, WantMax: 3000},
+		{Close: true, At: hour, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "a higher maximum leads by one increment", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 3000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 3000},
+		{At: 2 * time.Second, UserID: "u2", Amount: 8000, Max: true, Want: models.OutcomeAccepted, WantPrice: 3100, WantLeader: "u2", WantCount: 2, WantMax: 8000},
+		{At: 3 * time.Second, UserID: "u1", Amount: 5000, Max: true, Want: models.OutcomeOutbid, WantPrice: 5100, WantLeader: "u2", WantCount: 4, WantMax: 8000},
+		// Less than an increment above the leader's maximum: the whole of it.
+		{At: 4 * time.Second, UserID: "u3", Amount: 8050, Max: true, Want: models.OutcomeAccepted, WantPrice: 8050, WantLeader: "u3", WantCount: 5, WantMax: 8050},
+		// A plain bid above every maximum is taken at its amount.
+		{At: 5 * time.Second, UserID: "u1", Amount: 9000, Want: models.OutcomeAccepted, WantPrice: 9000, WantLeader: "u1", WantCount: 6},
+	}},
+	{Name: "the leader raises its own maximum", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 3000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 3000},
+		{At: 2 * time.Second, UserID: "u1", Amount: 2500, Max: true, Want: models.OutcomeTooLow, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 3000},
+		{At: 3 * time.Second, UserID: "u1", Amount: 3000, Max: true, Want: models.OutcomeTooLow, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 3000},
+		{At: 4 * time.Second, UserID: "u1", Amount: 4000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 4000},
+		{At: 5 * time.Second, UserID: "u2", Amount: 3500, Want: models.OutcomeOutbid, WantPrice: 3600, WantLeader: "u1", WantCount: 3, WantMax: 4000},
+		// A plain bid by the leader moves the price and keeps the maximum.
+		{At: 6 * time.Second, UserID: "u1", Amount: 3700, Want: models.OutcomeAccepted, WantPrice: 3700, WantLeader: "u1", WantCount: 4, WantMax: 4000},
+	}},
+	{Name: "a maximum above the reserve lifts the price to it", StartingPrice: 1000, MinIncrement: 100, ReservePrice: 5000, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 8000, Max: true, Want: models.OutcomeAccepted, WantPrice: 5000, WantLeader: "u1", WantCount: 1, WantMax: 8000},
+		{At: 2 * time.Second, UserID: "u2", Amount: 6000, Max: true, Want: models.OutcomeOutbid, WantPrice: 6100, WantLeader: "u1", WantCount: 3, WantMax: 8000},
+		{Close: true, At: hour, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "the leader's raise past the reserve lifts the price", StartingPrice: 1000, MinIncrement: 100, ReservePrice: 5000, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 3000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 3000},
+		{At: 2 * time.Second, UserID: "u2", Amount: 2000, Want: models.OutcomeOutbid, WantPrice: 2100, WantLeader: "u1", WantCount: 3, WantMax: 3000},
+		{At: 3 * time.Second, UserID: "u1", Amount: 6000, Max: true, Want: models.OutcomeAccepted, WantPrice: 5000, WantLeader: "u1", WantCount: 4, WantMax: 6000},
+		{Close: true, At: hour, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "maxima below the reserve do not sell", StartingPrice: 1000, MinIncrement: 100, ReservePrice: 9000, Ends: hour, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 5000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 5000},
+		{At: 2 * time.Second, UserID: "u2", Amount: 6000, Max: true, Want: models.OutcomeAccepted, WantPrice: 5100, WantLeader: "u2", WantCount: 2, WantMax: 6000},
+		{Close: true, At: hour, WantClosed: true, WantWinner: ""},
+	}},
+	{Name: "soft close and automatic bids", StartingPrice: 1000, MinIncrement: 100, Ends: hour, SoftClose: time.Minute, Steps: []Step{
+		{At: time.Second, UserID: "u1", Amount: 5000, Max: true, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantMax: 5000},
+		{At: hour - 30*time.Second, UserID: "u2", Amount: 2000, Want: models.OutcomeOutbid, WantPrice: 2100, WantLeader: "u1", WantCount: 3, WantMax: 5000, WantEnds: hour + 30*time.Second},
+		// Raising a maximum moves no price, so it does not extend.
+		{At: hour + 10*time.Second, UserID: "u1", Amount: 6000, Max: true, Want: models.OutcomeAccepted, WantPrice: 2100, WantLeader: "u1", WantCount: 3, WantMax: 6000},
+		{Close: true, At: hour + 30*time.Second, WantClosed: true, WantWinner: "u1"},
+	}},
 	{Name: "no bids, no winner", StartingPrice: 1000, MinIncrement: 100, Ends: hour, Steps: []Step{
 		{Close: true, At: 2 * hour, WantClosed: true, WantWinner: ""},
 		{At: 2*hour + time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeNotActive},
@@ -163,17 +227,22 @@ func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms mod
 					}
 					continue
 				}
-				got, it := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, SoftClose: c.SoftClose})
+				got, it := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, Max: s.Max, SoftClose: c.SoftClose})
 				if got != s.Want {
 					t.Fatalf("step %d: %s bids %v at %v: %v, want %v", n, s.UserID, s.Amount, s.At, got, s.Want)
 				}
 				if s.WantEnds != 0 {
 					ends = origin.Add(s.WantEnds)
 				}
-				if it.CurrentBid != s.WantPrice || it.HighestBidderID != s.WantLeader || it.BidCount != s.WantCount || !it.EndsAt.Equal(ends) {
-					t.Fatalf("step %d: after %s bids %v at %v: price %v leader %q count %d ends %v, want %v %q %d %v",
-						n, s.UserID, s.Amount, s.At, it.CurrentBid, it.HighestBidderID, it.BidCount, it.EndsAt.Sub(origin),
-						s.WantPrice, s.WantLeader, s.WantCount, ends.Sub(origin))
+				wantMax := s.WantMax
+				if wantMax == 0 {
+					wantMax = s.WantPrice
+				}
+				if it.CurrentBid != s.WantPrice || it.HighestBidderID != s.WantLeader || it.BidCount != s.WantCount ||
+					!it.EndsAt.Equal(ends) || max(it.LeaderMax, it.CurrentBid) != wantMax {
+					t.Fatalf("step %d: after %s bids %v (max %v) at %v: price %v leader %q count %d ends %v max %v, want %v %q %d %v %v",
+						n, s.UserID, s.Amount, s.Max, s.At, it.CurrentBid, it.HighestBidderID, it.BidCount, it.EndsAt.Sub(origin),
+						it.LeaderMax, s.WantPrice, s.WantLeader, s.WantCount, ends.Sub(origin), wantMax)
 				}
 				// Every acceptance and the close take the next seq, and
 				// nothing else does.
