@@ -63,14 +63,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	hub := websocket.NewHub(websocket.Config{
-		SendQueueSize:    cfg.SendQueueSize,
-		SocketSendBuffer: cfg.SocketSendBuffer,
-		PingInterval:     cfg.PingInterval,
-		PongTimeout:      cfg.PongTimeout,
-		WriteTimeout:     cfg.WriteTimeout,
-		GapTimeout:       cfg.GapTimeout,
-		MaxConnections:   cfg.MaxConnections,
-		AllowedOrigins:   cfg.AllowedOrigins,
+		SendQueueSize:     cfg.SendQueueSize,
+		SocketSendBuffer:  cfg.SocketSendBuffer,
+		PingInterval:      cfg.PingInterval,
+		PongTimeout:       cfg.PongTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		GapTimeout:        cfg.GapTimeout,
+		MaxConnections:    cfg.MaxConnections,
+		MaxConnsPerIP:     cfg.MaxConnsPerIP,
+		TrustForwardedFor: cfg.TrustForwardedFor,
+		MaxCatchupReplays: cfg.MaxCatchupReplays,
+		CatchupWait:       cfg.CatchupWait,
+		AllowedOrigins:    cfg.AllowedOrigins,
 	}, nc, metrics, log.With("component", "hub"))
 	hubRef.Store(hub)
 	a.nats, a.hub = nc, hub

@@ -122,10 +122,12 @@
     if (state.listSeq !== null) url += '&since_seq=' + state.listSeq;
     var ws = new WebSocket(url);
     ws.onopen = function () {
-      state.attempts = 0;
       setConn('live', 'pill-ok');
     };
     ws.onmessage = function (e) {
+      // Backoff starts over only once the service sends something: a
+      // viewer closed at once (4013, too many catching up) keeps backing off.
+      state.attempts = 0;
       try { onMessage(JSON.parse(e.data)); } catch (err) { console.error(err); }
     };
     ws.onclose = function () {
