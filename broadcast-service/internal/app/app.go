@@ -87,7 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// whole scrape.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg,
 		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	web.Register(mux, web.Config{GatewayURL: cfg.GatewayURL})
+	web.Register(mux, web.Config{GatewayURL: cfg.GatewayURL, DevSignIn: cfg.DevSignIn, EmbedOrigins: cfg.EmbedOrigins})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
@@ -31,6 +32,11 @@ type Config struct {
 	MaxCatchupReplays int
 	CatchupWait       time.Duration
 	GatewayURL        string
+	// DevSignIn shows the live page's development sign-in; the gateway's
+	// AUTH_DEV_TOKENS must be on for it to issue tokens.
+	DevSignIn bool
+	// EmbedOrigins may hand the live page a token from a parent frame.
+	EmbedOrigins []string
 	// SendQueueSize bounds each viewer's queue. 128 messages is seconds of
 	// a busy auction; the kernel's socket buffer holds more behind it, and
 	// the queue takes memory only while messages wait in it.
@@ -90,6 +96,8 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Int("WS_MAX_CATCHUP_REPLAYS", &c.MaxCatchupReplays)
 	e.Duration("WS_CATCHUP_WAIT", &c.CatchupWait)
 	e.String("GATEWAY_URL", &c.GatewayURL)
+	e.Bool("AUTH_DEV_TOKENS", &c.DevSignIn)
+	e.Strings("PAGE_EMBED_ORIGINS", &c.EmbedOrigins)
 	e.Int("SEND_QUEUE_SIZE", &c.SendQueueSize)
 	e.Int("SOCKET_SEND_BUFFER", &c.SocketSendBuffer)
 	e.Duration("PING_INTERVAL", &c.PingInterval)
@@ -108,8 +116,19 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Check(c.SocketSendBuffer >= 0, "SOCKET_SEND_BUFFER=%d: must not be negative", c.SocketSendBuffer)
 	e.Check(c.WriteTimeout > 0, "WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
 	e.Check(c.GapTimeout > 0, "GAP_TIMEOUT=%s: must be positive", c.GapTimeout)
+	for _, o := range c.EmbedOrigins {
+		e.Check(o == "*" || validOrigin(o), "PAGE_EMBED_ORIGINS: %q is not an origin like https://shop.example", o)
+	}
 	if err := e.Err(); err != nil {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)
 	}
 	return c, nil
+}
+
+// validOrigin is scheme://host[:port] and nothing more, as browsers report
+// a frame's origin.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
 }
