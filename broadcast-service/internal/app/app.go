@@ -63,14 +63,18 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	hub := websocket.NewHub(websocket.Config{
-		SendQueueSize:    cfg.SendQueueSize,
-		SocketSendBuffer: cfg.SocketSendBuffer,
-		PingInterval:     cfg.PingInterval,
-		PongTimeout:      cfg.PongTimeout,
-		WriteTimeout:     cfg.WriteTimeout,
-		GapTimeout:       cfg.GapTimeout,
-		MaxConnections:   cfg.MaxConnections,
-		AllowedOrigins:   cfg.AllowedOrigins,
+		SendQueueSize:     cfg.SendQueueSize,
+		SocketSendBuffer:  cfg.SocketSendBuffer,
+		PingInterval:      cfg.PingInterval,
+		PongTimeout:       cfg.PongTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		GapTimeout:        cfg.GapTimeout,
+		MaxConnections:    cfg.MaxConnections,
+		MaxConnsPerIP:     cfg.MaxConnsPerIP,
+		TrustForwardedFor: cfg.TrustForwardedFor,
+		MaxCatchupReplays: cfg.MaxCatchupReplays,
+		CatchupWait:       cfg.CatchupWait,
+		AllowedOrigins:    cfg.AllowedOrigins,
 	}, nc, metrics, log.With("component", "hub"))
 	hubRef.Store(hub)
 	a.nats, a.hub = nc, hub
@@ -83,7 +87,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// whole scrape.
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg,
 		ErrorHandling: promhttp.ContinueOnError, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
-	web.Register(mux, web.Config{GatewayURL: cfg.GatewayURL})
+	web.Register(mux, web.Config{GatewayURL: cfg.GatewayURL, DevSignIn: cfg.DevSignIn, EmbedOrigins: cfg.EmbedOrigins})
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

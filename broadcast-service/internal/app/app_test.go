@@ -36,6 +36,7 @@ func TestHealthReadyAndPage(t *testing.T) {
 		{"/?item=lot_2", "Place a bid"}, // the picker without JavaScript redirects
 		{"/items/lot_1", "Place a bid"},
 		{"/config.js", `"gatewayURL":"http://gw.example:9000"`},
+		{"/config.js", `"devSignIn":false,"embedOrigins":[]`},
 		{"/static/app.js", "since_seq"},
 	} {
 		resp, err := http.Get("http://" + in.addr + tc.path)

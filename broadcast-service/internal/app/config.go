@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
@@ -21,7 +22,21 @@ type Config struct {
 	StreamReplicas int
 	AllowedOrigins []string
 	MaxConnections int
-	GatewayURL     string
+	// MaxConnsPerIP caps one client address's viewers; 0 turns it off.
+	MaxConnsPerIP int
+	// TrustForwardedFor takes the client address from the rightmost
+	// X-Forwarded-For entry; only behind a load balancer that appends it.
+	TrustForwardedFor bool
+	// MaxCatchupReplays caps since_seq replays at once; CatchupWait is
+	// how long a resuming viewer waits for one.
+	MaxCatchupReplays int
+	CatchupWait       time.Duration
+	GatewayURL        string
+	// DevSignIn shows the live page's development sign-in; the gateway's
+	// AUTH_DEV_TOKENS must be on for it to issue tokens.
+	DevSignIn bool
+	// EmbedOrigins may hand the live page a token from a parent frame.
+	EmbedOrigins []string
 	// SendQueueSize bounds each viewer's queue. 128 messages is seconds of
 	// a busy auction; the kernel's socket buffer holds more behind it, and
 	// the queue takes memory only while messages wait in it.
@@ -46,19 +61,24 @@ type Config struct {
 // local stack of `make dev`.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":8081",
-		NATSURL:         config.DefaultNATSURL,
-		StreamReplicas:  1,
-		MaxConnections:  50000,
-		GatewayURL:      "http://localhost:8080",
-		SendQueueSize:   128,
-		PingInterval:    25 * time.Second,
-		PongTimeout:     60 * time.Second,
-		WriteTimeout:    10 * time.Second,
-		GapTimeout:      websocket.DefaultGapTimeout,
-		ReconnectWait:   500 * time.Millisecond,
-		ShutdownTimeout: 15 * time.Second,
-		Log:             config.DefaultLog(),
+		Addr:           ":8081",
+		NATSURL:        config.DefaultNATSURL,
+		StreamReplicas: 1,
+		MaxConnections: 50000,
+		// One household or office behind one address rarely has more
+		// pages open; one script opening thousands is refused early.
+		MaxConnsPerIP:     100,
+		MaxCatchupReplays: websocket.DefaultMaxCatchupReplays,
+		CatchupWait:       websocket.DefaultCatchupWait,
+		GatewayURL:        "http://localhost:8080",
+		SendQueueSize:     128,
+		PingInterval:      25 * time.Second,
+		PongTimeout:       60 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		GapTimeout:        websocket.DefaultGapTimeout,
+		ReconnectWait:     500 * time.Millisecond,
+		ShutdownTimeout:   15 * time.Second,
+		Log:               config.DefaultLog(),
 	}
 }
 
@@ -71,7 +91,13 @@ func LoadConfig(e *config.Env) (Config, error) {
 	stream.ReadReplicas(e, "NATS_STREAM_REPLICAS", &c.StreamReplicas)
 	e.Strings("ALLOWED_ORIGINS", &c.AllowedOrigins)
 	e.Int("MAX_CONNECTIONS", &c.MaxConnections)
+	e.Int("WS_MAX_CONNS_PER_IP", &c.MaxConnsPerIP)
+	e.Bool("WS_TRUST_FORWARDED_FOR", &c.TrustForwardedFor)
+	e.Int("WS_MAX_CATCHUP_REPLAYS", &c.MaxCatchupReplays)
+	e.Duration("WS_CATCHUP_WAIT", &c.CatchupWait)
 	e.String("GATEWAY_URL", &c.GatewayURL)
+	e.Bool("AUTH_DEV_TOKENS", &c.DevSignIn)
+	e.Strings("PAGE_EMBED_ORIGINS", &c.EmbedOrigins)
 	e.Int("SEND_QUEUE_SIZE", &c.SendQueueSize)
 	e.Int("SOCKET_SEND_BUFFER", &c.SocketSendBuffer)
 	e.Duration("PING_INTERVAL", &c.PingInterval)
@@ -82,13 +108,27 @@ func LoadConfig(e *config.Env) (Config, error) {
 	c.Log.Read(e)
 
 	e.Check(c.MaxConnections > 0, "MAX_CONNECTIONS=%d: must be positive", c.MaxConnections)
+	e.Check(c.MaxConnsPerIP >= 0, "WS_MAX_CONNS_PER_IP=%d: must not be negative (0 turns the limit off)", c.MaxConnsPerIP)
+	e.Check(c.MaxCatchupReplays > 0, "WS_MAX_CATCHUP_REPLAYS=%d: must be positive", c.MaxCatchupReplays)
+	e.Check(c.CatchupWait > 0 && c.CatchupWait <= time.Minute, "WS_CATCHUP_WAIT=%s: want more than 0 and at most 1m", c.CatchupWait)
 	e.Check(c.SendQueueSize > 0 && c.SendQueueSize <= 65536, "SEND_QUEUE_SIZE=%d: want 1..65536", c.SendQueueSize)
 	e.Check(c.PingInterval > 0 && c.PingInterval < c.PongTimeout, "PING_INTERVAL=%s: must be positive and shorter than PONG_TIMEOUT (%s)", c.PingInterval, c.PongTimeout)
 	e.Check(c.SocketSendBuffer >= 0, "SOCKET_SEND_BUFFER=%d: must not be negative", c.SocketSendBuffer)
 	e.Check(c.WriteTimeout > 0, "WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
 	e.Check(c.GapTimeout > 0, "GAP_TIMEOUT=%s: must be positive", c.GapTimeout)
+	for _, o := range c.EmbedOrigins {
+		e.Check(o == "*" || validOrigin(o), "PAGE_EMBED_ORIGINS: %q is not an origin like https://shop.example", o)
+	}
 	if err := e.Err(); err != nil {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)
 	}
 	return c, nil
+}
+
+// validOrigin is scheme://host[:port] and nothing more, as browsers report
+// a frame's origin.
+func validOrigin(o string) bool {
+	u, err := url.Parse(o)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" &&
+		u.Path == "" && u.RawQuery == "" && u.Fragment == "" && u.User == nil
 }

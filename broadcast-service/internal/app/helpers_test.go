@@ -36,6 +36,8 @@ func startServer(t *testing.T, natsURL string, tune func(*app.Config)) *instance
 	cfg.NATSURL = natsURL
 	cfg.ReconnectWait = 100 * time.Millisecond
 	cfg.ShutdownTimeout = 5 * time.Second
+	// Every test viewer comes from 127.0.0.1; the tests of the limit set it.
+	cfg.MaxConnsPerIP = 0
 	if tune != nil {
 		tune(&cfg)
 	}

@@ -18,6 +18,12 @@ var files embed.FS
 type Config struct {
 	// GatewayURL is where the bid form posts, e.g. http://localhost:8080.
 	GatewayURL string
+	// DevSignIn shows the page's development sign-in, which asks the
+	// gateway's POST /api/v1/dev/token (AUTH_DEV_TOKENS) for a token.
+	DevSignIn bool
+	// EmbedOrigins are the sites whose frames may hand the page a token
+	// with postMessage, besides the page's own origin; "*" is any.
+	EmbedOrigins []string
 }
 
 // Register adds the page's routes to mux: / (item picker), /items/{id},
@@ -57,9 +63,17 @@ func page(static fs.FS, name string) http.HandlerFunc {
 // configJS injects the settings as a script, so the static files stay
 // static and the gateway address is set by the environment.
 func configJS(cfg Config) http.HandlerFunc {
-	body, err := json.Marshal(map[string]string{"gatewayURL": cfg.GatewayURL})
+	origins := cfg.EmbedOrigins
+	if origins == nil {
+		origins = []string{}
+	}
+	body, err := json.Marshal(struct {
+		GatewayURL   string   `json:"gatewayURL"`
+		DevSignIn    bool     `json:"devSignIn"`
+		EmbedOrigins []string `json:"embedOrigins"`
+	}{cfg.GatewayURL, cfg.DevSignIn, origins})
 	if err != nil {
-		panic(err) // a map of strings always encodes
+		panic(err) // strings and a bool always encode
 	}
 	script := []byte("window.AUCTION_CONFIG = " + string(body) + ";\n")
 	return func(w http.ResponseWriter, r *http.Request) {

@@ -20,7 +20,11 @@ const (
 	CloseSlowViewer = 4008
 	// CloseUnavailable: the item's events could not be read (NATS down).
 	CloseUnavailable = 4011
-	closeGoingAway   = websocket.CloseGoingAway
+	// CloseTryAgain: too many viewers were catching up with since_seq to
+	// start this one's replay; nothing was sent, so reconnecting later with
+	// the same since_seq loses nothing.
+	CloseTryAgain  = 4013
+	closeGoingAway = websocket.CloseGoingAway
 )
 
 // closeGrace bounds the close handshake with a viewer that is going away.

@@ -2,6 +2,8 @@ package websocket
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +17,10 @@ import (
 
 	"github.com/bidding-platform/shared/models"
 )
+
+// joinTimeout bounds a viewer's join (snapshot and replay), besides its wait
+// for a replay slot.
+const joinTimeout = 30 * time.Second
 
 // Handler serves WS /ws?item_id=X[&since_seq=N].
 type Handler struct {
@@ -58,15 +64,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		since = &n
 	}
-	if !h.hub.admit() {
-		h.hub.metrics.rejected.Inc()
+	addr := clientAddr(r, h.hub.cfg.TrustForwardedFor)
+	if err := h.hub.admit(addr); err != nil {
 		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many viewers on this instance", http.StatusServiceUnavailable)
+		if errors.Is(err, ErrAddrFull) {
+			http.Error(w, fmt.Sprintf("%v: at most %d viewers per client address", err, h.hub.cfg.MaxConnsPerIP), http.StatusTooManyRequests)
+			return
+		}
+		if errors.Is(err, ErrClosed) {
+			err = errors.New("server shutting down")
+		}
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
-		h.hub.done()
+		h.hub.done(addr)
 		return // the upgrader answered the client
 	}
 	if n := h.hub.cfg.SocketSendBuffer; n > 0 {
@@ -86,10 +99,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	// The request's context ends with this handler; joining gets its own
 	// bound so a stuck JetStream read cannot hold the viewer forever.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout+h.hub.cfg.CatchupWait)
 	f, err := h.hub.join(ctx, c, itemID, since)
 	cancel()
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrReplayBusy):
+		// Nothing was sent: the page comes back later with the same
+		// since_seq and loses nothing.
+		h.log.Debug("viewer join", "item_id", itemID, "err", err)
+		c.stop(CloseTryAgain, "too many viewers catching up, reconnect with since_seq later")
+	case errors.Is(err, ErrClosed):
+		c.stop(closeGoingAway, "server shutting down")
+	default:
 		h.log.Warn("viewer join", "item_id", itemID, "err", err)
 		c.stop(CloseUnavailable, "events unavailable, retry later")
 	}
@@ -97,7 +119,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// HTTP server's per-connection buffers and its grown stack are freed:
 	// an idle viewer keeps only two small goroutines.
 	go func() {
-		defer h.hub.done()
+		defer h.hub.done(addr)
 		defer h.hub.metrics.connections.Dec()
 		defer conn.Close()
 		c.readLoop()
@@ -107,25 +129,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		<-writerDone
 	}()
-}
-
-// admit counts a new viewer against MaxConnections.
-func (h *Hub) admit() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed || h.conns >= h.cfg.MaxConnections {
-		return false
-	}
-	h.conns++
-	h.clients.Add(1)
-	return true
-}
-
-func (h *Hub) done() {
-	h.mu.Lock()
-	h.conns--
-	h.mu.Unlock()
-	h.clients.Done()
 }
 
 // checkOrigin allows the page's own host, the configured origins, and

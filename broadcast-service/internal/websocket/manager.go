@@ -60,6 +60,18 @@ type Config struct {
 	SocketSendBuffer int
 	// MaxConnections caps viewers on this instance.
 	MaxConnections int
+	// MaxConnsPerIP caps the viewers of one client address on this
+	// instance; zero means no cap.
+	MaxConnsPerIP int
+	// TrustForwardedFor counts a viewer against the rightmost
+	// X-Forwarded-For entry instead of its TCP peer. Only behind a load
+	// balancer that appends the client's address, such as the ALB.
+	TrustForwardedFor bool
+	// MaxCatchupReplays caps the since_seq replays read from JetStream at
+	// once; CatchupWait bounds how long a resuming viewer waits for one
+	// before it is told to come back (CloseTryAgain).
+	MaxCatchupReplays int
+	CatchupWait       time.Duration
 	// AllowedOrigins lists browser origins that may connect besides the
 	// page's own host; "*" allows any.
 	AllowedOrigins []string
@@ -79,8 +91,21 @@ func (c Config) withDefaults() Config {
 	c.WriteTimeout = config.Positive(c.WriteTimeout, 10*time.Second)
 	c.ViewersInterval = config.Positive(c.ViewersInterval, time.Second)
 	c.GapTimeout = config.Positive(c.GapTimeout, DefaultGapTimeout)
+	c.MaxCatchupReplays = config.Positive(c.MaxCatchupReplays, DefaultMaxCatchupReplays)
+	c.CatchupWait = config.Positive(c.CatchupWait, DefaultCatchupWait)
 	return c
 }
+
+// DefaultMaxCatchupReplays lets a crowd of reconnecting pages through quickly:
+// a replay of a few events takes a few JetStream requests, so 64 at once
+// keeps JetStream busy without queueing the live feeds' own reads behind a
+// thousand of them.
+const DefaultMaxCatchupReplays = 64
+
+// DefaultCatchupWait is how long a resuming viewer waits for a replay slot.
+// Pages reconnect with backoff after being told to come back, so a longer
+// wait only holds connections that could have been spread out.
+const DefaultCatchupWait = 10 * time.Second
 
 // numShards spreads the item map over independent locks so joins and leaves
 // of different items do not contend.
@@ -102,9 +127,15 @@ type Hub struct {
 	// covers any number of reconnects, so the channel holds one.
 	resync chan struct{}
 
+	// replays holds one token per since_seq replay running.
+	replays chan struct{}
+	// closing is closed with closed, for waits that must end at shutdown.
+	closing chan struct{}
+
 	mu      sync.Mutex
 	closed  bool
 	conns   int            // admitted viewers, against MaxConnections
+	perAddr map[string]int // admitted viewers per client address
 	clients sync.WaitGroup // one per admitted viewer, for shutdown
 }
 
@@ -145,7 +176,9 @@ type feed struct {
 
 // NewHub returns a hub reading events from src.
 func NewHub(cfg Config, src Source, metrics *Metrics, log *slog.Logger) *Hub {
-	h := &Hub{cfg: cfg.withDefaults(), src: src, log: log, metrics: metrics, instance: newInstanceID(), resync: make(chan struct{}, 1)}
+	cfg = cfg.withDefaults()
+	h := &Hub{cfg: cfg, src: src, log: log, metrics: metrics, instance: newInstanceID(), resync: make(chan struct{}, 1),
+		replays: make(chan struct{}, cfg.MaxCatchupReplays), closing: make(chan struct{}), perAddr: make(map[string]int)}
 	for i := range h.shards {
 		h.shards[i].feeds = make(map[string]*feed)
 	}
@@ -193,7 +226,10 @@ func (h *Hub) Run(ctx context.Context) error {
 // another instance.
 func (h *Hub) close() {
 	h.mu.Lock()
-	h.closed = true
+	if !h.closed {
+		h.closed = true
+		close(h.closing)
+	}
 	h.mu.Unlock()
 	for _, f := range h.feeds() {
 		f.mu.Lock()
@@ -513,6 +549,18 @@ func (h *Hub) join(ctx context.Context, c *client, itemID string, since *uint64)
 		return nil, fmt.Errorf("watch %s: %w", itemID, err)
 	}
 	f.mu.Lock()
+	if since != nil && *since < f.last {
+		// The replay needs a slot; the snapshot and the replay's end are
+		// taken once it has one, so nothing is sent while it waits.
+		f.mu.Unlock()
+		release, err := h.replaySlot(ctx)
+		if err != nil {
+			h.release(f)
+			return nil, err
+		}
+		defer release()
+		f.mu.Lock()
+	}
 	h.flush(f) // events held back are older than the snapshot
 	snap, err := prepare(snapshotMessage{
 		Type: TypeSnapshot, ItemID: itemID, CurrentBid: f.state.currentBid, HighestBidderID: f.state.bidder,

@@ -11,7 +11,7 @@ import (
 // registry so tests can read them from their own.
 type Metrics struct {
 	connections   prometheus.Gauge
-	rejected      prometheus.Counter
+	rejected      *prometheus.CounterVec
 	delivered     prometheus.Counter
 	slow          prometheus.Counter
 	latency       *latencyHistogram
@@ -19,6 +19,11 @@ type Metrics struct {
 	recovered     prometheus.Counter
 	missed        prometheus.Counter
 	holes         prometheus.Gauge
+	// since_seq replays: running (at most MaxCatchupReplays), waiting for a
+	// slot, and viewers sent away after CatchupWait without one.
+	replaysRunning prometheus.Gauge
+	replaysWaiting prometheus.Gauge
+	replaysRefused prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg.
@@ -27,9 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "broadcast_connections", Help: "Open viewer WebSocket connections.",
 		}),
-		rejected: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "broadcast_connections_rejected_total", Help: "Viewer connections refused by MAX_CONNECTIONS.",
-		}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broadcast_connections_rejected_total",
+			Help: "Viewer connections refused before the upgrade, by reason: max_connections (MAX_CONNECTIONS) or per_ip (WS_MAX_CONNS_PER_IP).",
+		}, []string{"reason"}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_messages_delivered_total", Help: "Messages written to viewers.",
 		}),
@@ -53,8 +59,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		missed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_events_missed_total", Help: "Events announced to viewers as missed because JetStream did not have them.",
 		}),
+		replaysRunning: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "broadcast_catchup_replays", Help: "since_seq replays reading JetStream now (at most WS_MAX_CATCHUP_REPLAYS).",
+		}),
+		replaysWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "broadcast_catchup_replays_waiting", Help: "Resuming viewers waiting for a catch-up replay slot.",
+		}),
+		replaysRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broadcast_catchup_replays_refused_total", Help: "Resuming viewers closed with 4013 because no replay slot came free within WS_CATCHUP_WAIT.",
+		}),
 	}
-	reg.MustRegister(m.connections, m.rejected, m.delivered, m.slow, m.latency, m.subscriptions, m.recovered, m.missed, m.holes)
+	// Both reasons are shown from the start, so a rate over them works
+	// before the first refusal.
+	for _, r := range []string{reasonInstanceFull, reasonAddrFull} {
+		m.rejected.WithLabelValues(r)
+	}
+	reg.MustRegister(m.connections, m.rejected, m.delivered, m.slow, m.latency, m.subscriptions, m.recovered, m.missed, m.holes,
+		m.replaysRunning, m.replaysWaiting, m.replaysRefused)
 	return m
 }
 

@@ -51,12 +51,13 @@ func Open(t *testing.T, timeout time.Duration) context.Context {
 	return bctx
 }
 
-// WaitText polls the element's text until it contains want.
-func WaitText(t *testing.T, ctx context.Context, sel, want string, timeout time.Duration) {
+// WaitText polls the element's text until it contains want. opts narrow
+// the query, e.g. chromedp.FromNode(iframe) for a page inside a frame.
+func WaitText(t *testing.T, ctx context.Context, sel, want string, timeout time.Duration, opts ...chromedp.QueryOption) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		got, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel), opts...))
 		if err == nil && strings.Contains(got, want) {
 			return
 		}
