@@ -33,6 +33,9 @@ type Item struct {
 	// Seq is the per-item sequence number of the last event; viewers use it
 	// to resume without gaps.
 	Seq uint64 `json:"seq"`
+	// SellerID is who created the auction: the creator's token subject.
+	// Empty for items created without authentication.
+	SellerID string `json:"seller_id,omitempty"`
 }
 
 // MinNextBid is the lowest amount that can win right now: the starting price
