@@ -251,8 +251,6 @@ func reason(err error) string {
 		return "token cannot be verified with the known keys (algorithm or key id)"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return "token signature is invalid"
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
-		return "token lacks a required claim (exp)"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):
@@ -263,6 +261,13 @@ func reason(err error) string {
 		return "token issuer (iss) is not accepted"
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return "token audience (aud) is not accepted"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		for claim, what := range map[string]string{"exp": "exp (expiry)", "aud": "aud (audience)", "iss": "iss (issuer)"} {
+			if strings.Contains(err.Error(), claim+" claim is required") {
+				return "token lacks the required claim " + what
+			}
+		}
+		return "token lacks a required claim"
 	case errors.Is(err, jwt.ErrTokenInvalidClaims):
 		return "token claims are invalid"
 	}
