@@ -218,7 +218,7 @@ func (s *server) cors(next http.Handler) http.Handler {
 		allowed := s.anyOrig || s.origins[origin]
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if !allowed {
