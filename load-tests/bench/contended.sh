@@ -192,7 +192,7 @@ if ! $redis_only; then
       label="gateway $strategy, pre-filter $([ "$prefilter" = true ] && echo on || echo off)"
       [ "$coalesce" = true ] || label="$label, coalescing off"
       env SERVER_ADDR="127.0.0.1:$gport" REDIS_ADDR="127.0.0.1:$rport" NATS_URL="nats://127.0.0.1:$nport" \
-        REDIS_STRATEGY="$strategy" "$PREFILTER_ENV=$prefilter" "$COALESCE_ENV=$coalesce" AUTO_CREATE_ITEMS=true \
+        REDIS_STRATEGY="$strategy" "$PREFILTER_ENV=$prefilter" "$COALESCE_ENV=$coalesce" AUTO_CREATE_ITEMS=true AUTH_DISABLED=true \
         RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 LOG_LEVEL=warn LOG_FORMAT=text \
         POSTGRES_URL="postgres://bidding:password@127.0.0.1:1/bidding?sslmode=disable&connect_timeout=1" \
         "$work/api-gateway" >"$work/gateway-$n.log" 2>&1 &

@@ -12,7 +12,7 @@
 #   NATS_PORT, POSTGRES_PORT, BROADCAST_PORT and ARCHIVAL_PORT exported, then
 #   stops the stack and exits with the command's status.
 #
-# The gateway runs with AUTO_CREATE_ITEMS=true and rate limits off (load
+# The gateway runs with AUTO_CREATE_ITEMS=true, AUTH_DISABLED=true and rate limits off (load
 # tests), other settings at their defaults unless set in the environment.
 set -euo pipefail
 
@@ -116,7 +116,7 @@ BROADCAST_PORT=$(free_port)
 ARCHIVAL_PORT=$(free_port)
 export LOG_FORMAT=${LOG_FORMAT:-text} LOG_LEVEL=${LOG_LEVEL:-warn}
 env SERVER_ADDR="127.0.0.1:$GATEWAY_PORT" REDIS_ADDR="127.0.0.1:$REDIS_PORT" NATS_URL="nats://127.0.0.1:$NATS_PORT" \
-  POSTGRES_URL="$pg_url" AUTO_CREATE_ITEMS=true RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 \
+  POSTGRES_URL="$pg_url" AUTO_CREATE_ITEMS=true AUTH_DISABLED=true RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 \
   "$work/api-gateway" >"$work/api-gateway.log" 2>&1 &
 pids+=($!)
 env SERVER_ADDR="127.0.0.1:$BROADCAST_PORT" NATS_URL="nats://127.0.0.1:$NATS_PORT" \

@@ -6,6 +6,9 @@ import "time"
 const (
 	EventBid           = "bid"
 	EventAuctionClosed = "auction_closed"
+	// EventAuctionCancelled ends an auction without a winner: its seller
+	// withdrew it before the first bid, or an admin removed it.
+	EventAuctionCancelled = "auction_cancelled"
 )
 
 // Bid is one accepted bid as it is archived.
@@ -25,7 +28,8 @@ type Bid struct {
 // Event is what the gateway publishes on an item's subject and what viewers
 // receive. A bid event has the documented WebSocket message fields plus type
 // and seq; an auction_closed event names the winner (empty when the reserve
-// was not met or nobody bid).
+// was not met or nobody bid); an auction_cancelled event ends the auction
+// without one.
 type Event struct {
 	Type        string    `json:"type"`
 	EventID     string    `json:"event_id"`
@@ -52,6 +56,10 @@ type Event struct {
 	MinIncrement  Money      `json:"min_increment,omitempty"`
 	ReservePrice  Money      `json:"reserve_price,omitempty"`
 	StartsAt      *time.Time `json:"starts_at,omitempty"`
+	// SellerID, in an auction_closed or auction_cancelled event, is who
+	// created the item; an auction_cancelled event's UserID is who
+	// cancelled it (empty without authentication).
+	SellerID string `json:"seller_id,omitempty"`
 }
 
 // Bid returns the archived form of a bid event.

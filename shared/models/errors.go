@@ -17,6 +17,8 @@ const (
 	// KindConflict: the request is valid but the state forbids it, such as
 	// an id that is taken.
 	KindConflict Kind = "conflict"
+	// KindForbidden: the caller is known but may not do this.
+	KindForbidden Kind = "forbidden"
 	// KindMismatch: an idempotency key was reused for a different request.
 	KindMismatch Kind = "mismatch"
 	// KindUnavailable: a dependency did not answer in time; retrying later

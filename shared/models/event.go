@@ -76,6 +76,8 @@ func (e Event) Validate() error {
 		return bad("amount above %v", MaxMoney)
 	case e.BidCount < 0:
 		return bad("negative bid_count")
+	case e.SellerID != "" && ValidateID(e.SellerID) != nil:
+		return bad("seller_id %q is not an id", e.SellerID)
 	}
 	switch e.Type {
 	case EventBid:
@@ -96,6 +98,15 @@ func (e Event) Validate() error {
 	case EventAuctionClosed:
 		if e.WinnerID != "" && ValidateID(e.WinnerID) != nil {
 			return bad("winner_id %q is not an id", e.WinnerID)
+		}
+	case EventAuctionCancelled:
+		switch {
+		case e.WinnerID != "":
+			return bad("a cancelled auction has no winner")
+		case e.UserID != "" && ValidateID(e.UserID) != nil:
+			return bad("auction_cancelled's user_id %q is not an id", e.UserID)
+		case e.Timestamp.IsZero():
+			return bad("auction_cancelled event has no timestamp")
 		}
 	case "":
 		return bad("no type")

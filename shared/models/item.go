@@ -37,6 +37,9 @@ type Item struct {
 	// for it. It is the leader's secret, never in an answer, event or log
 	// line; zero or the current bid when the leader bid plainly.
 	LeaderMax Money `json:"-"`
+	// SellerID is who created the auction: the creator's token subject.
+	// Empty for items created without authentication.
+	SellerID string `json:"seller_id,omitempty"`
 }
 
 // leaderMax is the most the leader has agreed to pay.

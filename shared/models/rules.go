@@ -202,6 +202,34 @@ func Close(it Item, now time.Time) (closed Item, ok bool) {
 	return it, true
 }
 
+// Why a cancellation is refused. Cancel and api-gateway's cancel.lua give
+// the same answers in the same order: permission first, then state.
+var (
+	ErrCancelForbidden = &Error{Kind: KindForbidden, Message: "only the item's seller or an admin may cancel this auction"}
+	ErrAuctionFinal    = &Error{Kind: KindConflict, Message: "the auction is already closed or cancelled"}
+	ErrCancelAfterBid  = &Error{Kind: KindConflict, Message: "the auction has bids: only an admin may cancel it now"}
+)
+
+// Cancel cancels the auction at now on behalf of by. An admin may cancel
+// any auction that has not ended; its seller only before the first bid,
+// since bidders are committed once they bid. Anyone else is refused
+// whatever the state. The cancellation takes the item's next seq, for its
+// auction_cancelled event.
+func Cancel(it Item, by string, admin bool, now time.Time) (Item, error) {
+	if !admin && (it.SellerID == "" || by != it.SellerID) {
+		return it, ErrCancelForbidden
+	}
+	if st := StatusAt(it.Status, it.StartsAt, it.EndsAt, now); st == StatusClosed || st == StatusCancelled {
+		return it, ErrAuctionFinal
+	}
+	if !admin && it.BidCount > 0 {
+		return it, ErrCancelAfterBid
+	}
+	it.Status = StatusCancelled
+	it.Seq++
+	return it, nil
+}
+
 // CloseOutcome is who won a closed auction: the highest bidder if the
 // highest bid meets the reserve, else nobody.
 func (it Item) CloseOutcome() (winnerID string, reserveMet bool) {

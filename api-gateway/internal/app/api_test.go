@@ -12,7 +12,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -27,7 +26,7 @@ var httpPaths = []struct {
 // The README's curl sequence, answered with the documented bodies.
 func TestReadmeCurlSequence(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newEnv(t, withAuth)
 	g := e.gw
 
 	h := do(t, "GET", g.url+"/health", "")
@@ -96,7 +95,7 @@ func wantBody(t *testing.T, a answer, status int, want string) {
 // anything reaches Redis: the item is unchanged afterwards.
 func TestMalformedBids(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newEnv(t, withAuth)
 	g := e.gw
 	g.createItem(t, "lot1", "10.00", "1.00")
 	if a := g.bid(t, "lot1", "alice", "20.00"); a.Status != 200 {
@@ -145,7 +144,7 @@ func TestMalformedBids(t *testing.T) {
 				if path == "" {
 					path = "/api/v1/items/lot1/bid"
 				}
-				a := do(t, "POST", g.url+path, tt.body, append(tt.headers, via.headers...)...)
+				a := do(t, "POST", g.url+path, tt.body, append(append(g.as(t, "bob"), tt.headers...), via.headers...)...)
 				if a.Status != tt.status || !strings.Contains(a.str("message"), tt.msg) || a.str("success") != "false" {
 					t.Errorf("POST %.80s\n got %d %s\nwant %d with message containing %q", tt.body, a.Status, a.Body, tt.status, tt.msg)
 				}
@@ -169,11 +168,11 @@ func TestMalformedBids(t *testing.T) {
 // server before it reads them.
 func TestOversizedRequests(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newEnv(t, withAuth)
 	g := e.gw
 	g.createItem(t, "lot", "10.00", "1.00")
 	big := `{"user_id":"bob","amount":30,"pad":"` + strings.Repeat("x", 100<<10) + `"}`
-	if a := do(t, "POST", g.url+"/api/v1/items/lot/bid", big); a.Status != 400 || !strings.Contains(a.str("message"), "must not exceed 4096 bytes") {
+	if a := do(t, "POST", g.url+"/api/v1/items/lot/bid", big, g.as(t, "bob")...); a.Status != 400 || !strings.Contains(a.str("message"), "must not exceed 4096 bytes") {
 		t.Errorf("100 KiB body: got %d %s", a.Status, a.Body)
 	}
 	// Only the headers are sent: a server that refuses the body must say so
@@ -204,7 +203,7 @@ func TestOversizedRequests(t *testing.T) {
 // its own body, whichever path serves them.
 func TestPipelinedRequests(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newEnv(t, withAuth)
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
 	conn := g.dial(t)
@@ -212,10 +211,11 @@ func TestPipelinedRequests(t *testing.T) {
 		return "POST /api/v1/items/lot/bid HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n" + extra +
 			"Content-Length: " + fmt.Sprint(len(body)) + "\r\n\r\n" + body
 	}
-	batch := post(`{"user_id":"alice","amount":5.00}`, "") +
-		post(`{"user_id":"bob","amount":4.00}`, "") +
+	auth := func(user string) string { return "Authorization: Bearer " + g.token(t, user) + "\r\n" }
+	batch := post(`{"user_id":"alice","amount":5.00}`, auth("alice")) +
+		post(`{"user_id":"bob","amount":4.00}`, auth("bob")) +
 		"GET /api/v1/items/lot HTTP/1.1\r\nHost: gw\r\n\r\n" +
-		post(`{"user_id":"carol","amount":9.00}`, "Origin: http://page.test\r\n")
+		post(`{"user_id":"carol","amount":9.00}`, "Origin: http://page.test\r\n"+auth("carol"))
 	if _, err := io.WriteString(conn, batch); err != nil {
 		t.Fatal(err)
 	}
@@ -244,8 +244,8 @@ func TestPipelinedRequests(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	t.Parallel()
-	const secret = "s3cret-for-tests"
-	e := newEnv(t, func(c *Config) { c.JWTSecret = config.Secret(secret) })
+	const secret = testSecret
+	e := newEnv(t, withAuth)
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
 	token := func(sub string, exp time.Time, key string) string {
@@ -279,7 +279,8 @@ func TestAuth(t *testing.T) {
 		if tt.auth != "" {
 			h = []string{"Authorization", tt.auth}
 		}
-		a := g.bid(t, "lot", "alice", "5.00", h...)
+		// Not g.bid, which signs what carries no token.
+		a := do(t, "POST", g.url+"/api/v1/items/lot/bid", `{"user_id":"alice","amount":5.00}`, h...)
 		if a.Status != tt.status || !strings.Contains(a.str("message"), tt.msg) {
 			t.Errorf("%s: got %d %s, want %d %q", tt.name, a.Status, a.Body, tt.status, tt.msg)
 		}
@@ -294,7 +295,7 @@ func TestAuth(t *testing.T) {
 
 func TestIdempotency(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newEnv(t, withAuth)
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
 	first := g.bid(t, "lot", "alice", "10.00", "Idempotency-Key", "k-1")
@@ -332,7 +333,7 @@ func TestIdempotency(t *testing.T) {
 
 func TestRateLimitAndCORS(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config) { c.RatePerUser = 1 })
+	e := newEnv(t, func(c *Config) { withAuth(c); c.RatePerUser = 1 })
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
 	if a := g.bid(t, "lot", "alice", "5.00"); a.Status != 200 {
@@ -361,7 +362,7 @@ func TestRateLimitAndCORS(t *testing.T) {
 // browsers' (Origin, through chi).
 func TestRateLimitPerClientAddress(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config) { c.RatePerIP, c.RatePerUser, c.TrustProxy = 1, 0, true })
+	e := newEnv(t, func(c *Config) { withAuth(c); c.RatePerIP, c.RatePerUser, c.TrustProxy = 1, 0, true })
 	g := e.gw
 	g.createItem(t, "lot", "1.00", "1.00")
 	for _, via := range httpPaths {
@@ -383,16 +384,18 @@ func TestRateLimitPerClientAddress(t *testing.T) {
 
 func TestItems(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config) { c.AutoCreate, c.SoftClose = false, 0 })
+	e := newEnv(t, func(c *Config) { withAuth(c); c.AutoCreate, c.SoftClose = false, 0 })
 	g := e.gw
 	if a := do(t, "GET", g.url+"/api/v1/items/unknown", ""); a.Status != 404 {
 		t.Errorf("GET unknown without auto-create = %d %s, want 404", a.Status, a.Body)
 	}
-	a := do(t, "POST", g.url+"/api/v1/items", `{"id":"watch","name":"Vintage Watch","starting_price":100.00,"min_increment":1.00,"reserve_price":500.00,"ends_at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"}`)
-	if a.Status != 201 || a.str("starting_price") != "100.00" || a.str("reserve_price") != "500.00" || a.str("status") != "active" {
+	seller := g.as(t, "watchmaker", "seller")
+	a := do(t, "POST", g.url+"/api/v1/items", `{"id":"watch","name":"Vintage Watch","starting_price":100.00,"min_increment":1.00,"reserve_price":500.00,"ends_at":"`+time.Now().Add(time.Hour).UTC().Format(time.RFC3339)+`"}`, seller...)
+	if a.Status != 201 || a.str("starting_price") != "100.00" || a.str("reserve_price") != "500.00" || a.str("status") != "active" ||
+		a.str("seller_id") != "watchmaker" || a.str("reserve_met") != "false" {
 		t.Errorf("create = %d %s", a.Status, a.Body)
 	}
-	if a := do(t, "POST", g.url+"/api/v1/items", `{"id":"watch","name":"Again","starting_price":1}`); a.Status != 409 {
+	if a := do(t, "POST", g.url+"/api/v1/items", `{"id":"watch","name":"Again","starting_price":1}`, seller...); a.Status != 409 {
 		t.Errorf("create twice = %d %s, want 409", a.Status, a.Body)
 	}
 	for _, bad := range []struct{ body, msg string }{
@@ -403,14 +406,14 @@ func TestItems(t *testing.T) {
 		{`{"name":"x","starting_price":1,"ends_at":"2001-01-01T00:00:00Z"}`, "ends_at must be"},
 		{`{"name":"x","starting_price":1,"colour":"red"}`, `unknown field "colour"`},
 	} {
-		if a := do(t, "POST", g.url+"/api/v1/items", bad.body); a.Status != 400 || !strings.Contains(a.str("message"), bad.msg) {
+		if a := do(t, "POST", g.url+"/api/v1/items", bad.body, seller...); a.Status != 400 || !strings.Contains(a.str("message"), bad.msg) {
 			t.Errorf("create %s = %d %s, want 400 %q", bad.body, a.Status, a.Body, bad.msg)
 		}
 	}
 	// A closed auction answers 409 not active, and the closer published
 	// its auction_closed event.
 	ends := time.Now().Add(1500 * time.Millisecond).UTC().Format(time.RFC3339Nano)
-	if a := do(t, "POST", g.url+"/api/v1/items", `{"id":"short","name":"Short","starting_price":1,"ends_at":"`+ends+`"}`); a.Status != 201 {
+	if a := do(t, "POST", g.url+"/api/v1/items", `{"id":"short","name":"Short","starting_price":1,"ends_at":"`+ends+`"}`, seller...); a.Status != 201 {
 		t.Fatalf("create short = %d %s", a.Status, a.Body)
 	}
 	if a := g.bid(t, "short", "alice", "2.00"); a.Status != 200 {
@@ -426,7 +429,7 @@ func TestItems(t *testing.T) {
 		t.Errorf("bid after close = %d %s, want 409 not active", a.Status, a.Body)
 	}
 	evs := waitEvents(t, e.nats.JetStream(), "short", 2)
-	if evs[1].Type != "auction_closed" || evs[1].WinnerID != "alice" {
+	if evs[1].Type != "auction_closed" || evs[1].WinnerID != "alice" || evs[1].SellerID != "watchmaker" {
 		t.Errorf("close event = %+v, want auction_closed won by alice", evs[1])
 	}
 }
@@ -435,11 +438,11 @@ func TestItems(t *testing.T) {
 // bid; a bid earlier leaves the end alone.
 func TestSoftCloseThroughHTTP(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, func(c *Config) { c.AutoCreate, c.SoftClose = false, time.Minute })
+	e := newEnv(t, func(c *Config) { withAuth(c); c.AutoCreate, c.SoftClose = false, time.Minute })
 	g := e.gw
 	create := func(id string, endsAt time.Time) time.Time {
 		t.Helper()
-		a := do(t, "POST", g.url+"/api/v1/items", `{"id":"`+id+`","name":"Lot","starting_price":10,"ends_at":"`+endsAt.UTC().Format(time.RFC3339Nano)+`"}`)
+		a := do(t, "POST", g.url+"/api/v1/items", `{"id":"`+id+`","name":"Lot","starting_price":10,"ends_at":"`+endsAt.UTC().Format(time.RFC3339Nano)+`"}`, g.as(t, "s1", "seller")...)
 		if a.Status != 201 {
 			t.Fatalf("create %s = %d %s", id, a.Status, a.Body)
 		}
@@ -447,7 +450,7 @@ func TestSoftCloseThroughHTTP(t *testing.T) {
 	}
 	bid := func(id string) {
 		t.Helper()
-		if a := do(t, "POST", g.url+"/api/v1/items/"+id+"/bid", `{"user_id":"u1","amount":10}`); a.Status != 200 {
+		if a := do(t, "POST", g.url+"/api/v1/items/"+id+"/bid", `{"user_id":"u1","amount":10}`, g.as(t, "u1")...); a.Status != 200 {
 			t.Fatalf("bid on %s = %d %s", id, a.Status, a.Body)
 		}
 	}

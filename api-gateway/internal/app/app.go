@@ -22,6 +22,7 @@ import (
 	gwnats "github.com/bidding-platform/api-gateway/internal/nats"
 	"github.com/bidding-platform/api-gateway/internal/redis"
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/health"
 	"github.com/bidding-platform/shared/models"
 )
@@ -37,6 +38,7 @@ type App struct {
 	nats    *gwnats.Client
 	svc     *service.Service
 	history *lazyHistory
+	auth    *auth.Verifier
 }
 
 // Service is the name in logs and NATS's monitoring.
@@ -47,6 +49,21 @@ const Service = "api-gateway"
 // NATS nor PostgreSQL to be up: each is reached when used, and the gateway
 // answers 503 for what depends on a missing one.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	// Checked before anything is reached: a gateway that cannot tell who
+	// calls it must not serve at all.
+	verifier, err := auth.New(cfg.Auth, log.With("component", "auth"))
+	if err != nil {
+		return nil, err
+	}
+	app, err := newApp(ctx, cfg, log, verifier)
+	if err != nil {
+		verifier.Close()
+		return nil, err
+	}
+	return app, nil
+}
+
+func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Verifier) (*App, error) {
 	// go-redis logs through one process-wide logger; the last gateway
 	// created in a process (tests run several) gets its lines.
 	goredis.SetLogger(redisLogger{log.With("component", "go-redis")})
@@ -81,6 +98,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		SoftClose:       cfg.SoftClose,
 		AutoCreate:      cfg.AutoCreate,
 		DefaultDuration: cfg.AuctionLength,
+		MaxDuration:     cfg.MaxAuctionLength,
 		Metrics:         metrics,
 		Archive:         hist,
 		Log:             nc,
@@ -97,11 +115,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	if cfg.JWTSecret == "" {
-		log.Warn("AUTH_JWT_SECRET is not set: bids are NOT authenticated, anyone may bid as any user_id")
+	switch {
+	case cfg.Auth.Disabled:
+		log.Error("AUTH_DISABLED=true: NO AUTHENTICATION. Anyone may bid as any user, create, cancel and read every auction's reserve. Local development only; never expose this gateway.")
+	case cfg.Auth.DevTokens:
+		log.Warn("AUTH_DEV_TOKENS=true: POST /api/v1/dev/token signs a token for any user and role that asks. Local development only.")
 	}
 	handler, onError := handlers.NewFast(handlers.Config{
-		JWTSecret:      cfg.JWTSecret.Reveal(),
+		Auth:           verifier,
 		RatePerUser:    cfg.RatePerUser,
 		RatePerIP:      cfg.RatePerIP,
 		AllowedOrigins: cfg.CORSOrigins,
@@ -142,6 +163,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 			Logger:                slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 		history: hist,
+		auth:    verifier,
 	}, nil
 }
 
@@ -185,6 +207,7 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.svc.RunCloser(gctx, a.cfg.CloseEvery) })
 	err := g.Wait()
 	a.history.Close()
+	a.auth.Close()
 	if cerr := a.store.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

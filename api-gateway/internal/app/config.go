@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/natsconn"
 	"github.com/bidding-platform/shared/stream"
@@ -34,16 +35,22 @@ type Config struct {
 	StreamReplicas int
 	PostgresURL    config.Secret
 	AutoCreate     bool
-	JWTSecret      config.Secret
-	RatePerUser    float64
-	RatePerIP      float64
-	CORSOrigins    []string
-	TrustProxy     bool
-	SoftClose      time.Duration
-	AuctionLength  time.Duration
-	Prefilter      bool
-	Coalesce       bool
-	CloseEvery     time.Duration
+	// Auth is how callers are identified (the AUTH_ variables): an
+	// identity provider's key set, a shared HS256 secret, or explicitly
+	// nothing, for local development.
+	Auth          auth.Config
+	RatePerUser   float64
+	RatePerIP     float64
+	CORSOrigins   []string
+	TrustProxy    bool
+	SoftClose     time.Duration
+	AuctionLength time.Duration
+	// MaxAuctionLength bounds how long an auction may run, from its start
+	// (or now) to its end.
+	MaxAuctionLength time.Duration
+	Prefilter        bool
+	Coalesce         bool
+	CloseEvery       time.Duration
 	// ClosedRetention is how long a closed item stays in Redis; the
 	// archive answers for it afterwards. 0 keeps it.
 	ClosedRetention time.Duration
@@ -56,23 +63,25 @@ type Config struct {
 // local stack of `make dev`.
 func DefaultConfig() Config {
 	return Config{
-		Addr:            ":8080",
-		RedisAddrs:      []string{config.DefaultRedisAddr},
-		RedisStrategy:   "lua",
-		NATSURL:         config.DefaultNATSURL,
-		StreamReplicas:  1,
-		PostgresURL:     config.Secret(config.DefaultPostgresURL),
-		RatePerUser:     20,
-		RatePerIP:       200,
-		CORSOrigins:     []string{"http://localhost:8081"},
-		SoftClose:       30 * time.Second,
-		AuctionLength:   24 * time.Hour,
-		Prefilter:       true,
-		Coalesce:        true,
-		CloseEvery:      500 * time.Millisecond,
-		ClosedRetention: 30 * 24 * time.Hour,
-		ShutdownTimeout: 15 * time.Second,
-		Log:             config.DefaultLog(),
+		Addr:             ":8080",
+		RedisAddrs:       []string{config.DefaultRedisAddr},
+		RedisStrategy:    "lua",
+		NATSURL:          config.DefaultNATSURL,
+		StreamReplicas:   1,
+		PostgresURL:      config.Secret(config.DefaultPostgresURL),
+		RatePerUser:      20,
+		RatePerIP:        200,
+		CORSOrigins:      []string{"http://localhost:8081"},
+		SoftClose:        30 * time.Second,
+		AuctionLength:    24 * time.Hour,
+		MaxAuctionLength: 30 * 24 * time.Hour,
+		Auth:             auth.DefaultConfig(),
+		Prefilter:        true,
+		Coalesce:         true,
+		CloseEvery:       500 * time.Millisecond,
+		ClosedRetention:  30 * 24 * time.Hour,
+		ShutdownTimeout:  15 * time.Second,
+		Log:              config.DefaultLog(),
 	}
 }
 
@@ -93,13 +102,14 @@ func LoadConfig(e *config.Env) (Config, error) {
 	stream.ReadReplicas(e, "NATS_STREAM_REPLICAS", &c.StreamReplicas)
 	e.Secret("POSTGRES_URL", &c.PostgresURL)
 	e.Bool("AUTO_CREATE_ITEMS", &c.AutoCreate)
-	e.Secret("AUTH_JWT_SECRET", &c.JWTSecret)
+	c.Auth.Read(e)
 	e.Float("RATE_LIMIT_PER_USER", &c.RatePerUser)
 	e.Float("RATE_LIMIT_PER_IP", &c.RatePerIP)
 	e.Strings("CORS_ALLOWED_ORIGINS", &c.CORSOrigins)
 	e.Bool("TRUST_PROXY_HEADERS", &c.TrustProxy)
 	e.Duration("SOFT_CLOSE", &c.SoftClose)
 	e.Duration("DEFAULT_AUCTION_DURATION", &c.AuctionLength)
+	e.Duration("MAX_AUCTION_DURATION", &c.MaxAuctionLength)
 	e.Bool("PREFILTER", &c.Prefilter)
 	e.Bool("COALESCE", &c.Coalesce)
 	e.Duration("CLOSED_ITEM_RETENTION", &c.ClosedRetention)
@@ -115,6 +125,8 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)
 	e.Check(c.SoftClose >= 0, "SOFT_CLOSE=%v: must not be negative", c.SoftClose)
 	e.Check(c.AuctionLength > 0, "DEFAULT_AUCTION_DURATION=%v: must be positive", c.AuctionLength)
+	e.Check(c.MaxAuctionLength > 0, "MAX_AUCTION_DURATION=%v: must be positive", c.MaxAuctionLength)
+	e.Check(c.AuctionLength <= c.MaxAuctionLength, "DEFAULT_AUCTION_DURATION=%v: must not exceed MAX_AUCTION_DURATION=%v", c.AuctionLength, c.MaxAuctionLength)
 	e.Check(c.ClosedRetention == 0 || c.ClosedRetention >= time.Minute, "CLOSED_ITEM_RETENTION=%v: want 0 (keep) or at least 1m", c.ClosedRetention)
 	if err := e.Err(); err != nil {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)

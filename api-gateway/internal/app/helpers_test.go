@@ -17,8 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/testenv"
 )
@@ -36,7 +38,9 @@ type gateway struct {
 var prefixes atomic.Int64
 
 // testConfig points a gateway at the given servers, with limits off and a
-// key prefix of its own so that tests sharing a Redis never meet.
+// key prefix of its own so that tests sharing a Redis never meet. Tests of
+// faults and load run without authentication; the API's own tests turn it
+// on with withAuth.
 func testConfig(redisAddrs []string, cluster bool, natsURL string) Config {
 	c := DefaultConfig()
 	c.Addr = "127.0.0.1:0"
@@ -49,7 +53,62 @@ func testConfig(redisAddrs []string, cluster bool, natsURL string) Config {
 	c.RatePerUser, c.RatePerIP = 0, 0
 	c.CloseEvery = 100 * time.Millisecond
 	c.ShutdownTimeout = 5 * time.Second
+	c.Auth.Disabled = true
 	return c
+}
+
+// testSecret is the HS256 secret of gateways started withAuth.
+const testSecret = "a-test-secret-that-is-long-enough-for-hs256"
+
+// withAuth turns authentication on, with testSecret.
+func withAuth(c *Config) {
+	c.Auth.Disabled = false
+	c.Auth.Secret = config.Secret(testSecret)
+}
+
+// authOn says whether the gateway wants tokens.
+func (g *gateway) authOn() bool { return !g.cfg.Auth.Disabled }
+
+// token signs a token for sub with roles, valid for an hour, as the
+// gateway's identity provider would.
+func (g *gateway) token(t testing.TB, sub string, roles ...string) string {
+	t.Helper()
+	claims := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(time.Hour).Unix()}
+	if len(roles) > 0 {
+		claims["roles"] = roles
+	}
+	if g.cfg.Auth.Issuer != "" {
+		claims["iss"] = g.cfg.Auth.Issuer
+	}
+	if g.cfg.Auth.Audience != "" {
+		claims["aud"] = g.cfg.Auth.Audience
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(g.cfg.Auth.Secret.Reveal()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// as is the Authorization header of sub with roles, for do and try.
+func (g *gateway) as(t testing.TB, sub string, roles ...string) []string {
+	t.Helper()
+	return []string{"Authorization", "Bearer " + g.token(t, sub, roles...)}
+}
+
+// signedAs adds sub's token to headers unless auth is off or they carry
+// an Authorization header already.
+func (g *gateway) signedAs(t testing.TB, sub string, headers []string, roles ...string) []string {
+	t.Helper()
+	if !g.authOn() {
+		return headers
+	}
+	for i := 0; i < len(headers); i += 2 {
+		if strings.EqualFold(headers[i], "Authorization") {
+			return headers
+		}
+	}
+	return append(g.as(t, sub, roles...), headers...)
 }
 
 func testLogger() *slog.Logger {
@@ -187,7 +246,7 @@ func (g *gateway) dial(t testing.TB) net.Conn {
 
 func (g *gateway) bid(t testing.TB, item, user, amount string, headers ...string) answer {
 	t.Helper()
-	return do(t, "POST", g.url+"/api/v1/items/"+item+"/bid", fmt.Sprintf(`{"user_id":%q,"amount":%s}`, user, amount), headers...)
+	return do(t, "POST", g.url+"/api/v1/items/"+item+"/bid", fmt.Sprintf(`{"user_id":%q,"amount":%s}`, user, amount), g.signedAs(t, user, headers)...)
 }
 
 func (g *gateway) item(t testing.TB, id string) models.Item {
@@ -203,10 +262,15 @@ func (g *gateway) item(t testing.TB, id string) models.Item {
 	return it
 }
 
-// createItem creates an item with the given starting price and increment.
+// testSeller creates the items of createItem when auth is on.
+const testSeller = "seller_1"
+
+// createItem creates an item with the given starting price and increment,
+// as testSeller when auth is on.
 func (g *gateway) createItem(t testing.TB, id, start, inc string) models.Item {
 	t.Helper()
-	a := do(t, "POST", g.url+"/api/v1/items", fmt.Sprintf(`{"id":%q,"name":"Lot %s","starting_price":%s,"min_increment":%s}`, id, id, start, inc))
+	a := do(t, "POST", g.url+"/api/v1/items", fmt.Sprintf(`{"id":%q,"name":"Lot %s","starting_price":%s,"min_increment":%s}`, id, id, start, inc),
+		g.signedAs(t, testSeller, nil, "seller")...)
 	if a.Status != http.StatusCreated {
 		t.Fatalf("create item %s = %d %s", id, a.Status, a.Body)
 	}

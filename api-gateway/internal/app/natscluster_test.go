@@ -32,7 +32,7 @@ func TestNATSClusterNodeFailures(t *testing.T) {
 	t.Parallel()
 	r := testenv.Redis(t)
 	c := testenv.JetStreamCluster(t)
-	loaded, err := LoadConfig(config.FromMap(map[string]string{"NATS_URL": c.URLs(), "NATS_STREAM_REPLICAS": "3"}))
+	loaded, err := LoadConfig(config.FromMap(map[string]string{"NATS_URL": c.URLs(), "NATS_STREAM_REPLICAS": "3", "AUTH_DISABLED": "true"}))
 	if err != nil {
 		t.Fatal(err)
 	}

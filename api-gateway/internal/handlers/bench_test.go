@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/models"
 )
 
@@ -26,13 +27,28 @@ func (tooLow) Item(ctx context.Context, id string) (models.Item, error) { return
 func (tooLow) CreateItem(ctx context.Context, n service.NewItem) (models.Item, error) {
 	return models.Item{}, nil
 }
+func (tooLow) CancelItem(ctx context.Context, id string, by service.Canceller) (models.Item, error) {
+	return models.Item{}, nil
+}
+
+// noAuth is a verifier with authentication disabled: the benchmarks
+// measure the HTTP paths, not token checks.
+func noAuth(tb testing.TB) Config {
+	cfg := auth.DefaultConfig()
+	cfg.Disabled = true
+	v, err := auth.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return Config{Auth: v}
+}
 
 // BenchmarkBidHandler is the HTTP side of a pre-filtered bid through the
 // chi router (browsers' bids), without the network: what the gateway adds
 // to a plain handler.
 func BenchmarkBidHandler(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	h := newServer(Config{}, Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).router()
+	h := newServer(noAuth(b), Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).router()
 	body := `{"user_id":"user_42","amount":123.45}`
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -51,7 +67,7 @@ func BenchmarkBidHandler(b *testing.B) {
 // the server's native bid route adds to a plain handler.
 func BenchmarkFastBidHandler(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	h, _ := NewFast(Config{}, Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	h, _ := NewFast(noAuth(b), Deps{Bids: tooLow{}, Metrics: NewMetrics(reg), Gatherer: reg, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	body := []byte(`{"user_id":"user_42","amount":123.45}`)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

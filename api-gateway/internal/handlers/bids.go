@@ -3,17 +3,15 @@ package handlers
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/models"
 )
 
@@ -23,6 +21,7 @@ const (
 	msgTooLow     = "Bid amount must be higher than current bid"
 	msgNotActive  = "Auction is not active"
 	msgNotFound   = "Item not found"
+	msgCancelled  = "Auction was cancelled: it takes no more bids"
 	msgIdemReused = "Idempotency-Key was already used for a different bid"
 	msgOutbid     = "Bid placed, but another bidder's maximum bid is higher: an automatic bid outbid it"
 	msgMaxNotUp   = "max_amount must be above your current maximum bid and at least min_next_bid"
@@ -51,10 +50,8 @@ type bidAnswer struct {
 	status     int
 	body       []byte
 	retryAfter string // seconds, on 429 and 503
-	challenge  bool   // a 401 asks for a bearer token
+	challenge  string // a 401's WWW-Authenticate
 }
-
-const bearerChallenge = `Bearer realm="bids"`
 
 // placeBid is the bid route on net/http (browsers, through CORS); fastBid
 // is the same route on fasthttp. Both only translate: decideBid is the bid.
@@ -74,8 +71,8 @@ func (s *server) placeBid(w http.ResponseWriter, r *http.Request) {
 	if a.retryAfter != "" {
 		h.Set("Retry-After", a.retryAfter)
 	}
-	if a.challenge {
-		h.Set("WWW-Authenticate", bearerChallenge)
+	if a.challenge != "" {
+		h.Set("WWW-Authenticate", a.challenge)
 	}
 	w.WriteHeader(a.status)
 	_, _ = w.Write(a.body) // the client went away; nothing to do
@@ -90,15 +87,15 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 		return s.badBid(buf, "item id: "+err.Error())
 	}
 	var subject string
-	if s.cfg.JWTSecret != "" {
-		sub, err := s.authenticate(in.auth)
+	if !s.auth.Disabled() {
+		id, err := s.auth.Verify(in.auth)
 		if err != nil {
 			s.d.Metrics.bid("unauthorized")
 			a := errorAnswer(buf, http.StatusUnauthorized, err.Error())
-			a.challenge = true
+			a.challenge = auth.Challenge(err)
 			return a
 		}
-		subject = sub
+		subject = id.Subject
 	}
 	if in.bodyErr != nil {
 		return s.badBid(buf, in.bodyErr.Error())
@@ -145,7 +142,7 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 	if in.idemKey != "" && !validKey(in.idemKey) {
 		return s.badBid(buf, fmt.Sprintf("Idempotency-Key must be 1-%d visible ASCII characters", maxIdemKeyLen))
 	}
-	if s.cfg.JWTSecret != "" && subject != userID {
+	if !s.auth.Disabled() && subject != userID {
 		s.d.Metrics.bid("forbidden")
 		return errorAnswer(buf, http.StatusForbidden, "user_id must be the authenticated user (the token's subject)")
 	}
@@ -195,6 +192,9 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 		if it.Status != "" {
 			msg += " (" + string(it.Status) + ")"
 		}
+		if it.Status == models.StatusCancelled {
+			msg = msgCancelled
+		}
 		return bidReply(buf, status, false, msg, it.CurrentBid, your, "", it.MinNextBid(), it.ID != "")
 	case models.OutcomeNotFound:
 		return bidReply(buf, status, false, msgNotFound, 0, your, "", 0, false)
@@ -233,27 +233,6 @@ func validKey(k string) bool {
 		}
 	}
 	return true
-}
-
-// authenticate checks the bearer token and returns its subject.
-func (s *server) authenticate(h string) (string, error) {
-	tok, ok := strings.CutPrefix(h, "Bearer ")
-	if !ok || strings.TrimSpace(tok) == "" {
-		return "", errors.New("authentication required: send Authorization: Bearer <token>")
-	}
-	var claims jwt.RegisteredClaims
-	_, err := s.jwt.ParseWithClaims(strings.TrimSpace(tok), &claims, func(*jwt.Token) (any, error) {
-		return []byte(s.cfg.JWTSecret), nil
-	})
-	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "", errors.New("token expired")
-	case err != nil:
-		return "", errors.New("invalid token")
-	case claims.Subject == "":
-		return "", errors.New("token has no subject")
-	}
-	return claims.Subject, nil
 }
 
 // bidReply encodes a bid answer by hand into buf: the shape is fixed and

@@ -15,6 +15,8 @@ func statusOf(kind models.Kind) int {
 		return http.StatusOK
 	case models.KindInvalid:
 		return http.StatusBadRequest
+	case models.KindForbidden:
+		return http.StatusForbidden
 	case models.KindNotFound:
 		return http.StatusNotFound
 	case models.KindConflict:

@@ -122,8 +122,8 @@ func writeFast(ctx *fasthttp.RequestCtx, a bidAnswer) {
 	if a.retryAfter != "" {
 		h.Set("Retry-After", a.retryAfter)
 	}
-	if a.challenge {
-		h.Set("WWW-Authenticate", bearerChallenge)
+	if a.challenge != "" {
+		h.Set("WWW-Authenticate", a.challenge)
 	}
 	ctx.SetStatusCode(a.status)
 	ctx.SetBody(a.body)

@@ -18,11 +18,11 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/health"
 	"github.com/bidding-platform/shared/models"
@@ -36,6 +36,7 @@ type Bidder interface {
 	PlaceBid(ctx context.Context, b service.Bid) (service.BidResult, error)
 	Item(ctx context.Context, id string) (models.Item, error)
 	CreateItem(ctx context.Context, n service.NewItem) (models.Item, error)
+	CancelItem(ctx context.Context, id string, by service.Canceller) (models.Item, error)
 }
 
 // History reads archived bids, newest first. It returns models.ErrBadCursor
@@ -46,9 +47,11 @@ type History interface {
 
 // Config is the transport's part of the gateway configuration.
 type Config struct {
-	// JWTSecret, when set, requires an HS256 bearer token on bids whose
-	// subject is the bid's user_id.
-	JWTSecret string
+	// Auth identifies callers. Unless it is disabled, every request that
+	// changes state needs a bearer token: a bid's user_id must be its
+	// subject, creating needs the seller (or admin) role, cancelling the
+	// item's seller or an admin. Required.
+	Auth *auth.Verifier
 	// RatePerUser limits bids per second per user; zero disables.
 	RatePerUser float64
 	// RatePerIP limits API requests per second per client IP; zero disables.
@@ -78,7 +81,7 @@ type Deps struct {
 type server struct {
 	cfg     Config
 	d       Deps
-	jwt     *jwt.Parser
+	auth    *auth.Verifier
 	perUser *limiter
 	perIP   *limiter
 	origins map[string]bool
@@ -87,11 +90,14 @@ type server struct {
 }
 
 func newServer(cfg Config, d Deps) *server {
+	if cfg.Auth == nil {
+		panic("handlers: Config.Auth is nil")
+	}
 	cfg.MaxBody = config.Positive(cfg.MaxBody, 4<<10)
 	s := &server{
 		cfg:     cfg,
 		d:       d,
-		jwt:     jwt.NewParser(jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()})),
+		auth:    cfg.Auth,
 		perUser: newLimiter(cfg.RatePerUser, 100_000),
 		perIP:   newLimiter(cfg.RatePerIP, 100_000),
 		origins: make(map[string]bool),
@@ -124,7 +130,11 @@ func (s *server) router() http.Handler {
 		r.Post("/items", s.createItem)
 		r.Get("/items/{id}", s.getItem)
 		r.Post(bidPattern, s.placeBid)
+		r.Post("/items/{id}/cancel", s.cancelItem)
 		r.Get("/items/{id}/bids", s.bidHistory)
+		if s.auth.Config().DevTokens {
+			r.Post("/dev/token", s.devToken)
+		}
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint")
@@ -208,7 +218,7 @@ func (s *server) cors(next http.Handler) http.Handler {
 		allowed := s.anyOrig || s.origins[origin]
 		if allowed {
 			h.Set("Access-Control-Allow-Origin", origin)
-			h.Set("Access-Control-Expose-Headers", "Retry-After")
+			h.Set("Access-Control-Expose-Headers", "Retry-After, WWW-Authenticate")
 		}
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			if !allowed {
@@ -293,6 +303,24 @@ type errorBody struct {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, errorBody{Message: msg})
+}
+
+// identify returns who sent r. required says the request changes state and
+// so needs a token; otherwise a request without one is anonymous, but a
+// token that is sent must be valid. With auth disabled everyone is
+// anonymous and everything is allowed. On failure it has answered 401.
+func (s *server) identify(w http.ResponseWriter, r *http.Request, required bool) (auth.Identity, bool) {
+	h := r.Header.Get("Authorization")
+	if s.auth.Disabled() || (!required && h == "") {
+		return auth.Identity{}, true
+	}
+	id, err := s.auth.Verify(h)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", auth.Challenge(err))
+		writeError(w, http.StatusUnauthorized, err.Error())
+		return auth.Identity{}, false
+	}
+	return id, true
 }
 
 // decodeJSON reads one JSON object of at most max bytes into dst, rejecting

@@ -12,11 +12,12 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/models"
 )
 
 const (
-	itemFields   = "id, name, starting_price, min_increment, reserve_price, starts_at and ends_at"
+	itemFields   = "id, name, starting_price, min_increment, reserve_price, starts_at, ends_at and seller_id"
 	defaultLimit = 50
 	maxLimit     = 500
 )
@@ -29,9 +30,40 @@ type itemBody struct {
 	ReservePrice  json.RawMessage `json:"reserve_price"`
 	StartsAt      *string         `json:"starts_at"`
 	EndsAt        *string         `json:"ends_at"`
+	// SellerID names the seller: only an admin may name another than
+	// itself; without authentication it is simply taken.
+	SellerID *string `json:"seller_id"`
+}
+
+// itemView is an item as one caller may see it: the reserve is the
+// seller's secret, so only the seller and admins (and everyone when
+// authentication is disabled, where nobody has an identity) get
+// reserve_price; everyone gets reserve_met.
+type itemView struct {
+	models.Item
+	ReservePrice *models.Money `json:"reserve_price,omitempty"`
+	ReserveMet   bool          `json:"reserve_met"`
+	SellerID     string        `json:"seller_id"`
+}
+
+func (s *server) view(it models.Item, caller auth.Identity) itemView {
+	v := itemView{Item: it, ReserveMet: it.ReserveMet(), SellerID: it.SellerID}
+	owner := s.auth.Disabled() || caller.Admin() || (caller.Subject != "" && caller.Subject == it.SellerID)
+	if owner && it.ReservePrice > 0 {
+		v.ReservePrice = &it.ReservePrice
+	}
+	return v
 }
 
 func (s *server) createItem(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.identify(w, r, true)
+	if !ok {
+		return
+	}
+	if !s.auth.Disabled() && !caller.Has(auth.RoleSeller) && !caller.Admin() {
+		writeError(w, http.StatusForbidden, "creating an auction needs the seller role in the token")
+		return
+	}
 	var body itemBody
 	if err := decodeJSON(r, s.cfg.MaxBody, &body, itemFields); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -42,13 +74,51 @@ func (s *server) createItem(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !s.auth.Disabled() {
+		switch {
+		case n.SellerID == "":
+			n.SellerID = caller.Subject
+		case n.SellerID != caller.Subject && !caller.Admin():
+			writeError(w, http.StatusForbidden, "seller_id must be the authenticated user (only an admin may name another seller)")
+			return
+		}
+	}
 	it, err := s.d.Bids.CreateItem(r.Context(), n)
 	if err != nil {
 		s.fail(w, r, "create item", err, "item_id", n.ID)
 		return
 	}
 	w.Header().Set("Location", "/api/v1/items/"+it.ID)
-	writeJSON(w, http.StatusCreated, it)
+	writeJSON(w, http.StatusCreated, s.view(it, caller))
+}
+
+// cancelItem is POST /api/v1/items/{id}/cancel: the seller before the
+// first bid, an admin at any time.
+func (s *server) cancelItem(w http.ResponseWriter, r *http.Request) {
+	caller, ok := s.identify(w, r, true)
+	if !ok {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	if err := models.ValidateID(id); err != nil {
+		writeError(w, http.StatusBadRequest, "item id: "+err.Error())
+		return
+	}
+	// Nothing to say in a body; one that is sent must be empty or {}.
+	var body struct{}
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, s.cfg.MaxBody, &body, "no fields"); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+	}
+	by := service.Canceller{ID: caller.Subject, Any: s.auth.Disabled() || caller.Admin()}
+	it, err := s.d.Bids.CancelItem(r.Context(), id, by)
+	if err != nil {
+		s.fail(w, r, "cancel item", err, "item_id", id)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.view(it, caller))
 }
 
 func (b itemBody) parse() (service.NewItem, error) {
@@ -90,17 +160,28 @@ func (b itemBody) parse() (service.NewItem, error) {
 			return n, errors.New("ends_at must be an RFC 3339 time like 2024-01-02T00:00:00Z")
 		}
 	}
+	if b.SellerID != nil {
+		if err := models.ValidateID(*b.SellerID); err != nil {
+			return n, fmt.Errorf("seller_id: %w", err)
+		}
+		n.SellerID = *b.SellerID
+	}
 	return n, nil
 }
 
 func (s *server) getItem(w http.ResponseWriter, r *http.Request) {
+	// Public, but a token decides whether the caller sees the reserve.
+	caller, ok := s.identify(w, r, false)
+	if !ok {
+		return
+	}
 	id := chi.URLParam(r, "id")
 	it, err := s.d.Bids.Item(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, "read item", err, "item_id", id)
 		return
 	}
-	writeJSON(w, http.StatusOK, it)
+	writeJSON(w, http.StatusOK, s.view(it, caller))
 }
 
 func (s *server) bidHistory(w http.ResponseWriter, r *http.Request) {

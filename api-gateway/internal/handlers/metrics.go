@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -107,13 +108,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) request(route, method string, status int, d time.Duration) {
-	k := reqKey{route, method, status}
+	k := reqKey{route, methodLabel(method), status}
 	m.reqMu.RLock()
 	c, ok := m.reqBy[k]
 	m.reqMu.RUnlock()
 	if !ok {
 		c = reqChildren{
-			count:    m.requests.WithLabelValues(route, method, strconv.Itoa(status)),
+			count:    m.requests.WithLabelValues(route, k.method, strconv.Itoa(status)),
 			duration: m.duration.WithLabelValues(route),
 		}
 		m.reqMu.Lock()
@@ -125,6 +126,16 @@ func (m *Metrics) request(route, method string, status int, d time.Duration) {
 	}
 	c.count.Inc()
 	c.duration.Observe(d.Seconds())
+}
+
+// methodLabel keeps the method label to a fixed set: a client may send any
+// token as a method, and each new one would be a new series for ever.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch, http.MethodHead, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 func (m *Metrics) bid(outcome string) {

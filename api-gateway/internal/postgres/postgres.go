@@ -142,7 +142,7 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 	return page, nil
 }
 
-// ArchivedItem returns a closed item as the archive holds it, for when the
+// ArchivedItem returns a closed or cancelled item as the archive holds it, for when the
 // live store has let it go. found is false for an item the archive does not
 // hold closed with its description (older archives lack the columns).
 func (s *Store) ArchivedItem(ctx context.Context, id string) (it models.Item, found bool, err error) {
@@ -153,19 +153,21 @@ func (s *Store) ArchivedItem(ctx context.Context, id string) (it models.Item, fo
 		startsAt                                            time.Time
 		endsAt                                              *time.Time
 		seq                                                 int64
+		status                                              string
 	)
 	err = s.pool.QueryRow(ctx, `SELECT name, starting_cents, min_increment_cents, coalesce(reserve_cents, 0), starts_at,
-			ends_at, current_cents, highest_bidder_id, bid_count, seq
-		FROM items WHERE item_id = $1 AND status = 'closed'
+			ends_at, current_cents, highest_bidder_id, bid_count, seq, status, coalesce(seller_id, '')
+		FROM items WHERE item_id = $1 AND status IN ('closed', 'cancelled')
 			AND name IS NOT NULL AND starting_cents IS NOT NULL AND min_increment_cents IS NOT NULL AND starts_at IS NOT NULL`, id).
-		Scan(&it.Name, &startingCents, &incCents, &reserveCents, &startsAt, &endsAt, &currentCents, &it.HighestBidderID, &it.BidCount, &seq)
+		Scan(&it.Name, &startingCents, &incCents, &reserveCents, &startsAt, &endsAt, &currentCents, &it.HighestBidderID, &it.BidCount, &seq,
+			&status, &it.SellerID)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), isUndefinedTable(err), isUndefinedColumn(err):
 		return models.Item{}, false, nil
 	case err != nil:
 		return models.Item{}, false, fmt.Errorf("read archived item %s: %w", id, err)
 	}
-	it.ID, it.Status = id, models.StatusClosed
+	it.ID, it.Status = id, models.Status(status)
 	it.StartingPrice, it.MinIncrement, it.ReservePrice = models.Money(startingCents), models.Money(incCents), models.Money(reserveCents)
 	it.CurrentBid, it.Seq, it.StartsAt = models.Money(currentCents), uint64(seq), startsAt.UTC()
 	if endsAt != nil {

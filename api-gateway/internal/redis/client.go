@@ -369,6 +369,9 @@ var readLua string
 //go:embed lua/restore.lua
 var restoreLua string
 
+//go:embed lua/cancel.lua
+var cancelLua string
+
 //go:embed lua/ack.lua
 var ackLua string
 
@@ -376,7 +379,7 @@ var ackLua string
 // and safe for concurrent use; Script.Run sends EVALSHA and falls back to
 // EVAL after a restart or a failover has flushed the script cache.
 type scripts struct {
-	place, close, create, read, restore *goredis.Script
+	place, close, create, read, restore, cancel *goredis.Script
 }
 
 func newScripts(common string) *scripts {
@@ -386,6 +389,7 @@ func newScripts(common string) *scripts {
 		create:  goredis.NewScript(common + createLua),
 		read:    goredis.NewScript(common + readLua),
 		restore: goredis.NewScript(common + restoreLua),
+		cancel:  goredis.NewScript(common + cancelLua),
 	}
 }
 
@@ -444,7 +448,7 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 	}
 	res, err := s.scripts.create.Run(ctx, s.rdb, []string{s.itemKey(it.ID)},
 		it.ID, it.Name, int64(it.StartingPrice), int64(it.MinIncrement), int64(it.ReservePrice),
-		unixMilli(it.StartsAt), ends, s.scriptDeadline(ctx)).Slice()
+		unixMilli(it.StartsAt), ends, s.scriptDeadline(ctx), it.SellerID).Slice()
 	if err != nil {
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, classify(err))
 	}
@@ -463,6 +467,7 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 		ReservePrice:  it.ReservePrice,
 		StartsAt:      fromMilli(toInt(res[1])),
 		EndsAt:        fromMilli(ends),
+		SellerID:      it.SellerID,
 	}, nil
 }
 
@@ -500,6 +505,7 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 		EndsAt:          fromMilli(atoi(h["ea"])),
 		BidCount:        atoi(h["cnt"]),
 		Seq:             uint64(atoi(h["seq"])),
+		SellerID:        h["sel"],
 	}, nil
 }
 
@@ -518,6 +524,7 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.Ou
 		seq, cnt, ends int64
 		cur, leaderMax models.Money
 		bidder, closed = "", "0"
+		cancelled      = "0"
 	)
 	if logged != nil {
 		last := logged.Event
@@ -534,11 +541,13 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.Ou
 			// met; the leader is the same either way for the archive, but
 			// here only the price and count matter once it is closed.
 			bidder = last.WinnerID
+		case models.EventAuctionCancelled:
+			cancelled = "1"
 		}
 	}
 	// The end-time hint first, as CreateItem does, so an open item that
 	// comes back is closed on time.
-	if end := max(ends, unixMilli(rec.EndsAt)); end > 0 && closed == "0" {
+	if end := max(ends, unixMilli(rec.EndsAt)); end > 0 && closed == "0" && cancelled == "0" {
 		if err := s.rdb.ZAdd(ctx, s.endsKey(), goredis.Z{Score: float64(end), Member: rec.ID}).Err(); err != nil {
 			return fmt.Errorf("restore item %s: %w", rec.ID, classify(err))
 		}
@@ -546,7 +555,7 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.Ou
 	res, err := s.scripts.restore.Run(ctx, s.rdb, []string{s.itemKey(rec.ID)},
 		rec.ID, rec.Name, int64(rec.StartingPrice), int64(rec.MinIncrement), int64(rec.ReservePrice),
 		unixMilli(rec.StartsAt), unixMilli(rec.EndsAt), seq, int64(cur), bidder, cnt, ends, closed,
-		s.cfg.ClosedRetention.Milliseconds(), int64(leaderMax)).Slice()
+		s.cfg.ClosedRetention.Milliseconds(), cancelled, rec.SellerID, int64(leaderMax)).Slice()
 	if err != nil {
 		return fmt.Errorf("restore item %s: %w", rec.ID, classify(err))
 	}

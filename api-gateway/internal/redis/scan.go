@@ -115,7 +115,7 @@ func (s *Store) scanOpen(ctx context.Context) error {
 			}
 			st, _ := v[0].(string)
 			ea := toInt(v[1])
-			if st != string(models.StatusClosed) && ea > 0 {
+			if st != string(models.StatusClosed) && st != string(models.StatusCancelled) && ea > 0 {
 				open = append(open, goredis.Z{Score: float64(ea), Member: id})
 			}
 		}

@@ -56,6 +56,8 @@ type Config struct {
 	// DefaultDuration is the length of auto-created and unspecified
 	// auctions (default 24h).
 	DefaultDuration time.Duration
+	// MaxDuration bounds an auction's length (default 30 days).
+	MaxDuration time.Duration
 	// ClockMargin keeps the pre-filter away from an auction's end (default
 	// 2s): the store decides by Redis's clock, ours may be ahead or behind.
 	ClockMargin time.Duration
@@ -82,6 +84,7 @@ func (c *Config) defaults() {
 	c.MaxBatch = config.Positive(c.MaxBatch, 64)
 	c.StoreTimeout = config.Positive(c.StoreTimeout, 2*time.Second)
 	c.DefaultDuration = config.Positive(c.DefaultDuration, 24*time.Hour)
+	c.MaxDuration = config.Positive(c.MaxDuration, 30*24*time.Hour)
 	c.ClockMargin = config.Positive(c.ClockMargin, 2*time.Second)
 	c.CacheTTL = config.Positive(c.CacheTTL, 10*time.Second)
 	if c.Metrics == nil {

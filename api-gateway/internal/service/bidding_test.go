@@ -89,8 +89,11 @@ func (m *memStore) CloseDue(ctx context.Context) ([]OutboxEntry, []string, error
 	return nil, nil, nil
 }
 func (m *memStore) Restore(context.Context, models.Item, *OutboxEntry) error { return nil }
-func (m *memStore) Instance(context.Context) (string, error)                 { return "mem", nil }
-func (m *memStore) Ping(ctx context.Context) error                           { return nil }
+func (m *memStore) Cancel(context.Context, string, string, bool) (OutboxEntry, error) {
+	return OutboxEntry{}, ErrItemNotFound
+}
+func (m *memStore) Instance(context.Context) (string, error) { return "mem", nil }
+func (m *memStore) Ping(ctx context.Context) error           { return nil }
 
 type pubs struct {
 	mu  sync.Mutex

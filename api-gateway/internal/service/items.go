@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/bidding-platform/shared/models"
 )
@@ -28,6 +30,8 @@ type NewItem struct {
 	ReservePrice  models.Money
 	StartsAt      time.Time
 	EndsAt        time.Time
+	// SellerID is who creates it: the caller's token subject.
+	SellerID string
 }
 
 // CreateItem validates and stores a new auction. An id the archive holds
@@ -78,6 +82,14 @@ func (s *Service) validItem(n NewItem) (models.Item, error) {
 	if n.Name == "" || len(n.Name) > maxNameLen {
 		return models.Item{}, models.Errorf(models.KindInvalid, "name is required and must be at most %d bytes", maxNameLen)
 	}
+	if err := checkText(n.Name); err != nil {
+		return models.Item{}, models.Errorf(models.KindInvalid, "name: %w", err)
+	}
+	if n.SellerID != "" {
+		if err := models.ValidateID(n.SellerID); err != nil {
+			return models.Item{}, models.Errorf(models.KindInvalid, "seller_id: %w", err)
+		}
+	}
 	if n.StartingPrice <= 0 {
 		return models.Item{}, models.Errorf(models.KindInvalid, "starting_price is required and must be greater than zero")
 	}
@@ -99,6 +111,12 @@ func (s *Service) validItem(n NewItem) (models.Item, error) {
 	if !n.EndsAt.After(now) {
 		return models.Item{}, models.Errorf(models.KindInvalid, "ends_at must be in the future")
 	}
+	// An auction holds Redis memory, an end-time hint and its events for
+	// as long as it runs: a length without bound is unbounded state.
+	if from := maxTime(n.StartsAt, now); n.EndsAt.Sub(from) > s.cfg.MaxDuration {
+		return models.Item{}, models.Errorf(models.KindInvalid, "the auction may run at most %v (MAX_AUCTION_DURATION): ends_at is %v after its start",
+			s.cfg.MaxDuration, n.EndsAt.Sub(from).Round(time.Second))
+	}
 	status := models.StatusActive
 	if n.StartsAt.After(now) {
 		status = models.StatusScheduled
@@ -112,8 +130,83 @@ func (s *Service) validItem(n NewItem) (models.Item, error) {
 		ReservePrice:  n.ReservePrice,
 		StartsAt:      n.StartsAt.UTC(),
 		EndsAt:        n.EndsAt.UTC(),
+		SellerID:      n.SellerID,
 	}
 	return it, nil
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// checkText refuses text a client could use to forge what others see:
+// bytes that are not UTF-8, control characters (Unicode category Cc, NUL
+// and newlines included: a name is one line), and the bidirectional
+// overrides that make text display in another order than it is stored.
+func checkText(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("must be valid UTF-8")
+	}
+	for i, r := range s {
+		if unicode.Is(unicode.Cc, r) || r >= '\u202a' && r <= '\u202e' || r >= '\u2066' && r <= '\u2069' {
+			return fmt.Errorf("must not contain control characters (%U at byte %d)", r, i)
+		}
+	}
+	return nil
+}
+
+// Canceller is who asks to cancel an auction.
+type Canceller struct {
+	// ID is the caller's user id ("" without authentication).
+	ID string
+	// Any lets the caller cancel any auction that has not ended (an admin,
+	// or everyone when authentication is disabled).
+	Any bool
+}
+
+// CancelItem cancels an auction as models.Cancel decides, and publishes its
+// auction_cancelled event through the outbox like a close. It returns the
+// item as it is now.
+func (s *Service) CancelItem(ctx context.Context, id string, by Canceller) (models.Item, error) {
+	if err := models.ValidateID(id); err != nil {
+		return models.Item{}, models.Errorf(models.KindInvalid, "item id: %w", err)
+	}
+	e, err := s.store.Cancel(ctx, id, by.ID, by.Any)
+	// As for bids: an item Redis lost or has not checked since it
+	// restarted is brought up to the event log first.
+	for range 2 {
+		if !errors.Is(err, ErrUnchecked) && !(errors.Is(err, ErrItemNotFound) && s.cfg.Log != nil) {
+			break
+		}
+		if cerr := s.check(ctx, id); errors.Is(cerr, ErrItemNotFound) {
+			break
+		} else if cerr != nil {
+			return models.Item{}, cerr
+		}
+		e, err = s.store.Cancel(ctx, id, by.ID, by.Any)
+	}
+	switch {
+	case errors.Is(err, ErrUnchecked):
+		return models.Item{}, fmt.Errorf("%w: %w", errLogUnavailable, err)
+	case errors.Is(err, ErrItemNotFound):
+		// Long closed, the archive holds it: final all the same.
+		if archived, found := s.archived(ctx, id); found {
+			if !by.Any && (archived.SellerID == "" || archived.SellerID != by.ID) {
+				return models.Item{}, models.ErrCancelForbidden
+			}
+			return models.Item{}, models.ErrAuctionFinal
+		}
+		return models.Item{}, err
+	case err != nil:
+		return models.Item{}, err
+	}
+	s.log.Info("auction cancelled", "item_id", id, "by", by.ID, "seq", e.Event.Seq)
+	s.pub.Publish(e)
+	s.Observe(e.Event)
+	return s.Item(ctx, id)
 }
 
 // Item returns an item's current state: from the store, or for a closed

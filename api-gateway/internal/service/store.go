@@ -104,6 +104,11 @@ type BidStore interface {
 	// recreating it from rec, its terms as created, if Redis lost it, and
 	// marks it checked.
 	Restore(ctx context.Context, rec models.Item, last *OutboxEntry) error
+	// Cancel cancels an auction atomically with the check of models.Cancel
+	// (by may cancel any auction when admin), appending an
+	// auction_cancelled event to the outbox; the refusals are models'
+	// ErrCancelForbidden, ErrAuctionFinal and ErrCancelAfterBid.
+	Cancel(ctx context.Context, id, by string, admin bool) (OutboxEntry, error)
 	// Ping checks that Redis answers.
 	Ping(ctx context.Context) error
 	// Instance identifies the Redis process (or the set of a cluster's

@@ -215,5 +215,6 @@ func (p *Purger) findClose(ctx context.Context, s jetstream.Stream, itemID strin
 
 func isClose(m *jetstream.RawStreamMsg) bool {
 	e, err := stream.Decode(m.Subject, m.Data)
-	return err == nil && e.Type == models.EventAuctionClosed
+	// A cancellation ends an item's history as a close does.
+	return err == nil && (e.Type == models.EventAuctionClosed || e.Type == models.EventAuctionCancelled)
 }

@@ -334,7 +334,7 @@ func itemStatements(events []models.Event) []statement {
 	closes := map[string]models.Event{}
 	for _, e := range events {
 		m := latest
-		if e.Type == models.EventAuctionClosed {
+		if e.Type == models.EventAuctionClosed || e.Type == models.EventAuctionCancelled {
 			m = closes
 		}
 		if cur, ok := m[e.ItemID]; !ok || e.Seq > cur.Seq {
@@ -372,9 +372,10 @@ func itemStatements(events []models.Event) []statement {
 			seqs, amts, counts = make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
 			ends, times        = make([]*time.Time, len(rows)), make([]time.Time, len(rows))
 			// The description; NULL where an older gateway's close lacks it.
-			names            = make([]*string, len(rows))
-			starting, incs   = make([]*int64, len(rows)), make([]*int64, len(rows))
-			reserves, starts = make([]*int64, len(rows)), make([]*time.Time, len(rows))
+			names             = make([]*string, len(rows))
+			starting, incs    = make([]*int64, len(rows)), make([]*int64, len(rows))
+			reserves, starts  = make([]*int64, len(rows)), make([]*time.Time, len(rows))
+			statuses, sellers = make([]string, len(rows)), make([]*string, len(rows))
 		)
 		for i, e := range rows {
 			items[i], winners[i], seqs[i], amts[i], counts[i], ends[i], times[i] =
@@ -383,24 +384,32 @@ func itemStatements(events []models.Event) []statement {
 				sp, inc, res := int64(e.StartingPrice), int64(e.MinIncrement), int64(e.ReservePrice)
 				names[i], starting[i], incs[i], reserves[i], starts[i] = &e.Name, &sp, &inc, &res, e.StartsAt
 			}
+			statuses[i] = string(models.StatusClosed)
+			if e.Type == models.EventAuctionCancelled {
+				statuses[i] = string(models.StatusCancelled)
+			}
+			if e.SellerID != "" {
+				sellers[i] = &e.SellerID
+			}
 		}
-		// The close names the final price and winner. Its price only
-		// replaces the stored one when the close is at least as new, since
-		// a close cannot be followed by bids.
+		// The close (or cancellation) names the final price and winner. Its
+		// price only replaces the stored one when it is at least as new,
+		// since nothing follows a close.
 		out = append(out, statement{what: "upsert items from closes", sql: `INSERT INTO items AS i (item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
-				name, starting_cents, min_increment_cents, reserve_cents, starts_at)
-			SELECT u.item_id, u.seq, 'closed', u.amount, coalesce(u.winner, ''), u.bid_count, u.ends_at, nullif(u.winner, ''), u.closed_at,
-				u.name, u.starting, u.inc, u.reserve, u.starts_at
+				name, starting_cents, min_increment_cents, reserve_cents, starts_at, seller_id)
+			SELECT u.item_id, u.seq, u.status, u.amount, coalesce(u.winner, ''), u.bid_count, u.ends_at, nullif(u.winner, ''), u.closed_at,
+				u.name, u.starting, u.inc, u.reserve, u.starts_at, u.seller
 			FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::timestamptz[], $7::timestamptz[],
-				$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::timestamptz[])
-				AS u(item_id, seq, amount, winner, bid_count, ends_at, closed_at, name, starting, inc, reserve, starts_at)
+				$8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::timestamptz[], $13::text[], $14::text[])
+				AS u(item_id, seq, amount, winner, bid_count, ends_at, closed_at, name, starting, inc, reserve, starts_at, status, seller)
 			ON CONFLICT (item_id) DO UPDATE SET
 				name = coalesce(EXCLUDED.name, i.name),
 				starting_cents = coalesce(EXCLUDED.starting_cents, i.starting_cents),
 				min_increment_cents = coalesce(EXCLUDED.min_increment_cents, i.min_increment_cents),
 				reserve_cents = coalesce(EXCLUDED.reserve_cents, i.reserve_cents),
 				starts_at = coalesce(EXCLUDED.starts_at, i.starts_at),
-				status = 'closed',
+				seller_id = coalesce(EXCLUDED.seller_id, i.seller_id),
+				status = EXCLUDED.status,
 				seq = GREATEST(i.seq, EXCLUDED.seq),
 				current_cents = CASE WHEN EXCLUDED.seq >= i.seq AND EXCLUDED.current_cents > 0
 					THEN EXCLUDED.current_cents ELSE i.current_cents END,
@@ -409,8 +418,8 @@ func itemStatements(events []models.Event) []statement {
 				winner_id = EXCLUDED.winner_id,
 				closed_at = EXCLUDED.closed_at,
 				updated_at = now()
-			WHERE i.status <> 'closed' OR i.seq < EXCLUDED.seq`,
-			args: []any{items, seqs, amts, winners, counts, ends, times, names, starting, incs, reserves, starts}})
+			WHERE i.status NOT IN ('closed', 'cancelled') OR i.seq < EXCLUDED.seq`,
+			args: []any{items, seqs, amts, winners, counts, ends, times, names, starting, incs, reserves, starts, statuses, sellers}})
 	}
 	return out
 }
@@ -456,7 +465,7 @@ func (s *Store) SeqHolder(ctx context.Context, itemID string, seq uint64) (strin
 // at or before closedBefore and whose history is still whole in the stream.
 func (s *Store) PurgeDue(ctx context.Context, closedBefore time.Time, limit int) ([]string, error) {
 	rows, err := s.pool.Query(ctx, `SELECT item_id FROM items
-		WHERE status = 'closed' AND stream_purged_at IS NULL AND closed_at <= $1
+		WHERE status IN ('closed', 'cancelled') AND stream_purged_at IS NULL AND closed_at <= $1
 		ORDER BY closed_at LIMIT $2`, closedBefore, limit)
 	if err != nil {
 		return nil, fmt.Errorf("items due for purging: %w", err)

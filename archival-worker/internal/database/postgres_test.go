@@ -227,3 +227,42 @@ func count(t *testing.T, s *database.Store, sql string) int {
 	}
 	return n
 }
+
+// A cancellation is archived like a close: the item is final, cancelled,
+// without a winner, with its seller and description; a later close of the
+// same item (none can exist, but a forged or stale one) cannot reopen it, and
+// it is due for purging like a closed item.
+func TestCancelIsArchivedAsFinal(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range []database.Strategy{database.Copy, database.Unnest} {
+		s, _ := open(t, strategy)
+		ctx := context.Background()
+		starts := time.Date(2026, 11, 1, 9, 30, 0, 0, time.UTC)
+		cancelled := models.Event{Type: models.EventAuctionCancelled, EventID: "evt_cancel_c", ItemID: "c", UserID: "admin_1",
+			Amount: 1100, Seq: 2, Timestamp: time.Now().UTC().Add(-time.Hour), BidCount: 1,
+			Name: "Tin Drum", StartingPrice: 1000, MinIncrement: 100, ReservePrice: 5000, StartsAt: &starts, SellerID: "seller_9"}
+		if _, err := s.Write(ctx, []models.Event{bid("c", 1, 1100), cancelled}, nil); err != nil {
+			t.Fatal(err)
+		}
+		stale := models.Event{Type: models.EventAuctionClosed, EventID: "evt_close_c", ItemID: "c", Amount: 1100, Seq: 2,
+			WinnerID: "user_1", Timestamp: time.Now().UTC(), BidCount: 1}
+		if _, err := s.Write(ctx, []models.Event{stale}, nil); err != nil {
+			t.Fatal(err)
+		}
+		st := itemState(t, s, "c")
+		if st.status != "cancelled" || st.winner != "" || st.seq != 2 {
+			t.Errorf("%v: item c = %+v, want cancelled at seq 2 without a winner", strategy, st)
+		}
+		var seller, name string
+		if err := database.QueryRow(ctx, s, "SELECT seller_id, name FROM items WHERE item_id = 'c'").Scan(&seller, &name); err != nil {
+			t.Fatal(err)
+		}
+		if seller != "seller_9" || name != "Tin Drum" {
+			t.Errorf("%v: item c archived with seller %q, name %q; want seller_9, Tin Drum", strategy, seller, name)
+		}
+		due, err := s.PurgeDue(ctx, time.Now(), 10)
+		if err != nil || len(due) != 1 || due[0] != "c" {
+			t.Errorf("%v: PurgeDue = %v, %v; want the cancelled item", strategy, due, err)
+		}
+	}
+}

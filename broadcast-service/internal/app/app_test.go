@@ -2,12 +2,14 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -732,5 +734,50 @@ func TestNATSDownNewViewer(t *testing.T) {
 	c = dial(t, in.addr, "item_id=down_item")
 	if m := read(t, c); m.Type != "snapshot" {
 		t.Fatalf("after NATS is back the first message is %+v, want a snapshot", m)
+	}
+}
+
+// An auction_cancelled event reaches viewers like a close, without the
+// reserve it carries for the archive, and later viewers' snapshots say
+// cancelled.
+func TestCancelledAuctionReachesViewers(t *testing.T) {
+	n := testenv.NATS(t)
+	in := startServer(t, n.URL(), nil)
+	pub := newPublisher(t, natsJS(t, n), "cancel_item")
+	pub.publish(1)
+	c := dial(t, in.addr, "item_id=cancel_item")
+	if m := read(t, c); m.Type != "snapshot" || m.Seq != 1 {
+		t.Fatalf("first message = %+v, want the snapshot at seq 1", m)
+	}
+	starts := time.Now().Add(-time.Hour).UTC()
+	pub.seq++
+	pub.send(models.Event{Type: models.EventAuctionCancelled, EventID: models.NewEventID(), ItemID: "cancel_item", UserID: "admin_1",
+		Amount: pub.lastAmount() - 100, Seq: pub.seq, Timestamp: time.Now().UTC(), BidCount: 1,
+		Name: "Lot", StartingPrice: 100, MinIncrement: 100, ReservePrice: 987654, StartsAt: &starts, SellerID: "seller_1"})
+	rawType := func(c *gws.Conn) (string, string) {
+		t.Helper()
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, data, err := c.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			var m struct{ Type, Status string }
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Type != "viewers" {
+				return m.Type, string(data)
+			}
+		}
+	}
+	typ, data := rawType(c)
+	if typ != models.EventAuctionCancelled || strings.Contains(data, "reserve_price") || strings.Contains(data, "9876.54") ||
+		!strings.Contains(data, `"seller_id":"seller_1"`) {
+		t.Errorf("viewer got %s, want the auction_cancelled event without its reserve", data)
+	}
+	later := dial(t, in.addr, "item_id=cancel_item")
+	if typ, data := rawType(later); typ != "snapshot" || !strings.Contains(data, `"status":"cancelled"`) {
+		t.Errorf("later viewer's first message = %s, want a snapshot with status cancelled", data)
 	}
 }

@@ -526,7 +526,7 @@ func (h *Hub) catchUp(ctx context.Context, f *feed) {
 func (h *Hub) deliver(f *feed, ev models.Event) {
 	f.last = ev.Seq
 	f.state.apply(ev)
-	m, err := prepare(eventMessage{Event: ev, ServerTime: time.Now().UTC()}, ev.Seq, ev.Timestamp)
+	m, err := prepare(eventMessage{Event: public(ev), ServerTime: time.Now().UTC()}, ev.Seq, ev.Timestamp)
 	if err != nil {
 		h.log.Error("encode event", "item_id", f.id, "seq", ev.Seq, "err", err)
 		return
@@ -625,7 +625,7 @@ func (h *Hub) replay(ctx context.Context, c *client, itemID string, since, upTo 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	o := newOrderer(since+1, func(ev models.Event) error {
-		m, err := prepare(eventMessage{Event: ev, ServerTime: time.Now().UTC(), Replay: true}, ev.Seq, ev.Timestamp)
+		m, err := prepare(eventMessage{Event: public(ev), ServerTime: time.Now().UTC(), Replay: true}, ev.Seq, ev.Timestamp)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // Message types the service sends besides the events it relays ("bid",
-// "auction_closed"). Every message carries "type" and "server_time", so a
+// "auction_closed", "auction_cancelled"). Every message carries "type" and "server_time", so a
 // page can correct its countdown for a wrong local clock.
 const (
 	TypeSnapshot         = "snapshot"
@@ -28,6 +28,13 @@ type eventMessage struct {
 	models.Event
 	ServerTime time.Time `json:"server_time"`
 	Replay     bool      `json:"replay,omitempty"`
+}
+
+// public is what viewers may see of an event: the reserve, which the
+// closing events carry for the archive, is the seller's secret.
+func public(ev models.Event) models.Event {
+	ev.ReservePrice = 0
+	return ev
 }
 
 // snapshotMessage is the item's state after event Seq (0: no event yet).
@@ -138,6 +145,8 @@ func (s *state) apply(ev models.Event) {
 	switch ev.Type {
 	case models.EventBid:
 		s.currentBid, s.bidder, s.status = ev.Amount, ev.UserID, string(models.StatusActive)
+	case models.EventAuctionCancelled:
+		s.status = string(models.StatusCancelled)
 	case models.EventAuctionClosed:
 		s.status, s.winner = string(models.StatusClosed), ev.WinnerID
 		if ev.Amount != 0 {

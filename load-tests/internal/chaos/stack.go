@@ -53,7 +53,7 @@ func startStack(ctx context.Context, tb testing.TB, cfg Config, bins map[string]
 		"POSTGRES_URL="+s.archiveURL, "BATCH_WAIT=50ms", "ACK_WAIT=5s"))
 	for i := range 2 {
 		s.gateways = append(s.gateways, newService(tb, fmt.Sprintf("gateway-%d", i+1), bins[gatewaySvc], logDir, "SERVER_ADDR", append(common,
-			"REDIS_ADDR="+s.redis.Addr(), "POSTGRES_URL="+s.archiveURL, "AUTO_CREATE_ITEMS=true",
+			"REDIS_ADDR="+s.redis.Addr(), "POSTGRES_URL="+s.archiveURL, "AUTO_CREATE_ITEMS=true", "AUTH_DISABLED=true",
 			"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0")))
 	}
 	for i := range 2 {

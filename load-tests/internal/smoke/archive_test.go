@@ -26,7 +26,7 @@ func TestClosedItemOutlivesRedis(t *testing.T) {
 	startServiceOn(t, archiver, archiverBin, "HTTP_ADDR="+archiver, "NATS_URL="+nt.URL(), "POSTGRES_URL="+pg, "BATCH_WAIT=50ms")
 	// No soft close: the bid below must not move the end.
 	gateway := "http://" + startService(t, gatewayBin, "REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "POSTGRES_URL="+pg,
-		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0", "SOFT_CLOSE=0")
+		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0", "SOFT_CLOSE=0", "AUTH_DISABLED=true")
 
 	ends := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)
 	resp, err := http.Post(gateway+"/api/v1/items", "application/json", strings.NewReader(

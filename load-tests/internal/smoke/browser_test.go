@@ -29,7 +29,7 @@ func TestLivePageWithRealServices(t *testing.T) {
 	pageOrigin := "http://" + broadcastAddr
 	gateway := "http://" + startService(t, gatewayBin,
 		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "CORS_ALLOWED_ORIGINS="+pageOrigin,
-		noPostgres)
+		"AUTH_DISABLED=true", noPostgres)
 	startServiceOn(t, broadcastAddr, broadcastBin, "NATS_URL="+nt.URL(), "GATEWAY_URL="+gateway)
 
 	resp, err := http.Post(gateway+"/api/v1/items", "application/json", strings.NewReader(

@@ -147,7 +147,7 @@ func TestToolsAgainstRealServices(t *testing.T) {
 	rd := testenv.Redis(t)
 	nt := testenv.NATS(t)
 	gateway := "http://" + startService(t, gatewayBin,
-		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "AUTO_CREATE_ITEMS=true",
+		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "AUTO_CREATE_ITEMS=true", "AUTH_DISABLED=true",
 		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0",
 		noPostgres)
 	broadcastAddr := startService(t, broadcastBin, "NATS_URL="+nt.URL())

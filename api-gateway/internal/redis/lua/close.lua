@@ -7,11 +7,13 @@
 -- {4} not checked against the event log on this instance (see instance).
 local item, outbox = KEYS[1], KEYS[2]
 if redis.call('EXISTS', item) == 0 then return {0} end
-local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'name', 'sp', 'inc', 'sa', 'ep')
+local f = redis.call('HMGET', item, 'res', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'name', 'sp', 'inc', 'sa', 'ep', 'sel')
 if f[12] ~= instance() then return {4} end
 local res, ea, st = tonumber(f[1]), tonumber(f[2]), f[3]
 local cur, bdr, cnt, seq = tonumber(f[4]), f[5], tonumber(f[6]), tonumber(f[7])
 local name, sp, inc, sa = f[8], tonumber(f[9]), tonumber(f[10]), tonumber(f[11])
+local seller = ''
+if f[13] and f[13] ~= '' then seller = ',"seller_id":' .. str(f[13]) end
 if st == 'closed' or st == 'cancelled' then return {1} end
 local now, ts = clock()
 if ea == 0 or now < ea then return {2, ea} end
@@ -29,6 +31,6 @@ local ev = '{"type":"auction_closed","event_id":' .. str(ARGV[2]) .. ',"item_id"
   ',"bid_count":' .. int(cnt) ..
   -- The item's description, so that the archive holds the whole item.
   ',"name":' .. str(name) .. ',"starting_price":' .. money(sp) .. ',"min_increment":' .. money(inc) ..
-  ',"reserve_price":' .. money(res) .. ',"starts_at":"' .. rfc3339ms(sa) .. '"}'
+  ',"reserve_price":' .. money(res) .. ',"starts_at":"' .. rfc3339ms(sa) .. '"' .. seller .. '}'
 local oid = redis.call('XADD', outbox, '*', 'e', ev)
 return {3, oid, ev}

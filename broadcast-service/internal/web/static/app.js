@@ -46,7 +46,7 @@
     if (!s) return;
     state.status = s;
     $('status').textContent = s === 'unknown' ? '' : s;
-    document.body.classList.toggle('closed', s === 'closed');
+    document.body.classList.toggle('closed', s === 'closed' || s === 'cancelled');
   }
 
   function showPrice(amount, bidder, seq) {
@@ -104,6 +104,12 @@
         setStatus('closed');
         notice(msg.winner_id ? 'Auction closed. Winner: ' + msg.winner_id : 'Auction closed without a winner.');
         break;
+      case 'auction_cancelled':
+        if (state.listSeq !== null && msg.seq <= state.listSeq) return;
+        state.listSeq = msg.seq;
+        setStatus('cancelled');
+        notice('Auction cancelled: no more bids are taken.');
+        break;
       case 'viewers':
         $('viewers').textContent = msg.count;
         break;
@@ -144,6 +150,11 @@
     var el = $('countdown');
     if (!state.endsAt) { el.textContent = '—'; return; }
     var left = state.endsAt.getTime() - (Date.now() + state.offset);
+    if (state.status === 'cancelled') {
+      el.textContent = 'Cancelled';
+      el.classList.add('done');
+      return;
+    }
     if (state.status === 'closed' || left <= 0) {
       el.textContent = state.status === 'closed' ? 'Closed' : 'Ending…';
       el.classList.add('done');
