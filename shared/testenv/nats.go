@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -17,12 +18,34 @@ import (
 // that survives Kill and Restart, as a real deployment's volume would.
 type NATSServer struct {
 	Port int
-	p    *process
-	tb   testing.TB
+	// User and Password are what Conn, JetStream and the readiness probe
+	// connect as; empty for a server without users.
+	User, Password string
+	p              *process
+	tb             testing.TB
+}
+
+// NATSOptions change the server NATSWith starts.
+type NATSOptions struct {
+	// Config is nats-server configuration text, such as the deployment's
+	// users and their permissions. The listen address, port and JetStream
+	// store come from the command line, which takes precedence.
+	Config string
+	// User and Password are the identity of NATSServer.User and Password.
+	// It must be allowed $JS.API.INFO, which the readiness probe asks, and
+	// to subscribe to its inboxes, _INBOX.<user>.>.
+	User, Password string
 }
 
 // NATS starts a fresh NATS server with JetStream for this test.
 func NATS(tb testing.TB) *NATSServer {
+	tb.Helper()
+	return NATSWith(tb, NATSOptions{})
+}
+
+// NATSWith starts a fresh NATS server with JetStream and the given
+// configuration for this test.
+func NATSWith(tb testing.TB, opts NATSOptions) *NATSServer {
 	tb.Helper()
 	bin, err := findBinary("nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server")
 	if err != nil {
@@ -33,14 +56,18 @@ func NATS(tb testing.TB) *NATSServer {
 		tb.Fatalf("testenv: %v", err)
 	}
 	dir := tb.TempDir()
+	// Always a configuration file, empty or not, so that Reconfigure can
+	// change it for the next start.
+	args := []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "jetstream"), "-c", filepath.Join(dir, "nats.conf")}
 	n := &NATSServer{
 		Port: port,
 		tb:   tb,
 		p: &process{
 			name: "nats-" + strconv.Itoa(port), bin: bin, dir: dir, stopSignal: syscall.SIGTERM,
-			args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port), "-js", "-sd", filepath.Join(dir, "jetstream")},
+			args: args,
 		},
 	}
+	n.Reconfigure(opts)
 	if err := n.start(); err != nil {
 		tb.Fatalf("testenv: %v", err)
 	}
@@ -68,7 +95,7 @@ func (n *NATSServer) ready() error {
 	if !n.p.running() {
 		return errNotRunning
 	}
-	nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second), nats.NoReconnect())
+	nc, err := nats.Connect(n.URL(), nats.Timeout(time.Second), nats.NoReconnect(), n.auth())
 	if err != nil {
 		return err
 	}
@@ -81,6 +108,29 @@ func (n *NATSServer) ready() error {
 	defer cancel()
 	_, err = js.AccountInfo(ctx)
 	return err
+}
+
+// Reconfigure replaces the server's configuration and the identity Conn,
+// JetStream and the readiness probe use; the server reads it at its next
+// Start or Restart, as a deployment's changed users and passwords.
+func (n *NATSServer) Reconfigure(opts NATSOptions) {
+	n.tb.Helper()
+	if err := os.WriteFile(filepath.Join(n.p.dir, "nats.conf"), []byte(opts.Config), 0o600); err != nil {
+		n.tb.Fatalf("testenv: %v", err)
+	}
+	n.User, n.Password = opts.User, opts.Password
+}
+
+// auth is the option that connects as User, if there is one, with the
+// inboxes the services' users are allowed: _INBOX.<user> (natsconn.Auth).
+func (n *NATSServer) auth() nats.Option {
+	return func(o *nats.Options) error {
+		if n.User == "" {
+			return nil
+		}
+		o.User, o.Password, o.InboxPrefix = n.User, n.Password, "_INBOX."+n.User
+		return nil
+	}
 }
 
 // Kill ends the server with SIGKILL. JetStream data on disk stays.
@@ -113,7 +163,7 @@ func (n *NATSServer) Restart() {
 // Conn connects a client that is closed at test end.
 func (n *NATSServer) Conn() *nats.Conn {
 	n.tb.Helper()
-	nc, err := nats.Connect(n.URL())
+	nc, err := nats.Connect(n.URL(), n.auth())
 	if err != nil {
 		n.tb.Fatalf("testenv: connect nats: %v", err)
 	}
