@@ -69,7 +69,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := handlers.NewMetrics(reg)
 
-	nc, err := gwnats.Connect(ctx, gwnats.Config{URL: cfg.NATSURL, Name: Service, StreamReplicas: cfg.StreamReplicas, Metrics: metrics}, store, log.With("component", "nats"))
+	nc, err := gwnats.Connect(ctx, gwnats.Config{URL: cfg.NATSURL, Auth: cfg.NATSAuth, Name: Service, StreamReplicas: cfg.StreamReplicas, Metrics: metrics}, store, log.With("component", "nats"))
 	if err != nil {
 		store.Close()
 		return nil, err

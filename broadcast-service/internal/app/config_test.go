@@ -31,19 +31,19 @@ func TestLoadConfig(t *testing.T) {
 				"SERVER_ADDR": ":9000", "NATS_URL": "nats://n1:4222, nats://n2:4222", "ALLOWED_ORIGINS": "https://a.example, https://b.example",
 				"MAX_CONNECTIONS": "10", "GATEWAY_URL": "https://api.example", "SEND_QUEUE_SIZE": "64",
 				"SOCKET_SEND_BUFFER": "16384", "PING_INTERVAL": "5s", "PONG_TIMEOUT": "12s", "WRITE_TIMEOUT": "3s",
-				"GAP_TIMEOUT": "8s",
+				"GAP_TIMEOUT": "8s", "NATS_USER": "broadcast", "NATS_PASSWORD": "pw",
 			},
 			check: func(c app.Config) bool {
 				return c.Addr == ":9000" && c.NATSURL == "nats://n1:4222,nats://n2:4222" && len(c.AllowedOrigins) == 2 && c.AllowedOrigins[1] == "https://b.example" &&
 					c.MaxConnections == 10 && c.GatewayURL == "https://api.example" && c.SendQueueSize == 64 && c.SocketSendBuffer == 16384 &&
 					c.PingInterval == 5*time.Second && c.PongTimeout == 12*time.Second && c.WriteTimeout == 3*time.Second &&
-					c.GapTimeout == 8*time.Second
+					c.GapTimeout == 8*time.Second && c.NATSAuth.User == "broadcast" && c.NATSAuth.Password.Reveal() == "pw"
 			},
 		},
 		{
 			name:    "every bad value reported",
-			env:     map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml", "GAP_TIMEOUT": "0s", "NATS_URL": "n1:4222"},
-			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT", "GAP_TIMEOUT", "NATS_URL"},
+			env:     map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml", "GAP_TIMEOUT": "0s", "NATS_URL": "n1:4222", "NATS_PASSWORD": "pw"},
+			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT", "GAP_TIMEOUT", "NATS_URL", "NATS_USER"},
 		},
 	}
 	for _, tt := range tests {
