@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,6 +59,14 @@ func TestECSEnvironmentRuns(t *testing.T) {
 	}
 	if len(env["api-gateway"]) < 5 {
 		t.Fatalf("only %v of the gateway's ECS environment evaluated", env["api-gateway"])
+	}
+	// Without a key set, the gateway's HS256 key is a secret (generated
+	// into Secrets Manager); a random one stands in for it.
+	if _, ok := env["api-gateway"]["AUTH_JWKS_URL"]; !ok {
+		if !slices.Contains(objectKeys(m.locals["gateway_secrets"]), "AUTH_JWT_SECRET") {
+			t.Fatal("the gateway task gets neither AUTH_JWKS_URL nor AUTH_JWT_SECRET")
+		}
+		env["api-gateway"]["AUTH_JWT_SECRET"] = randomSecret(t) + randomSecret(t)
 	}
 	runStack(t, env)
 }
