@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -41,8 +40,8 @@ const archiverDurable = "archival-worker"
 // each user's password.
 func natsWithShippedUsers(t *testing.T) (*testenv.NATSServer, map[string]string) {
 	t.Helper()
-	conf, passwords := shippedUsersConf(t)
-	n := testenv.NATSWith(t, testenv.NATSOptions{Config: conf, User: "gateway", Password: passwords["gateway"]})
+	n, passwords := testenv.NATSWithShippedUsers(t)
+	checkShippedUsers(t, passwords)
 	return n, passwords
 }
 
@@ -50,14 +49,21 @@ func natsWithShippedUsers(t *testing.T) (*testenv.NATSServer, map[string]string)
 // each user, and those passwords.
 func shippedUsersConf(t *testing.T) (string, map[string]string) {
 	t.Helper()
-	passwords := map[string]string{}
-	var conf strings.Builder
-	for user, variable := range natsUsers {
-		passwords[user] = randomSecret(t)
-		fmt.Fprintf(&conf, "%s: %q\n", variable, passwords[user])
+	conf, passwords := testenv.ShippedNATSUsers(t)
+	checkShippedUsers(t, passwords)
+	return conf, passwords
+}
+
+func checkShippedUsers(t *testing.T, passwords map[string]string) {
+	t.Helper()
+	if len(passwords) != len(natsUsers) {
+		t.Fatalf("nats-users.conf has the users %v, want %v", passwords, natsUsers)
 	}
-	conf.WriteString(readFile(t, filepath.Join(repoRoot(t), "infrastructure", "docker", "nats-users.conf")))
-	return conf.String(), passwords
+	for user := range natsUsers {
+		if _, ok := passwords[user]; !ok {
+			t.Fatalf("nats-users.conf has no user %s", user)
+		}
+	}
 }
 
 func randomSecret(tb testing.TB) string {

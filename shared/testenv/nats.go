@@ -2,10 +2,14 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -179,4 +183,56 @@ func (n *NATSServer) JetStream() jetstream.JetStream {
 		n.tb.Fatalf("testenv: jetstream: %v", err)
 	}
 	return js
+}
+
+// shippedUser is one user entry of nats-users.conf and the configuration
+// variable its password is read from.
+var shippedUser = regexp.MustCompile(`user:\s*"([A-Za-z0-9_-]+)"\s*\n\s*password:\s*\$([A-Z0-9_]+)`)
+
+// ShippedNATSUsers returns the NATS users and permissions Docker Compose and
+// Terraform ship (infrastructure/docker/nats-users.conf, found from the
+// repository's go.work) as configuration for NATSWith, with a random
+// password defined for each user, and those passwords by user.
+func ShippedNATSUsers(tb testing.TB) (config string, passwords map[string]string) {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("testenv: no go.work above the test's directory")
+		}
+		dir = parent
+	}
+	users, err := os.ReadFile(filepath.Join(dir, "infrastructure", "docker", "nats-users.conf"))
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	passwords = map[string]string{}
+	var b strings.Builder
+	for _, m := range shippedUser.FindAllStringSubmatch(string(users), -1) {
+		secret := make([]byte, 16)
+		_, _ = rand.Read(secret)
+		passwords[m[1]] = hex.EncodeToString(secret)
+		fmt.Fprintf(&b, "%s: %q\n", m[2], passwords[m[1]])
+	}
+	if len(passwords) == 0 {
+		tb.Fatal("testenv: no user with a $VARIABLE password in nats-users.conf")
+	}
+	b.Write(users)
+	return b.String(), passwords
+}
+
+// NATSWithShippedUsers starts NATS with ShippedNATSUsers; the server's
+// Conn and JetStream connect as the gateway, the user that manages the
+// stream.
+func NATSWithShippedUsers(tb testing.TB) (*NATSServer, map[string]string) {
+	tb.Helper()
+	conf, passwords := ShippedNATSUsers(tb)
+	return NATSWith(tb, NATSOptions{Config: conf, User: "gateway", Password: passwords["gateway"]}), passwords
 }
