@@ -8,7 +8,7 @@ COMPOSE := docker-compose -f infrastructure/docker/docker-compose.yml
 # Static, reproducible binaries; the Dockerfiles use the same flags.
 GO_BUILD_FLAGS := -trimpath -ldflags='-s -w'
 
-.PHONY: help deps test build dev dev-deps dev-api dev-broadcast dev-archival run stop logs fmt lint vet clean
+.PHONY: help deps test build dev dev-deps dev-api dev-broadcast dev-archival compose-env run stop logs fmt lint vet clean
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -40,13 +40,18 @@ dev-broadcast: ## Run the broadcast service alone
 dev-archival: ## Run the archival worker alone
 	@scripts/dev.sh archival
 
-run: ## Start everything with Docker Compose
+# Compose reads its secrets from infrastructure/docker/.env (git ignored);
+# missing ones are generated, existing ones kept.
+compose-env:
+	@scripts/compose-env.sh
+
+run: compose-env ## Start everything with Docker Compose (generates infrastructure/docker/.env first)
 	$(COMPOSE) up --build -d
 
-stop: ## Stop the Docker Compose stack
+stop: compose-env ## Stop the Docker Compose stack
 	$(COMPOSE) down
 
-logs: ## Follow the Docker Compose logs
+logs: compose-env ## Follow the Docker Compose logs
 	$(COMPOSE) logs -f
 
 fmt: ## Format all Go code

@@ -107,6 +107,20 @@ export POSTGRES_URL="postgres://bidding:password@127.0.0.1:$PG_PORT/bidding?sslm
 export AUTO_CREATE_ITEMS=${AUTO_CREATE_ITEMS:-true}
 export LOG_FORMAT=${LOG_FORMAT:-text}
 
+# The gateway refuses to start without a way to check tokens. The local
+# stack signs them with a secret of its own, made on the first run and kept
+# in .dev/ (git ignores it), and lets the live page ask for a development
+# token (AUTH_DEV_TOKENS). A secret already in the environment wins.
+secret_file="$data/auth-jwt-secret"
+if [ -z "${AUTH_JWT_SECRET:-}" ]; then
+  if [ ! -s "$secret_file" ]; then
+    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$secret_file")
+  fi
+  AUTH_JWT_SECRET=$(cat "$secret_file")
+fi
+export AUTH_JWT_SECRET
+export AUTH_DEV_TOKENS=${AUTH_DEV_TOKENS:-true}
+
 # service NAME DIR: builds and runs a service if its main package exists.
 service() {
   local name=$1 dir=$2

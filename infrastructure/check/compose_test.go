@@ -106,8 +106,8 @@ func TestComposeMatchesReadme(t *testing.T) {
 				t.Errorf("container_name = %q, want %q", s.ContainerName, want.container)
 			}
 			for _, port := range c.ports[name] {
-				if !slices.Contains(s.Ports, port+":"+port) {
-					t.Errorf("ports = %v, want %s:%s (README)", s.Ports, port, port)
+				if !slices.Contains(s.Ports, "127.0.0.1:"+port+":"+port) {
+					t.Errorf("ports = %v, want 127.0.0.1:%s:%s (README)", s.Ports, port, port)
 				}
 			}
 			if s.Healthcheck == nil || s.Healthcheck.Disable || len(s.Healthcheck.Test) < 2 || s.Healthcheck.Interval == "" {
@@ -153,6 +153,7 @@ func TestComposeServicesConfig(t *testing.T) {
 	f, _ := loadCompose(t)
 	root := repoRoot(t)
 	composeDir := filepath.Join(root, "infrastructure", "docker")
+	secrets := generateComposeEnv(t, filepath.Join(t.TempDir(), ".env"))
 
 	for _, name := range []string{"api-gateway", "broadcast-service", "archival-worker"} {
 		t.Run(name, func(t *testing.T) {
@@ -188,6 +189,7 @@ func TestComposeServicesConfig(t *testing.T) {
 				if !ok {
 					continue
 				}
+				raw = interpolate(t, raw, secrets)
 				// NATS_URL (and REDIS_ADDR on a cluster) may list several servers.
 				for _, addr := range strings.Split(raw, ",") {
 					host := strings.TrimSpace(addr)
@@ -201,13 +203,13 @@ func TestComposeServicesConfig(t *testing.T) {
 				}
 			}
 			if raw, ok := s.Environment["POSTGRES_URL"].(string); ok {
-				u, err := url.Parse(raw)
+				u, err := url.Parse(interpolate(t, raw, secrets))
 				if err != nil {
 					t.Fatalf("POSTGRES_URL: %v", err)
 				}
 				pw, _ := u.User.Password()
-				if u.User.Username() != c.dbUser || pw != c.dbPassword || u.Path != "/"+c.dbName {
-					t.Errorf("POSTGRES_URL = %s, want user %s, password %s, database %s (README)", raw, c.dbUser, c.dbPassword, c.dbName)
+				if u.User.Username() != c.dbUser || pw != secrets["POSTGRES_PASSWORD"] || u.Path != "/"+c.dbName {
+					t.Errorf("POSTGRES_URL = %s, want user %s, the password ${POSTGRES_PASSWORD:?...} from .env, database %s (README)", raw, c.dbUser, c.dbName)
 				}
 			}
 		})
@@ -217,8 +219,8 @@ func TestComposeServicesConfig(t *testing.T) {
 		t.Errorf("api-gateway AUTO_CREATE_ITEMS = %v, want \"true\" for the quick start", got)
 	}
 	pg := f.Services["postgres"].Environment
-	if pg["POSTGRES_DB"] != c.dbName || pg["POSTGRES_USER"] != c.dbUser || pg["POSTGRES_PASSWORD"] != c.dbPassword {
-		t.Errorf("postgres environment = %v, want database %s, user %s, password %s (README)", pg, c.dbName, c.dbUser, c.dbPassword)
+	if pg["POSTGRES_DB"] != c.dbName || pg["POSTGRES_USER"] != c.dbUser || !isSecretRef(fmt.Sprint(pg["POSTGRES_PASSWORD"]), "POSTGRES_PASSWORD") {
+		t.Errorf("postgres environment = %v, want database %s, user %s (README) and the password from .env", pg, c.dbName, c.dbUser)
 	}
 }
 
@@ -311,9 +313,10 @@ func TestComposeDurability(t *testing.T) {
 		if !slices.Equal(hosts, natsNodes) {
 			t.Errorf("%s: NATS_URL=%v lists %v, want the nodes %v", svc, env["NATS_URL"], hosts, natsNodes)
 		}
-		if got := fmt.Sprint(env["NATS_STREAM_REPLICAS"]); got != fmt.Sprint(len(natsNodes)) {
-			t.Errorf("%s: NATS_STREAM_REPLICAS=%s, want %d (one replica per node)", svc, got, len(natsNodes))
-		}
+	}
+	// The gateway alone creates the stream, with its replica count.
+	if got := fmt.Sprint(f.Services["api-gateway"].Environment["NATS_STREAM_REPLICAS"]); got != fmt.Sprint(len(natsNodes)) {
+		t.Errorf("api-gateway: NATS_STREAM_REPLICAS=%s, want %d (one replica per node)", got, len(natsNodes))
 	}
 }
 
@@ -339,8 +342,20 @@ func TestComposeConfigValid(t *testing.T) {
 		t.Skip("docker-compose not installed (scripts/install-deps.sh installs it); the YAML checks above still ran")
 	}
 	_, path := loadCompose(t)
-	out, err := exec.Command(bin, "-f", path, "config", "-q").CombinedOutput()
+	envFile := filepath.Join(t.TempDir(), ".env")
+	generateComposeEnv(t, envFile)
+	out, err := exec.Command(bin, "-f", path, "--env-file", envFile, "config", "-q").CombinedOutput()
 	if err != nil {
 		t.Fatalf("docker-compose config -q: %v\n%s", err, out)
+	}
+	// Without the secrets Compose refuses to start rather than run with
+	// empty passwords.
+	empty := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(bin, "-f", path, "--env-file", empty, "config", "-q").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "make run") {
+		t.Errorf("docker-compose config without the secrets: %v\n%s\nwant a refusal that says to run make run", err, out)
 	}
 }

@@ -3,6 +3,7 @@ package check
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -15,8 +16,9 @@ import (
 // on loopback ports, each with its store in its own temporary folder, as the
 // compose file and the ECS services run NATS. It returns the client URLs as
 // one comma-separated NATS_URL once every node's /healthz answers 200: a
-// JetStream meta leader is elected and the node is current with it.
-func natsCluster(t *testing.T, n int) string {
+// JetStream meta leader is elected and the node is current with it. conf,
+// when not empty, is every node's configuration file (such as its users).
+func natsCluster(t *testing.T, n int, conf string) string {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
@@ -27,6 +29,14 @@ func natsCluster(t *testing.T, n int) string {
 		client, route, monitor string // host:port
 		cmd                    *exec.Cmd
 		exited                 chan error // closed when the process has exited
+	}
+	var confArgs []string
+	if conf != "" {
+		file := filepath.Join(t.TempDir(), "nats.conf")
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		confArgs = []string{"-c", file}
 	}
 	nodes := make([]*node, n)
 	var routes, urls []string
@@ -44,6 +54,7 @@ func natsCluster(t *testing.T, n int) string {
 			// Every node lists all of them; a node skips the route to itself.
 			"--routes", strings.Join(routes, ","),
 		}
+		args = append(args, confArgs...)
 		logs := &lineLog{t: t, prefix: nd.name}
 		nd.cmd = exec.Command(bin, args...)
 		nd.cmd.Stdout, nd.cmd.Stderr = logs, logs

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/bidding-platform/infrastructure/internal/probe"
+	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -26,11 +31,13 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // the services reject fails here instead of as a restart loop.
 func TestComposeEnvironmentRuns(t *testing.T) {
 	f, _ := loadCompose(t)
+	// The secrets as make run generates them, put in as Compose does.
+	secrets := generateComposeEnv(t, filepath.Join(t.TempDir(), ".env"))
 	env := map[string]map[string]string{}
 	for svc := range dockerServices {
 		env[svc] = map[string]string{}
 		for k, v := range f.Services[svc].Environment {
-			env[svc][k] = fmt.Sprint(v)
+			env[svc][k] = interpolate(t, fmt.Sprint(v), secrets)
 		}
 	}
 	runStack(t, env)
@@ -53,14 +60,25 @@ func TestECSEnvironmentRuns(t *testing.T) {
 	if len(env["api-gateway"]) < 5 {
 		t.Fatalf("only %v of the gateway's ECS environment evaluated", env["api-gateway"])
 	}
+	// Without a key set, the gateway's HS256 key is a secret (generated
+	// into Secrets Manager); a random one stands in for it.
+	if _, ok := env["api-gateway"]["AUTH_JWKS_URL"]; !ok {
+		if !slices.Contains(objectKeys(m.locals["gateway_secrets"]), "AUTH_JWT_SECRET") {
+			t.Fatal("the gateway task gets neither AUTH_JWKS_URL nor AUTH_JWT_SECRET")
+		}
+		env["api-gateway"]["AUTH_JWT_SECRET"] = randomSecret(t) + randomSecret(t)
+	}
 	runStack(t, env)
 }
 
 // runStack builds the three services with the images' flags, starts them with
 // env (per service) against real Redis, NATS and PostgreSQL on free ports, and
-// checks they become healthy and ready, then stop cleanly on SIGTERM. The
-// listen address, log format and dependency addresses are overridden; every
-// other value is used as given.
+// checks they become healthy and ready, that each did its part in NATS as
+// its own user (the gateway created the stream, the worker its consumer),
+// then stop cleanly on SIGTERM. NATS runs with the shipped users
+// (nats-users.conf), whose passwords are given to the services that name
+// them in NATS_USER. The listen address, log format, dependency addresses
+// and NATS_PASSWORD are overridden; every other value is used as given.
 func runStack(t *testing.T, env map[string]map[string]string) {
 	if testing.Short() {
 		t.Skip("builds and runs the services; skipped with -short")
@@ -78,7 +96,7 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 	}
 
 	redisAddr := redisFor(t, env)
-	natsURL := natsFor(t, env)
+	natsURL, natsPasswords := natsFor(t, env)
 	pgURL := testenv.PostgresDB(t)
 
 	bin := t.TempDir()
@@ -125,9 +143,20 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 				vars[k] = "false"
 			case "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS_CA_FILE":
 				vars[k] = ""
+			case "NATS_USER":
+				pw, ok := natsPasswords[vars[k]]
+				if !ok {
+					t.Fatalf("%s: NATS_USER=%q is not a user of nats-users.conf", svc, vars[k])
+				}
+				// On AWS the password is a secret, not in the literal
+				// environment.
+				vars["NATS_PASSWORD"] = pw
 			case "LOG_FORMAT":
 				vars[k] = "text" // readable in a failing test's output
 			}
+		}
+		if _, ok := vars["NATS_USER"]; !ok {
+			t.Errorf("%s connects to NATS without a user (NATS_USER)", svc)
 		}
 		names := make([]string, 0, len(vars))
 		for k := range vars {
@@ -163,6 +192,8 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 		}
 	}
 
+	checkNATSParts(t, natsURL, natsPasswords["archiver"], env["api-gateway"]["NATS_STREAM_REPLICAS"])
+
 	// docker-compose stop and ECS both send SIGTERM, then kill after 30s.
 	for _, r := range procs {
 		if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -193,11 +224,12 @@ func redisFor(t *testing.T, env map[string]map[string]string) string {
 	return testenv.Redis(t).Addr()
 }
 
-// natsFor starts the NATS the environment asks for: a JetStream cluster with
-// as many nodes as the largest NATS_STREAM_REPLICAS, so the services create
-// their streams with the replicas they are told to, else one server. It
-// returns the NATS_URL to use.
-func natsFor(t *testing.T, env map[string]map[string]string) string {
+// natsFor starts the NATS the environment asks for, with the shipped users:
+// a JetStream cluster with as many nodes as the largest
+// NATS_STREAM_REPLICAS, so the gateway creates the stream with the replicas
+// it is told to, else one server. It returns the NATS_URL to use and each
+// user's password.
+func natsFor(t *testing.T, env map[string]map[string]string) (string, map[string]string) {
 	t.Helper()
 	replicas := 1
 	for svc, vars := range env {
@@ -211,10 +243,41 @@ func natsFor(t *testing.T, env map[string]map[string]string) string {
 		}
 		replicas = max(replicas, n)
 	}
+	conf, passwords := shippedUsersConf(t)
 	if replicas == 1 {
-		return testenv.NATS(t).URL()
+		return testenv.NATSWith(t, testenv.NATSOptions{Config: conf, User: "gateway", Password: passwords["gateway"]}).URL(), passwords
 	}
-	return natsCluster(t, replicas)
+	return natsCluster(t, replicas, conf), passwords
+}
+
+// checkNATSParts waits for what the services do in NATS at startup, each as
+// its own user: the gateway creates the stream with its replica count, and
+// the archival worker creates its durable consumer. It looks as the worker,
+// whose user may read both.
+func checkNATSParts(t *testing.T, url, archiverPassword, replicas string) {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.UserInfo("archiver", archiverPassword), nats.CustomInboxPrefix("_INBOX.archiver"))
+	if err != nil {
+		t.Fatalf("connect as archiver: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, time.Minute, "the stream and the archive's consumer", func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, stream.Name)
+		if err != nil {
+			return err
+		}
+		if got := fmt.Sprint(s.CachedInfo().Config.Replicas); replicas != "" && got != replicas {
+			return fmt.Errorf("stream has %s replicas, want the gateway's %s", got, replicas)
+		}
+		_, err = s.Consumer(ctx, archiverDurable)
+		return err
+	})
 }
 
 // waitOK polls url until it answers 2xx, the process exits, or the deadline.

@@ -3,6 +3,7 @@ package check
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -288,7 +289,7 @@ func TestTerraformServiceEnvironment(t *testing.T) {
 	m := loadTerraform(t)
 	for svc, localsOf := range map[string][]string{
 		"api-gateway":       {"gateway_environment", "gateway_secrets"},
-		"broadcast-service": {"broadcast_environment"},
+		"broadcast-service": {"broadcast_environment", "broadcast_secrets"},
 		"archival-worker":   {"archival_environment", "archival_secrets"},
 	} {
 		var got []string
@@ -393,3 +394,31 @@ var toString = function.New(&function.Spec{
 		return convert.Convert(args[0], cty.String)
 	},
 })
+
+// TestTerraformNeverAutoCreatesItems: on AWS a GET of an unknown item is a
+// 404, whatever the variables say: AUTO_CREATE_ITEMS is the literal "false"
+// and no variable can turn it on.
+func TestTerraformNeverAutoCreatesItems(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	if got, ok := m.literalEnv(t, "gateway_environment")["AUTO_CREATE_ITEMS"]; !ok || got != "false" {
+		t.Errorf("gateway AUTO_CREATE_ITEMS = %q (set %v), want the literal \"false\"", got, ok)
+	}
+	for v := range m.variables {
+		if strings.Contains(v, "auto_create") {
+			t.Errorf("variable %q could turn AUTO_CREATE_ITEMS on", v)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(m.dir, "*.tf"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no .tf files: %v", err)
+	}
+	setting := regexp.MustCompile(`AUTO_CREATE_ITEMS\s*=\s*(.*)`)
+	for _, f := range files {
+		for _, s := range setting.FindAllStringSubmatch(readFile(t, f), -1) {
+			if strings.TrimSpace(s[1]) != `"false"` {
+				t.Errorf("%s sets AUTO_CREATE_ITEMS = %s", filepath.Base(f), s[1])
+			}
+		}
+	}
+}

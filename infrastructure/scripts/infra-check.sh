@@ -15,8 +15,13 @@ step() { echo "infra-check: $*"; }
 
 compose=infrastructure/docker/docker-compose.yml
 if command -v docker-compose >/dev/null 2>&1; then
-  step "docker-compose config -q"
-  docker-compose -f "$compose" config -q || failed+=("docker-compose config")
+  step "docker-compose config -q (with secrets generated as make run does)"
+  # A throwaway .env, so the check neither needs nor touches the real one.
+  env_file=$(mktemp)
+  rm -f "$env_file"
+  scripts/compose-env.sh "$env_file" >/dev/null
+  docker-compose -f "$compose" --env-file "$env_file" config -q || failed+=("docker-compose config")
+  rm -f "$env_file"
 else
   step "docker-compose not installed: compose is checked only by the Go tests (scripts/install-deps.sh installs it)"
 fi

@@ -75,11 +75,11 @@ resource "aws_iam_role" "task" {
 # ---------------------------------------------------------------- configuration
 
 locals {
-  secret_arns = compact([
+  secret_arns = compact(concat([
     aws_db_instance.postgres.master_user_secret[0].secret_arn,
     aws_secretsmanager_secret.redis.arn,
-    var.auth_jwt_secret_arn,
-  ])
+    local.auth_jwt_secret_arn,
+  ], [for u in sort(keys(local.nats_users)) : aws_secretsmanager_secret.nats[u].arn]))
 
   image = { for s in local.services : s => "${aws_ecr_repository.service[s].repository_url}:${var.image_tag}" }
 
@@ -98,10 +98,15 @@ locals {
     REDIS_DB          = "0"
     REDIS_STRATEGY    = var.redis_strategy
     NATS_URL          = local.nats_url
-    # Streams keep a replica on each of the three NATS nodes (nats.tf).
-    NATS_STREAM_REPLICAS     = "3"
-    POSTGRES_URL             = local.postgres_url
-    AUTO_CREATE_ITEMS        = tostring(var.auto_create_items)
+    # Its own NATS user; the password is a secret (gateway_secrets).
+    NATS_USER = "gateway"
+    # The gateway creates the stream, with a replica on each of the three
+    # NATS nodes (nats.tf).
+    NATS_STREAM_REPLICAS = "3"
+    POSTGRES_URL         = local.postgres_url
+    # Never on here: an unknown item is a 404, not a new auction anyone can
+    # open by reading its URL.
+    AUTO_CREATE_ITEMS        = "false"
     RATE_LIMIT_PER_USER      = tostring(var.rate_limit_per_user)
     RATE_LIMIT_PER_IP        = tostring(var.rate_limit_per_ip)
     CORS_ALLOWED_ORIGINS     = local.public_url
@@ -117,23 +122,27 @@ locals {
     LOG_LEVEL             = var.log_level
     LOG_FORMAT            = "json"
     },
-    # Unset means "bids need no token"; a set key comes from the secret below.
-    var.auth_jwt_secret_arn == "" ? { AUTH_JWT_SECRET = "" } : {},
+    # Tokens are checked against the identity provider's key set, or with
+    # the HS256 key from Secrets Manager (gateway_secrets).
+    var.auth_jwks_url == "" ? {} : { AUTH_JWKS_URL = var.auth_jwks_url },
+    var.auth_issuer == "" ? {} : { AUTH_ISSUER = var.auth_issuer },
+    var.auth_audience == "" ? {} : { AUTH_AUDIENCE = var.auth_audience },
   )
   gateway_secrets = merge(
     {
       PGPASSWORD     = local.db_password_from
       REDIS_PASSWORD = aws_secretsmanager_secret.redis.arn
+      NATS_PASSWORD  = aws_secretsmanager_secret.nats["gateway"].arn
     },
-    var.auth_jwt_secret_arn == "" ? {} : { AUTH_JWT_SECRET = var.auth_jwt_secret_arn },
+    var.auth_jwks_url != "" ? {} : { AUTH_JWT_SECRET = local.auth_jwt_secret_arn },
   )
 
   broadcast_environment = {
-    SERVER_ADDR          = ":8081"
-    NATS_URL             = local.nats_url
-    NATS_STREAM_REPLICAS = "3"
-    ALLOWED_ORIGINS      = local.public_url
-    MAX_CONNECTIONS      = tostring(var.max_connections)
+    SERVER_ADDR     = ":8081"
+    NATS_URL        = local.nats_url
+    NATS_USER       = "broadcast"
+    ALLOWED_ORIGINS = local.public_url
+    MAX_CONNECTIONS = tostring(var.max_connections)
     # The page and the API share the ALB's origin.
     GATEWAY_URL        = local.public_url
     SEND_QUEUE_SIZE    = "256"
@@ -147,22 +156,26 @@ locals {
     LOG_LEVEL        = var.log_level
     LOG_FORMAT       = "json"
   }
+  broadcast_secrets = {
+    NATS_PASSWORD = aws_secretsmanager_secret.nats["broadcast"].arn
+  }
 
   archival_environment = {
-    POSTGRES_URL         = local.postgres_url
-    NATS_URL             = local.nats_url
-    NATS_STREAM_REPLICAS = "3"
-    HTTP_ADDR            = ":8082"
-    BATCH_SIZE           = tostring(var.batch_size)
-    BATCH_WAIT           = var.batch_wait
-    ACK_WAIT             = "30s"
-    WRITERS              = "2"
-    ARCHIVE_PURGE_AFTER  = "24h"
-    LOG_LEVEL            = var.log_level
-    LOG_FORMAT           = "json"
+    POSTGRES_URL        = local.postgres_url
+    NATS_URL            = local.nats_url
+    NATS_USER           = "archiver"
+    HTTP_ADDR           = ":8082"
+    BATCH_SIZE          = tostring(var.batch_size)
+    BATCH_WAIT          = var.batch_wait
+    ACK_WAIT            = "30s"
+    WRITERS             = "2"
+    ARCHIVE_PURGE_AFTER = "24h"
+    LOG_LEVEL           = var.log_level
+    LOG_FORMAT          = "json"
   }
   archival_secrets = {
-    PGPASSWORD = local.db_password_from
+    PGPASSWORD    = local.db_password_from
+    NATS_PASSWORD = aws_secretsmanager_secret.nats["archiver"].arn
   }
 
   # Shared by the three service containers; the image's own probe, since the
@@ -177,7 +190,7 @@ locals {
     broadcast-service = {
       port        = 8081
       environment = local.broadcast_environment
-      secrets     = {}
+      secrets     = local.broadcast_secrets
       # One file descriptor per viewer.
       nofile = 1048576
     }

@@ -50,6 +50,9 @@ locals {
         ${join("\n    ", [for h in sort(values(local.nats_hosts)) : "\"nats://${h}:6222\""])}
       ]
     }
+
+    # One user per service (auth.tf); the passwords are the task's secrets.
+    ${local.nats_users_conf}
   EOT
   }
 
@@ -148,6 +151,12 @@ resource "aws_ecs_task_definition" "nats" {
     environment = [
       { name = "NATS_CONFIG", value = local.nats_config[each.key] },
     ]
+    # The users' passwords, which the configuration reads from the
+    # environment ($NATS_GATEWAY_PASSWORD and so on).
+    secrets = [for u in sort(keys(local.nats_users)) : {
+      name      = local.nats_users[u].variable
+      valueFrom = aws_secretsmanager_secret.nats[u].arn
+    }]
     portMappings = [
       { containerPort = 4222, protocol = "tcp" }, # clients
       { containerPort = 6222, protocol = "tcp" }, # routes between the nodes

@@ -77,6 +77,13 @@ variable "certificate_arn" {
   type        = string
   default     = ""
 
+  # The production profile: bids, tokens and viewers' sockets only over
+  # TLS, so an HTTPS listener, which needs a certificate.
+  validation {
+    condition     = var.environment != "prod" || var.certificate_arn != ""
+    error_message = "environment = \"prod\" needs certificate_arn (an ACM certificate for the HTTPS listener): tokens and bids must not cross the internet in clear."
+  }
+
   validation {
     condition     = var.certificate_arn == "" || can(regex("^arn:aws[a-z-]*:acm:", var.certificate_arn))
     error_message = "certificate_arn must be empty or an ACM certificate ARN."
@@ -245,14 +252,8 @@ variable "redis_strategy" {
   }
 }
 
-variable "auto_create_items" {
-  description = "AUTO_CREATE_ITEMS: GET of an unknown item creates a default auction. For demos only; production answers 404."
-  type        = bool
-  default     = false
-}
-
 variable "auth_jwt_secret_arn" {
-  description = "ARN of a Secrets Manager secret whose value is the HS256 key for AUTH_JWT_SECRET. Empty: bids need no token."
+  description = "ARN of a Secrets Manager secret whose value is the HS256 key for AUTH_JWT_SECRET (at least 32 bytes). Empty with auth_jwks_url empty: dev and staging get a generated key; prod refuses to plan."
   type        = string
   default     = ""
 
@@ -260,6 +261,41 @@ variable "auth_jwt_secret_arn" {
     condition     = var.auth_jwt_secret_arn == "" || can(regex("^arn:aws[a-z-]*:secretsmanager:", var.auth_jwt_secret_arn))
     error_message = "auth_jwt_secret_arn must be empty or a Secrets Manager secret ARN."
   }
+}
+
+variable "auth_jwks_url" {
+  description = "AUTH_JWKS_URL: the identity provider's JSON Web Key Set (https), whose keys sign the bearer tokens (RS256, ES256, EdDSA). Use it or auth_jwt_secret_arn; prod needs one of them."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.auth_jwks_url == "" || can(regex("^https://[^/\\s]+", var.auth_jwks_url))
+    error_message = "auth_jwks_url must be empty or an https URL."
+  }
+
+  validation {
+    condition     = var.auth_jwks_url == "" || var.auth_jwt_secret_arn == ""
+    error_message = "Set auth_jwks_url or auth_jwt_secret_arn, not both: tokens are checked one way."
+  }
+
+  # The production profile: tokens from a real identity provider or a key
+  # the operator holds, never a generated one nobody signs with.
+  validation {
+    condition     = var.environment != "prod" || var.auth_jwks_url != "" || var.auth_jwt_secret_arn != ""
+    error_message = "environment = \"prod\" needs an authentication setting: auth_jwks_url (the identity provider's key set) or auth_jwt_secret_arn (an HS256 key in Secrets Manager)."
+  }
+}
+
+variable "auth_issuer" {
+  description = "AUTH_ISSUER: the iss every token must carry (empty: the gateway's default)."
+  type        = string
+  default     = ""
+}
+
+variable "auth_audience" {
+  description = "AUTH_AUDIENCE: the aud every token must carry (empty: the gateway's default)."
+  type        = string
+  default     = ""
 }
 
 variable "rate_limit_per_user" {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,11 +45,47 @@ type Config struct {
 	// service with a buffer of its own (an outbox) wants to hear about the
 	// failure rather than hand the message to one that dies with it.
 	NoReconnectBuffer bool
+	// Auth is the user the service connects as; the zero value connects
+	// without credentials.
+	Auth Auth
 	// OnConnect runs after the first connection and after every
 	// reconnection, once nats.go has restored the subscriptions, so the
 	// service can catch up on what it missed. It runs on nats.go's callback
 	// goroutine: keep it short or hand the work over.
 	OnConnect func()
+}
+
+// Auth is a user of the NATS server's configuration
+// (infrastructure/docker/nats-users.conf): each service has its own, which
+// may only publish and subscribe to what that service needs.
+type Auth struct {
+	User     string
+	Password config.Secret
+}
+
+// userName is what a NATS user may be called here: one subject token, since
+// the user's inbox is _INBOX.<user>.
+var userName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// InboxPrefix is where the user's replies arrive (JetStream's answers, pull
+// consumers' messages): _INBOX.<user>. The server lets each user subscribe
+// to its own inboxes only, so one service cannot read another's replies.
+func (a Auth) InboxPrefix() string {
+	if a.User == "" {
+		return ""
+	}
+	return "_INBOX." + a.User
+}
+
+// ReadAuth reads the NATS user (NATS_USER) and its password (NATS_PASSWORD)
+// into dst. Both or neither must be set.
+func ReadAuth(e *config.Env, dst *Auth) {
+	e.String("NATS_USER", &dst.User)
+	e.Secret("NATS_PASSWORD", &dst.Password)
+	user, password := dst.User, dst.Password.Reveal()
+	e.Check(user == "" || userName.MatchString(user), "NATS_USER=%q: want letters, digits, _ or - (at most 64)", user)
+	e.Check(user != "" || password == "", "NATS_PASSWORD is set but NATS_USER is not")
+	e.Check(user == "" || password != "", "NATS_USER=%q is set but NATS_PASSWORD is not", user)
 }
 
 // ReadURL reads the NATS server list (NATS_URL) from the environment into
@@ -93,12 +130,26 @@ func Connect(ctx context.Context, cfg Config) (*nats.Conn, error) {
 			}
 		}),
 		// Each failed attempt while NATS is down; at Warn it would be four
-		// lines a second for the whole outage.
+		// lines a second for the whole outage. A refused user is a
+		// configuration error, not an outage, and is said loudly.
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if isAuthError(err) {
+				log.Error("nats refused the credentials", "user", cfg.Auth.User, "err", err)
+				return
+			}
 			log.Debug("nats still unreachable", "err", err)
 		}),
+		// nats.go stops reconnecting after the same authentication error
+		// twice. The server's users may change before the service's
+		// secrets do (a rotated password), and a service that stopped
+		// trying would need a restart to recover.
+		nats.IgnoreAuthErrorAbort(),
 		// Without this, nats.go prints these to stderr, past the logger.
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if sub == nil && isAuthError(err) {
+				log.Error("nats refused the credentials", "user", cfg.Auth.User, "err", err)
+				return
+			}
 			level := slog.LevelError
 			if errors.Is(err, nats.ErrSlowConsumer) {
 				// nats.go reports it once per episode, and the
@@ -111,6 +162,12 @@ func Connect(ctx context.Context, cfg Config) (*nats.Conn, error) {
 			}
 			log.Log(context.Background(), level, "nats async error", "subject", subject, "err", err)
 		}),
+	}
+	if a := cfg.Auth; a.User != "" {
+		if !userName.MatchString(a.User) {
+			return nil, fmt.Errorf("connect nats: user %q: want letters, digits, _ or -", a.User)
+		}
+		opts = append(opts, nats.UserInfo(a.User, a.Password.Reveal()), nats.CustomInboxPrefix(a.InboxPrefix()))
 	}
 	if cfg.NoReconnectBuffer {
 		opts = append(opts, nats.ReconnectBufSize(-1))
@@ -143,4 +200,10 @@ func Connect(ctx context.Context, cfg Config) (*nats.Conn, error) {
 		}()
 		return nil, fmt.Errorf("connect nats: %w", ctx.Err())
 	}
+}
+
+// isAuthError says whether the server refused the connection's credentials.
+func isAuthError(err error) bool {
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/natsconn"
@@ -163,4 +164,128 @@ func deadAddr(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr
+}
+
+// usersConf has one user whose replies may only arrive in its own inboxes,
+// as the deployment's users (infrastructure/docker/nats-users.conf).
+const usersConf = `authorization {
+  users = [
+    {user: "svc", password: "right-password", permissions: {
+      publish: {allow: ["$JS.API.INFO", "t.>"]}
+      subscribe: {allow: ["_INBOX.svc.>", "t.>"]}
+    }}
+  ]
+}`
+
+// TestAuth: a service connects as its user, and its replies come back to
+// its own inboxes, the only ones the server lets it read.
+func TestAuth(t *testing.T) {
+	t.Parallel()
+	n := testenv.NATSWith(t, testenv.NATSOptions{Config: usersConf, User: "svc", Password: "right-password"})
+	nc, err := natsconn.Connect(context.Background(), natsconn.Config{
+		URL: n.URL(), Name: "test", Auth: natsconn.Auth{User: "svc", Password: "right-password"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	testenv.WaitFor(t, 10*time.Second, "the connection", func() error {
+		if !nc.IsConnected() {
+			return fmt.Errorf("status %v", nc.Status())
+		}
+		return nil
+	})
+	if got := nc.NewInbox(); !strings.HasPrefix(got, "_INBOX.svc.") {
+		t.Errorf("inbox %q, want one under _INBOX.svc.", got)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.AccountInfo(ctx); err != nil {
+		t.Errorf("a JetStream request answered in the user's inbox: %v", err)
+	}
+}
+
+// TestAuthRefused: a refused password does not stop the service. It says
+// why at error level and keeps trying, so that it connects once the server
+// accepts the password (a rotated secret reaching the server last).
+func TestAuthRefused(t *testing.T) {
+	t.Parallel()
+	n := testenv.NATSWith(t, testenv.NATSOptions{Config: usersConf, User: "svc", Password: "right-password"})
+	var logs testenv.LogBuffer
+	var connects atomic.Int32
+	nc, err := natsconn.Connect(context.Background(), natsconn.Config{
+		URL: n.URL(), Name: "test", Log: slog.New(slog.NewTextHandler(&logs, nil)),
+		ReconnectWait: 20 * time.Millisecond, Auth: natsconn.Auth{User: "svc", Password: "new-password"},
+		OnConnect: func() { connects.Add(1) },
+	})
+	if err != nil {
+		t.Fatalf("Connect with a refused password = %v, want a connection that keeps trying", err)
+	}
+	t.Cleanup(nc.Close)
+	testenv.WaitFor(t, 10*time.Second, "the refusal logged", func() error {
+		if !strings.Contains(logs.String(), "level=ERROR msg=\"nats refused the credentials\" user=svc") {
+			return fmt.Errorf("logs:\n%s", logs.String())
+		}
+		return nil
+	})
+	if nc.IsConnected() {
+		t.Fatal("connected with a refused password")
+	}
+	n.Reconfigure(testenv.NATSOptions{Config: strings.Replace(usersConf, "right-password", "new-password", 1), User: "svc", Password: "new-password"})
+	n.Restart()
+	testenv.WaitFor(t, 10*time.Second, "the connection once the server takes the password", func() error { return callbacks(&connects, 1) })
+
+	// Refused again and again after having been connected: nats.go would
+	// give up after the second refusal.
+	refusals := strings.Count(logs.String(), "nats refused the credentials")
+	n.Reconfigure(testenv.NATSOptions{Config: strings.Replace(usersConf, "right-password", "newer-password", 1), User: "svc", Password: "newer-password"})
+	n.Restart()
+	testenv.WaitFor(t, 10*time.Second, "three more refusals", func() error {
+		if got := strings.Count(logs.String(), "nats refused the credentials") - refusals; got < 3 {
+			return fmt.Errorf("%d more", got)
+		}
+		return nil
+	})
+	n.Reconfigure(testenv.NATSOptions{Config: strings.Replace(usersConf, "right-password", "new-password", 1), User: "svc", Password: "new-password"})
+	n.Restart()
+	testenv.WaitFor(t, 10*time.Second, "the reconnection once the server takes the password again", func() error { return callbacks(&connects, 2) })
+	if strings.Contains(logs.String(), "new-password") {
+		t.Errorf("the password is in the logs:\n%s", logs.String())
+	}
+}
+
+func TestReadAuth(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		vars    map[string]string
+		want    natsconn.Auth
+		wantErr string
+	}{
+		{vars: map[string]string{}},
+		{vars: map[string]string{"NATS_USER": "gateway", "NATS_PASSWORD": "p"}, want: natsconn.Auth{User: "gateway", Password: "p"}},
+		{vars: map[string]string{"NATS_USER": "gateway"}, wantErr: "NATS_PASSWORD is not"},
+		{vars: map[string]string{"NATS_PASSWORD": "p"}, wantErr: "NATS_USER is not"},
+		{vars: map[string]string{"NATS_USER": "a.b", "NATS_PASSWORD": "p"}, wantErr: "NATS_USER=\"a.b\""},
+		{vars: map[string]string{"NATS_USER": "*", "NATS_PASSWORD": "p"}, wantErr: "NATS_USER=\"*\""},
+	} {
+		var got natsconn.Auth
+		env := config.FromMap(tc.vars)
+		natsconn.ReadAuth(env, &got)
+		err := env.Err()
+		switch {
+		case tc.wantErr == "" && err != nil:
+			t.Errorf("%v: %v", tc.vars, err)
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("%v: error %v, want one containing %q", tc.vars, err, tc.wantErr)
+		case tc.wantErr == "" && got != tc.want:
+			t.Errorf("%v: read %+v, want %+v", tc.vars, got, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "\"p\"") {
+			t.Errorf("%v: the password is in the error %v", tc.vars, err)
+		}
+	}
 }

@@ -109,10 +109,10 @@ func Config(replicas int) jetstream.StreamConfig {
 }
 
 // Ensure creates the stream, or updates it to Config(replicas), and returns
-// it. Every service calls it at startup so that a stream lost with NATS's
-// storage is recreated by whichever service reconnects first. The services
-// must agree on replicas (NATS_STREAM_REPLICAS), or each one that reconnects
-// moves the stream to its own count.
+// it. The API gateway is the one service that calls it, at startup and after
+// reconnecting, so that a stream lost with NATS's storage is recreated; the
+// broadcast service and the archival worker only look the stream up, and
+// their NATS users may not create or change it.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.Stream, error) {
 	s, err := js.CreateOrUpdateStream(ctx, Config(replicas))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -116,6 +117,26 @@ func TestNATSJetStreamSurvivesKill(t *testing.T) {
 	}
 	if got, want := info.State.Msgs, uint64(1); got != want {
 		t.Errorf("messages after restart = %d, want %d", got, want)
+	}
+}
+
+// TestNATSWithUsers: a server started with users refuses a client without
+// credentials, while Conn and JetStream connect as the given user.
+func TestNATSWithUsers(t *testing.T) {
+	t.Parallel()
+	n := NATSWith(t, NATSOptions{
+		Config: `authorization { users = [ {user: "u", password: "p", permissions: {
+			publish: ["$JS.API.>"], subscribe: ["_INBOX.u.>"]}} ] }`,
+		User: "u", Password: "p",
+	})
+	if nc, err := nats.Connect(n.URL(), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("connected without credentials")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}}); err != nil {
+		t.Fatalf("create a stream as the user: %v", err)
 	}
 }
 

@@ -86,7 +86,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := handlers.NewMetrics(reg)
 
-	nc, err := gwnats.Connect(ctx, gwnats.Config{URL: cfg.NATSURL, Name: Service, StreamReplicas: cfg.StreamReplicas, Metrics: metrics}, store, log.With("component", "nats"))
+	nc, err := gwnats.Connect(ctx, gwnats.Config{URL: cfg.NATSURL, Auth: cfg.NATSAuth, Name: Service, StreamReplicas: cfg.StreamReplicas, Metrics: metrics}, store, log.With("component", "nats"))
 	if err != nil {
 		store.Close()
 		return nil, err

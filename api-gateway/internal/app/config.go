@@ -30,6 +30,9 @@ type Config struct {
 	RedisKeyPrefix string // not from the environment: tests isolate by it
 	// NATSURL is one server or a comma-separated list of a cluster's.
 	NATSURL string
+	// NATSAuth is the gateway's NATS user: it publishes events and is
+	// the one service that manages the stream and the ITEMS bucket.
+	NATSAuth natsconn.Auth
 	// StreamReplicas is how many NATS servers keep the event stream; the
 	// outbox lets go of an event only once that many (a majority) have it.
 	StreamReplicas int
@@ -99,6 +102,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Bool("REDIS_CLUSTER", &c.RedisCluster)
 	e.String("REDIS_STRATEGY", &c.RedisStrategy)
 	natsconn.ReadURL(e, "NATS_URL", &c.NATSURL)
+	natsconn.ReadAuth(e, &c.NATSAuth)
 	stream.ReadReplicas(e, "NATS_STREAM_REPLICAS", &c.StreamReplicas)
 	e.Secret("POSTGRES_URL", &c.PostgresURL)
 	e.Bool("AUTO_CREATE_ITEMS", &c.AutoCreate)

@@ -51,6 +51,8 @@ type Config struct {
 	URL string
 	// Name identifies the gateway in NATS's monitoring.
 	Name string
+	// Auth is the gateway's NATS user.
+	Auth natsconn.Auth
 	// StreamReplicas is the stream's replica count (default 1). A publish
 	// is acknowledged once a majority of them stored the event.
 	StreamReplicas int
@@ -173,6 +175,7 @@ func Connect(ctx context.Context, cfg Config, outbox Outbox, log *slog.Logger) (
 	nc, err := natsconn.Connect(ctx, natsconn.Config{
 		URL:  cfg.URL,
 		Name: cfg.Name,
+		Auth: cfg.Auth,
 		Log:  log,
 		// No client-side buffer while disconnected: the outbox is the
 		// buffer, and a publish that fails at once is retried by the relay.

@@ -57,6 +57,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	a.nc, err = natsconn.Connect(ctx, natsconn.Config{
 		URL:  cfg.NATSURL,
 		Name: Service,
+		Auth: cfg.NATSAuth,
 		Log:  log.With("component", "nats"),
 		// Nothing to do on reconnecting: the pull consumer resumes by
 		// itself, and the fetch loop recreates the consumer if NATS
@@ -74,8 +75,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}
 	metrics := consumer.NewMetrics(reg)
 	a.purger = consumer.NewPurger(consumer.PurgeConfig{After: cfg.PurgeAfter}, js, store, log.With("component", "purge"), metrics)
-	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait, Writers: cfg.Writers,
-		StreamReplicas: cfg.StreamReplicas},
+	a.consumer = consumer.New(consumer.Config{BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, AckWait: cfg.AckWait, Writers: cfg.Writers},
 		js, store, log.With("component", "consumer"), metrics)
 
 	a.ln, err = net.Listen("tcp", cfg.HTTPAddr)

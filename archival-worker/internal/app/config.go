@@ -7,7 +7,6 @@ import (
 
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/natsconn"
-	"github.com/bidding-platform/shared/stream"
 )
 
 // Config is everything the worker reads from the environment; the README's
@@ -16,10 +15,10 @@ type Config struct {
 	PostgresURL config.Secret // holds a password; never logged
 	// NATSURL is one server or a comma-separated list of a cluster's.
 	NATSURL string
-	// StreamReplicas is how many NATS servers keep the event stream. Every
-	// service ensures the stream with its own count, so all three must agree.
-	StreamReplicas int
-	HTTPAddr       string
+	// NATSAuth is the worker's NATS user: it consumes and purges the
+	// stream but does not create it; the gateway manages it.
+	NATSAuth natsconn.Auth
+	HTTPAddr string
 	// BatchSize is the most messages written in one transaction.
 	BatchSize int
 	// BatchWait is the longest wait to fill a batch.
@@ -40,16 +39,15 @@ type Config struct {
 // local stack of `make dev`.
 func DefaultConfig() Config {
 	return Config{
-		PostgresURL:    config.Secret(config.DefaultPostgresURL),
-		NATSURL:        config.DefaultNATSURL,
-		StreamReplicas: 1,
-		HTTPAddr:       ":8082",
-		BatchSize:      4000,
-		BatchWait:      100 * time.Millisecond,
-		AckWait:        30 * time.Second,
-		Writers:        2,
-		PurgeAfter:     24 * time.Hour,
-		Log:            config.DefaultLog(),
+		PostgresURL: config.Secret(config.DefaultPostgresURL),
+		NATSURL:     config.DefaultNATSURL,
+		HTTPAddr:    ":8082",
+		BatchSize:   4000,
+		BatchWait:   100 * time.Millisecond,
+		AckWait:     30 * time.Second,
+		Writers:     2,
+		PurgeAfter:  24 * time.Hour,
+		Log:         config.DefaultLog(),
 	}
 }
 
@@ -62,7 +60,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 		c.PostgresURL = config.Secret(config.DefaultPostgresURL)
 	}
 	natsconn.ReadURL(e, "NATS_URL", &c.NATSURL)
-	stream.ReadReplicas(e, "NATS_STREAM_REPLICAS", &c.StreamReplicas)
+	natsconn.ReadAuth(e, &c.NATSAuth)
 	e.String("HTTP_ADDR", &c.HTTPAddr)
 	e.Int("BATCH_SIZE", &c.BatchSize)
 	e.Duration("BATCH_WAIT", &c.BatchWait)

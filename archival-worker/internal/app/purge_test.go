@@ -10,7 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/bidding-platform/archival-worker/internal/app"
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/natsconn"
 	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
 )
@@ -20,11 +22,28 @@ import (
 // leaves an open item's history whole.
 func TestWorkerPurgesClosedItemsItArchived(t *testing.T) {
 	t.Parallel()
-	ns := testenv.NATS(t)
+	checkPurges(t, testenv.NATS(t), natsconn.Auth{})
+}
+
+// TestWorkerAsItsNATSUser: the worker does all of it (waits for the stream
+// the gateway creates, creates its consumer, pulls, acknowledges, purges)
+// as its own user of the NATS users the deployments ship, which may do no
+// more.
+func TestWorkerAsItsNATSUser(t *testing.T) {
+	t.Parallel()
+	ns, passwords := testenv.NATSWithShippedUsers(t)
+	checkPurges(t, ns, natsconn.Auth{User: "archiver", Password: config.Secret(passwords["archiver"])})
+}
+
+// checkPurges runs the worker as auth, then has the gateway (ns's own
+// identity) create the stream and publish two items' events, one of them
+// closed, and checks what is archived and what is purged.
+func checkPurges(t *testing.T, ns *testenv.NATSServer, auth natsconn.Auth) {
+	t.Helper()
 	pgURL := testenv.PostgresDB(t)
 	js := ns.JetStream()
+	w := startWorkerWith(t, ns.URL(), pgURL, func(c *app.Config) { c.PurgeAfter, c.NATSAuth = time.Second, auth })
 	ensureStream(t, js)
-	w := startWorkerWith(t, ns.URL(), pgURL, func(c *app.Config) { c.PurgeAfter = time.Second })
 
 	evs := history(2, 5) // item_000 and item_001, seq 1..5
 	var closing models.Event

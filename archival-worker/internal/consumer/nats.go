@@ -57,9 +57,6 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// MinBackoff and MaxBackoff bound the jittered retry delay.
 	MinBackoff, MaxBackoff time.Duration
-	// StreamReplicas is the replica count the stream is ensured with
-	// (default 1). The durable consumer inherits it.
-	StreamReplicas int
 }
 
 func (c *Config) defaults() {
@@ -71,7 +68,6 @@ func (c *Config) defaults() {
 	c.ShutdownGrace = config.Positive(c.ShutdownGrace, 10*time.Second)
 	c.MinBackoff = config.Positive(c.MinBackoff, 100*time.Millisecond)
 	c.MaxBackoff = config.Positive(c.MaxBackoff, 5*time.Second)
-	c.StreamReplicas = config.Positive(c.StreamReplicas, 1)
 }
 
 // Consumer is one worker's share of the durable consumer.
@@ -144,8 +140,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// ensure creates the stream and the durable consumer, retrying while NATS
-// is unreachable. Creating the stream here lets the worker start first.
+// ensure creates the durable consumer, retrying while NATS is unreachable
+// or the stream does not exist yet, so the worker may start first.
 func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
 	for attempt := 0; ; attempt++ {
 		cons, err := c.create(ctx)
@@ -165,9 +161,13 @@ func (c *Consumer) ensure(ctx context.Context) (jetstream.Consumer, error) {
 func (c *Consumer) create(ctx context.Context) (jetstream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := stream.Ensure(ctx, c.js, c.cfg.StreamReplicas)
+	// Bound, never created: the API gateway is the one service that
+	// manages the stream (and recreates it if NATS lost it), and the
+	// worker's NATS user may not. The consumer inherits the stream's
+	// replicas.
+	s, err := c.js.Stream(ctx, stream.Name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s: %w", stream.Name, err)
 	}
 	cons, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       Durable,

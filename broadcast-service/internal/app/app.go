@@ -50,9 +50,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// NATS may connect (and call OnReconnect) before the hub exists.
 	var hubRef atomic.Pointer[websocket.Hub]
 	nc, err := nats.Connect(ctx, cfg.NATSURL, nats.Options{
-		Name:           Service,
-		StreamReplicas: cfg.StreamReplicas,
-		ReconnectWait:  cfg.ReconnectWait,
+		Name:          Service,
+		Auth:          cfg.NATSAuth,
+		ReconnectWait: cfg.ReconnectWait,
 		OnReconnect: func() {
 			if h := hubRef.Load(); h != nil {
 				h.Resync()

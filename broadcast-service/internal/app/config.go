@@ -8,7 +8,6 @@ import (
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/natsconn"
-	"github.com/bidding-platform/shared/stream"
 )
 
 // Config is everything the service reads from the environment; the README
@@ -17,9 +16,9 @@ type Config struct {
 	Addr string
 	// NATSURL is one server or a comma-separated list of a cluster's.
 	NATSURL string
-	// StreamReplicas is how many NATS servers keep the event stream. Every
-	// service ensures the stream with its own count, so all three must agree.
-	StreamReplicas int
+	// NATSAuth is the service's NATS user, which may read the stream but
+	// not change it: the gateway manages it.
+	NATSAuth       natsconn.Auth
 	AllowedOrigins []string
 	MaxConnections int
 	// MaxConnsPerIP caps one client address's viewers; 0 turns it off.
@@ -63,7 +62,6 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:           ":8081",
 		NATSURL:        config.DefaultNATSURL,
-		StreamReplicas: 1,
 		MaxConnections: 50000,
 		// One household or office behind one address rarely has more
 		// pages open; one script opening thousands is refused early.
@@ -88,7 +86,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	c := DefaultConfig()
 	e.String("SERVER_ADDR", &c.Addr)
 	natsconn.ReadURL(e, "NATS_URL", &c.NATSURL)
-	stream.ReadReplicas(e, "NATS_STREAM_REPLICAS", &c.StreamReplicas)
+	natsconn.ReadAuth(e, &c.NATSAuth)
 	e.Strings("ALLOWED_ORIGINS", &c.AllowedOrigins)
 	e.Int("MAX_CONNECTIONS", &c.MaxConnections)
 	e.Int("WS_MAX_CONNS_PER_IP", &c.MaxConnsPerIP)

@@ -32,7 +32,7 @@ func TestLoadConfig(t *testing.T) {
 				"SERVER_ADDR": ":9000", "NATS_URL": "nats://n1:4222, nats://n2:4222", "ALLOWED_ORIGINS": "https://a.example, https://b.example",
 				"MAX_CONNECTIONS": "10", "GATEWAY_URL": "https://api.example", "SEND_QUEUE_SIZE": "64",
 				"SOCKET_SEND_BUFFER": "16384", "PING_INTERVAL": "5s", "PONG_TIMEOUT": "12s", "WRITE_TIMEOUT": "3s",
-				"GAP_TIMEOUT": "8s", "WS_MAX_CONNS_PER_IP": "7", "WS_TRUST_FORWARDED_FOR": "true",
+				"GAP_TIMEOUT": "8s", "NATS_USER": "broadcast", "NATS_PASSWORD": "pw", "WS_MAX_CONNS_PER_IP": "7", "WS_TRUST_FORWARDED_FOR": "true",
 				"WS_MAX_CATCHUP_REPLAYS": "3", "WS_CATCHUP_WAIT": "2s",
 				"AUTH_DEV_TOKENS": "true", "PAGE_EMBED_ORIGINS": "https://shop.example, http://localhost:3000",
 			},
@@ -41,7 +41,8 @@ func TestLoadConfig(t *testing.T) {
 					c.MaxConnections == 10 && c.GatewayURL == "https://api.example" && c.SendQueueSize == 64 && c.SocketSendBuffer == 16384 &&
 					c.PingInterval == 5*time.Second && c.PongTimeout == 12*time.Second && c.WriteTimeout == 3*time.Second &&
 					c.GapTimeout == 8*time.Second && c.MaxConnsPerIP == 7 && c.TrustForwardedFor && c.MaxCatchupReplays == 3 &&
-					c.CatchupWait == 2*time.Second && c.DevSignIn && len(c.EmbedOrigins) == 2 && c.EmbedOrigins[1] == "http://localhost:3000"
+					c.CatchupWait == 2*time.Second && c.DevSignIn && len(c.EmbedOrigins) == 2 && c.EmbedOrigins[1] == "http://localhost:3000" &&
+					c.NATSAuth.User == "broadcast" && c.NATSAuth.Password.Reveal() == "pw"
 			},
 		},
 		{
@@ -53,10 +54,10 @@ func TestLoadConfig(t *testing.T) {
 			name: "every bad value reported",
 			env: map[string]string{"MAX_CONNECTIONS": "lots", "SEND_QUEUE_SIZE": "0", "PING_INTERVAL": "90s", "LOG_FORMAT": "xml", "GAP_TIMEOUT": "0s", "NATS_URL": "n1:4222",
 				"WS_MAX_CONNS_PER_IP": "-1", "WS_TRUST_FORWARDED_FOR": "maybe", "WS_MAX_CATCHUP_REPLAYS": "0", "WS_CATCHUP_WAIT": "2h",
-				"AUTH_DEV_TOKENS": "yes please", "PAGE_EMBED_ORIGINS": "https://shop.example/path"},
+				"AUTH_DEV_TOKENS": "yes please", "PAGE_EMBED_ORIGINS": "https://shop.example/path", "NATS_PASSWORD": "pw"},
 			wantErr: []string{"MAX_CONNECTIONS", "SEND_QUEUE_SIZE", "PING_INTERVAL", "LOG_FORMAT", "GAP_TIMEOUT", "NATS_URL",
 				"WS_MAX_CONNS_PER_IP", "WS_TRUST_FORWARDED_FOR", "WS_MAX_CATCHUP_REPLAYS", "WS_CATCHUP_WAIT",
-				"AUTH_DEV_TOKENS", "PAGE_EMBED_ORIGINS"},
+				"AUTH_DEV_TOKENS", "PAGE_EMBED_ORIGINS", "NATS_USER"},
 		},
 	}
 	for _, tt := range tests {

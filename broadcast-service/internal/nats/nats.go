@@ -26,9 +26,8 @@ var ErrNotConnected = errors.New("nats is not connected")
 type Options struct {
 	// Name identifies this instance in NATS's monitoring.
 	Name string
-	// StreamReplicas is the replica count the stream is ensured with; zero
-	// means 1.
-	StreamReplicas int
+	// Auth is the service's NATS user.
+	Auth natsconn.Auth
 	// ReconnectWait is the pause between reconnect attempts; zero means
 	// natsconn's default.
 	ReconnectWait time.Duration
@@ -43,9 +42,7 @@ type Client struct {
 	js     jetstream.JetStream
 	log    *slog.Logger
 	mu     sync.Mutex
-	stream jetstream.Stream // nil until the stream was ensured
-	// replicas is the stream's replica count for stream.Ensure.
-	replicas int
+	stream jetstream.Stream // nil until the stream was found
 	// invalid remembers stored messages already reported as invalid, so
 	// that history reads meeting one again (a hole retried until
 	// GAP_TIMEOUT, every resuming viewer) do not log it again.
@@ -65,20 +62,17 @@ const maxInvalid = 1024
 // retrying in the background, so the service can start before NATS does;
 // Ready reports when it is usable.
 func Connect(ctx context.Context, url string, opts Options, log *slog.Logger) (*Client, error) {
-	c := &Client{log: log, invalid: make(map[storedMsg]struct{}), replicas: max(opts.StreamReplicas, 1)}
+	c := &Client{log: log, invalid: make(map[storedMsg]struct{})}
 	nc, err := natsconn.Connect(ctx, natsconn.Config{
 		URL:           url,
 		Name:          opts.Name,
+		Auth:          opts.Auth,
 		Log:           log,
 		ReconnectWait: opts.ReconnectWait,
 		OnConnect: func() {
-			// The stream may have been lost with NATS's storage; whoever
-			// reconnects first recreates it.
-			ensureCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			bindCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if _, err := c.ensure(ensureCtx); err != nil && !errors.Is(err, ErrNotConnected) {
-				log.Warn("ensure stream after connect", "err", err)
-			}
+			c.bindLogged(bindCtx)
 			// Live events published while disconnected never arrive:
 			// the hub reads them from JetStream.
 			if opts.OnReconnect != nil {
@@ -98,27 +92,41 @@ func Connect(ctx context.Context, url string, opts Options, log *slog.Logger) (*
 	c.nc, c.js = nc, js
 	c.mu.Unlock()
 	if nc.IsConnected() {
-		if _, err := c.ensure(ctx); err != nil {
-			log.Warn("ensure stream at startup", "err", err)
-		}
+		c.bindLogged(ctx)
 	}
 	return c, nil
 }
 
-// ensure creates or updates the BIDS stream and remembers its handle, which
-// direct gets need.
-func (c *Client) ensure(ctx context.Context) (jetstream.Stream, error) {
+// bindLogged binds to the stream where the outcome is only worth a log
+// line: history reads bind again until the stream is found.
+func (c *Client) bindLogged(ctx context.Context) {
+	_, err := c.bind(ctx)
+	switch {
+	case err == nil, errors.Is(err, ErrNotConnected):
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		c.log.Info("the event stream does not exist yet; the API gateway creates it", "stream", stream.Name)
+	default:
+		c.log.Warn("looking up the event stream", "stream", stream.Name, "err", err)
+	}
+}
+
+// bind looks the BIDS stream up and remembers its handle, which history
+// reads need. It never creates or changes the stream: the API gateway is
+// the one service that manages it, and this service's NATS user may only
+// read it. A stream the gateway recreates keeps its name, so the handle
+// stays good.
+func (c *Client) bind(ctx context.Context) (jetstream.Stream, error) {
 	c.mu.Lock()
 	js := c.js
 	c.mu.Unlock()
 	if js == nil {
 		// Called from the connect handler before Connect returned; Connect
-		// ensures the stream itself right after.
+		// binds itself right after.
 		return nil, ErrNotConnected
 	}
-	s, err := stream.Ensure(ctx, js, c.replicas)
+	s, err := js.Stream(ctx, stream.Name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s: %w", stream.Name, err)
 	}
 	c.mu.Lock()
 	c.stream = s
@@ -126,6 +134,10 @@ func (c *Client) ensure(ctx context.Context) (jetstream.Stream, error) {
 	return s, nil
 }
 
+// bids returns the stream's handle. jetstream.ErrStreamNotFound means the
+// gateway has not created it yet, or not again after NATS lost its storage:
+// then no event is stored that anyone could read, and history reads find
+// none rather than fail.
 func (c *Client) bids(ctx context.Context) (jetstream.Stream, error) {
 	// Fail fast while reconnecting: a request would only wait for its
 	// deadline, and viewers are better told to retry.
@@ -138,7 +150,7 @@ func (c *Client) bids(ctx context.Context) (jetstream.Stream, error) {
 	if s != nil {
 		return s, nil
 	}
-	return c.ensure(ctx)
+	return c.bind(ctx)
 }
 
 // Ready reports whether NATS is connected, for /ready.
@@ -176,6 +188,9 @@ func (c *Client) Subscribe(itemID string, fn func(data []byte, more bool)) (unsu
 // message does not keep viewers from an item.
 func (c *Client) Last(ctx context.Context, itemID string) (ev models.Event, ok bool, err error) {
 	s, err := c.bids(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return models.Event{}, false, nil
+	}
 	if err != nil {
 		return models.Event{}, false, err
 	}
@@ -235,6 +250,9 @@ func (c *Client) lastBefore(ctx context.Context, s jetstream.Stream, subj string
 // direct get per event.
 func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, fn func(models.Event) error) (oldest uint64, err error) {
 	s, err := c.bids(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -311,6 +329,9 @@ func (c *Client) After(ctx context.Context, itemID string, after, upTo uint64, f
 // so the item's first stored message is it.
 func (c *Client) Oldest(ctx context.Context, itemID string) (uint64, error) {
 	s, err := c.bids(ctx)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package nats_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -239,6 +240,28 @@ func TestSubscribeMore(t *testing.T) {
 
 // connect starts a NATS server and connects a client to it, both closed at
 // the end of the test, and returns a context bounding the test.
+// TestStreamCreatedByTheGateway: the service never creates the stream.
+// Before the gateway has, an item has no history; once it has, the
+// service reads it without reconnecting.
+func TestStreamCreatedByTheGateway(t *testing.T) {
+	n, c, ctx := connect(t)
+	js := n.JetStream()
+	if _, ok, err := c.Last(ctx, "a_item"); ok || err != nil {
+		t.Fatalf("Last before the stream exists = %v, %v; want none and no error", ok, err)
+	}
+	if _, err := js.Stream(ctx, stream.Name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("the stream after the service connected and read: %v, want %v (only the gateway creates it)", err, jetstream.ErrStreamNotFound)
+	}
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ctx, js, bid("a_item", 1))
+	ev, ok, err := c.Last(ctx, "a_item")
+	if err != nil || !ok || ev.Seq != 1 {
+		t.Errorf("Last once the gateway created the stream = seq %d, %v, %v; want seq 1", ev.Seq, ok, err)
+	}
+}
+
 func connect(t *testing.T) (*testenv.NATSServer, *nats.Client, context.Context) {
 	t.Helper()
 	n := testenv.NATS(t)

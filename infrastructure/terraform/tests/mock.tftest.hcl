@@ -217,9 +217,9 @@ run "task_definitions" {
 
   # The variables each service reads (README "Environment Variables").
   variables {
-    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA_FILE", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "NATS_STREAM_REPLICAS", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "LOG_LEVEL", "LOG_FORMAT"]
-    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_STREAM_REPLICAS", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
-    archival_env  = ["POSTGRES_URL", "NATS_URL", "NATS_STREAM_REPLICAS", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "WRITERS", "ARCHIVE_PURGE_AFTER", "LOG_LEVEL", "LOG_FORMAT"]
+    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA_FILE", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_STREAM_REPLICAS", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "LOG_LEVEL", "LOG_FORMAT"]
+    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
+    archival_env  = ["POSTGRES_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "WRITERS", "ARCHIVE_PURGE_AFTER", "LOG_LEVEL", "LOG_FORMAT"]
   }
 
   assert {
@@ -230,12 +230,16 @@ run "task_definitions" {
   }
 
   assert {
-    condition     = alltrue([for n in var.broadcast_env : contains(jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment[*].name, n)])
+    condition = alltrue([for n in var.broadcast_env : contains(
+      concat(jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment[*].name,
+    jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].secrets[*].name), n)])
     error_message = "the broadcast task definition lacks some of: ${join(", ", var.broadcast_env)}"
   }
 
   assert {
-    condition     = alltrue([for n in var.archival_env : contains(jsondecode(aws_ecs_task_definition.service["archival-worker"].container_definitions)[0].environment[*].name, n)])
+    condition = alltrue([for n in var.archival_env : contains(
+      concat(jsondecode(aws_ecs_task_definition.service["archival-worker"].container_definitions)[0].environment[*].name,
+    jsondecode(aws_ecs_task_definition.service["archival-worker"].container_definitions)[0].secrets[*].name), n)])
     error_message = "the archival task definition lacks some of: ${join(", ", var.archival_env)}"
   }
 
@@ -260,8 +264,62 @@ run "task_definitions" {
   }
 
   assert {
-    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTO_CREATE_ITEMS"][0] == "false"
-    error_message = "AWS deployments must not auto-create items by default"
+    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTO_CREATE_ITEMS"] == ["false"]
+    error_message = "AWS deployments must never auto-create items"
+  }
+
+  assert {
+    condition = (
+      [for s in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].secrets : s.valueFrom if s.name == "AUTH_JWT_SECRET"] == [aws_secretsmanager_secret.jwt[0].arn] &&
+      !contains(jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment[*].name, "AUTH_JWT_SECRET") &&
+      contains(jsondecode(aws_iam_role_policy.execution_secrets.policy).Statement[0].Resource, aws_secretsmanager_secret.jwt[0].arn)
+    )
+    error_message = "without an authentication setting, dev gets a generated HS256 key from Secrets Manager, so the gateway starts with authentication on"
+  }
+}
+
+run "nats_users_from_secrets_manager" {
+  command = apply
+
+  variables {
+    users = { "api-gateway" = "gateway", "broadcast-service" = "broadcast", "archival-worker" = "archiver" }
+  }
+
+  assert {
+    condition = alltrue([for svc, user in var.users :
+      [for e in jsondecode(aws_ecs_task_definition.service[svc].container_definitions)[0].environment : e.value if e.name == "NATS_USER"] == [user] &&
+      [for s in jsondecode(aws_ecs_task_definition.service[svc].container_definitions)[0].secrets : s.valueFrom if s.name == "NATS_PASSWORD"] == [aws_secretsmanager_secret.nats[user].arn] &&
+    !contains(jsondecode(aws_ecs_task_definition.service[svc].container_definitions)[0].environment[*].name, "NATS_PASSWORD")])
+    error_message = "each service must connect as its own NATS user, its password a secret from Secrets Manager"
+  }
+
+  assert {
+    condition = alltrue([for n, td in aws_ecs_task_definition.nats :
+      join(",", sort(jsondecode(td.container_definitions)[0].secrets[*].name)) == "NATS_ARCHIVER_PASSWORD,NATS_BROADCAST_PASSWORD,NATS_GATEWAY_PASSWORD" &&
+    alltrue([for s in jsondecode(td.container_definitions)[0].secrets : contains([for u in aws_secretsmanager_secret.nats : u.arn], s.valueFrom)])])
+    error_message = "every NATS node must get the users' passwords from Secrets Manager"
+  }
+
+  assert {
+    condition = alltrue([for n, td in aws_ecs_task_definition.nats :
+      strcontains(jsondecode(td.container_definitions)[0].environment[0].value, "authorization {") &&
+      strcontains(jsondecode(td.container_definitions)[0].environment[0].value, "password: $NATS_GATEWAY_PASSWORD") &&
+    strcontains(jsondecode(td.container_definitions)[0].environment[0].value, "\"$JS.API.STREAM.PURGE.BIDS\"")])
+    error_message = "every NATS node must run the shipped users (nats-users.conf) with their passwords from Secrets Manager"
+  }
+
+  assert {
+    condition     = alltrue([for u in aws_secretsmanager_secret.nats : contains(jsondecode(aws_iam_role_policy.execution_secrets.policy).Statement[0].Resource, u.arn)])
+    error_message = "the execution role must be allowed to read the NATS passwords"
+  }
+
+  assert {
+    condition = (
+      contains(jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment[*].name, "NATS_STREAM_REPLICAS") &&
+      !contains(jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment[*].name, "NATS_STREAM_REPLICAS") &&
+      !contains(jsondecode(aws_ecs_task_definition.service["archival-worker"].container_definitions)[0].environment[*].name, "NATS_STREAM_REPLICAS")
+    )
+    error_message = "only the gateway creates the stream, so only it gets NATS_STREAM_REPLICAS"
   }
 }
 
@@ -394,8 +452,8 @@ run "nats_three_node_jetstream_cluster" {
   assert {
     condition = alltrue([for k, td in aws_ecs_task_definition.service :
       [for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_URL"] == ["nats://nats-1.bidding-dev.internal:4222,nats://nats-2.bidding-dev.internal:4222,nats://nats-3.bidding-dev.internal:4222"] &&
-    [for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_STREAM_REPLICAS"] == ["3"]])
-    error_message = "every service must get the three NATS servers by their Cloud Map names and NATS_STREAM_REPLICAS=3"
+    join(",", [for e in jsondecode(td.container_definitions)[0].environment : e.value if e.name == "NATS_STREAM_REPLICAS"]) == (k == "api-gateway" ? "3" : "")])
+    error_message = "every service must get the three NATS servers by their Cloud Map names, and the gateway, which creates the stream, NATS_STREAM_REPLICAS=3"
   }
 
   assert {
@@ -477,6 +535,7 @@ run "prod_sizes_and_shards" {
     redis_shards             = 3
     redis_replicas_per_shard = 1
     auth_jwt_secret_arn      = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bidding-jwt-abc"
+    certificate_arn          = "arn:aws:acm:eu-west-1:123456789012:certificate/abcd"
   }
 
   assert {
@@ -500,9 +559,88 @@ run "prod_sizes_and_shards" {
   }
 
   assert {
-    condition     = contains(jsondecode(aws_iam_role_policy.execution_secrets.policy).Statement[0].Resource, var.auth_jwt_secret_arn)
-    error_message = "the execution role must be allowed to read the JWT secret"
+    condition     = contains(jsondecode(aws_iam_role_policy.execution_secrets.policy).Statement[0].Resource, var.auth_jwt_secret_arn) && length(aws_secretsmanager_secret.jwt) == 0
+    error_message = "the execution role must be allowed to read the JWT secret, and no key may be generated beside it"
   }
+}
+
+# The production profile refuses to plan without a certificate (HTTPS) and
+# without a way to check tokens.
+run "prod_refuses_to_plan_without_certificate_and_auth" {
+  command = plan
+
+  variables {
+    environment = "prod"
+  }
+
+  expect_failures = [var.certificate_arn, var.auth_jwks_url]
+}
+
+run "prod_refuses_to_plan_without_auth" {
+  command = plan
+
+  variables {
+    environment     = "prod"
+    certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abcd"
+  }
+
+  expect_failures = [var.auth_jwks_url]
+}
+
+run "prod_refuses_to_plan_without_certificate" {
+  command = plan
+
+  variables {
+    environment         = "prod"
+    auth_jwt_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bidding-jwt-abc"
+  }
+
+  expect_failures = [var.certificate_arn]
+}
+
+# With both, it plans: HTTPS, tokens checked against the identity provider's
+# key set, no generated key, no auto-created items.
+run "prod_plans_with_certificate_and_jwks" {
+  command = plan
+
+  variables {
+    environment     = "prod"
+    certificate_arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abcd"
+    auth_jwks_url   = "https://id.example.com/.well-known/jwks.json"
+    auth_issuer     = "https://id.example.com/"
+    auth_audience   = "bidding-api"
+  }
+
+  assert {
+    condition     = length(aws_lb_listener.https) == 1 && length(aws_secretsmanager_secret.jwt) == 0
+    error_message = "prod must have the HTTPS listener and no generated JWT key"
+  }
+
+  assert {
+    condition = (
+      [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTH_JWKS_URL"] == [var.auth_jwks_url] &&
+      [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTH_ISSUER"] == [var.auth_issuer] &&
+      [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTH_AUDIENCE"] == [var.auth_audience] &&
+      !contains(jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].secrets[*].name, "AUTH_JWT_SECRET")
+    )
+    error_message = "with a key set the gateway gets AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE, and no HS256 key"
+  }
+
+  assert {
+    condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTO_CREATE_ITEMS"] == ["false"]
+    error_message = "prod must never auto-create items"
+  }
+}
+
+run "auth_set_one_way" {
+  command = plan
+
+  variables {
+    auth_jwks_url       = "https://id.example.com/.well-known/jwks.json"
+    auth_jwt_secret_arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bidding-jwt-abc"
+  }
+
+  expect_failures = [var.auth_jwks_url]
 }
 
 run "autoscaling" {
