@@ -3,6 +3,7 @@ package rulestest
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,12 +14,15 @@ import (
 type Op struct {
 	UserID string
 	Amount models.Money
+	// Max marks a maximum bid: Amount is the most the bidder would pay.
+	Max bool
 	// Start is taken just before the request is sent and End just after
 	// its answer arrives, on one clock for the whole history.
 	Start, End time.Time
 	// Status is the answer's HTTP status, 0 when none came.
 	Status int
-	// Current is the answer's current_bid; EventID its event_id (200).
+	// Current is the answer's current_bid; EventID its event_id (200; a
+	// leader raising its maximum without moving the price has none).
 	Current models.Money
 	EventID string
 	// MaybeApplied marks a bid whose outcome its client cannot know: a 503
@@ -69,6 +73,10 @@ type Result struct {
 // bid may have one. Prices rise by at least the increment from the
 // starting price, each event's previous_bid being the price before it.
 //
+// With maxima, an op's own event may be at a price below its maximum, and
+// an automatic bid (auto) follows the bid that triggered it, at a price at
+// least that bid's; a leader's maximum that moved no price has no event.
+//
 // A write's linearization point lies within its request, so price k (the
 // k-th event's amount) was current from a moment inside request k until a
 // moment inside request k+1. Each rejection must name such a price whose
@@ -82,14 +90,18 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 		amount models.Money
 	}
 	accepted := map[string]int{} // event id -> op index
-	maybe := map[key][]int{}     // unknown outcomes, in op order
+	maybe := map[string][]int{}  // unknown outcomes by user, in op order
 	definite := map[key]int{}    // bids known not to be applied
-	others := 0
+	others, raises := 0, 0
 	for i, o := range h.Ops {
 		switch {
 		case o.Status == http.StatusOK:
 			if o.EventID == "" {
-				tb.Errorf("bid %v by %s was accepted without an event id", o.Amount, o.UserID)
+				if o.Max {
+					raises++ // a leader's maximum raised in place
+				} else {
+					tb.Errorf("bid %v by %s was accepted without an event id", o.Amount, o.UserID)
+				}
 				continue
 			}
 			if j, dup := accepted[o.EventID]; dup {
@@ -99,7 +111,7 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 			}
 			accepted[o.EventID] = i
 		case o.MaybeApplied:
-			maybe[key{o.UserID, o.Amount}] = append(maybe[key{o.UserID, o.Amount}], i)
+			maybe[o.UserID] = append(maybe[o.UserID], i)
 		case o.Status == http.StatusConflict:
 			res.Rejected++
 		case o.Status == http.StatusServiceUnavailable || o.Status == 0:
@@ -110,7 +122,7 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 			tb.Errorf("bid %v by %s answered %d; want 200, 409 or 503", o.Amount, o.UserID, o.Status)
 		}
 	}
-	res.Accepted = len(accepted)
+	res.Accepted = len(accepted) + raises
 
 	// owner[k] is the op whose write the k-th event is.
 	owner := make([]int, len(h.Events))
@@ -130,18 +142,25 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 		seen[e.EventID] = true
 		if i, found := accepted[e.EventID]; found {
 			o := h.Ops[i]
-			if o.Amount != e.Amount || o.UserID != e.UserID {
-				tb.Errorf("event %s (seq %d) is %v by %s; its answer accepted %v by %s", e.EventID, e.Seq, e.Amount, e.UserID, o.Amount, o.UserID)
+			if !o.bidAt(e) {
+				tb.Errorf("event %s (seq %d) is %v by %s; its answer accepted %v (max %v) by %s", e.EventID, e.Seq, e.Amount, e.UserID, o.Amount, o.Max, o.UserID)
 				ok = false
 			}
 			owner[k] = i
 			continue
 		}
-		if list := maybe[key{e.UserID, e.Amount}]; len(list) > 0 {
-			owner[k] = list[0]
-			maybe[key{e.UserID, e.Amount}] = list[1:]
-			res.Applied++
+		if e.Auto && k > 0 && owner[k-1] >= 0 && !h.Events[k-1].Auto {
+			// The leader's answer to the bid just before it.
+			owner[k] = owner[k-1]
 			continue
+		}
+		if list := maybe[e.UserID]; len(list) > 0 {
+			if j := slices.IndexFunc(list, func(i int) bool { return h.Ops[i].bidAt(e) }); j >= 0 {
+				owner[k] = list[j]
+				maybe[e.UserID] = slices.Delete(list, j, j+1)
+				res.Applied++
+				continue
+			}
 		}
 		ok = false
 		if i, found := definite[key{e.UserID, e.Amount}]; found {
@@ -165,7 +184,9 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 		switch {
 		case k == 0 && e.Amount < h.StartingPrice:
 			tb.Errorf("first bid %v below the starting price %v", e.Amount, h.StartingPrice)
-		case k > 0 && e.Amount < h.Events[k-1].Amount+h.MinIncrement:
+		case k > 0 && e.Auto && e.Amount < h.Events[k-1].Amount:
+			tb.Errorf("seq %d: automatic bid %v below the bid %v it answers", e.Seq, e.Amount, h.Events[k-1].Amount)
+		case k > 0 && !e.Auto && e.Amount < h.Events[k-1].Amount+h.MinIncrement:
 			tb.Errorf("seq %d: %v after %v, want a rise of at least %v", e.Seq, e.Amount, h.Events[k-1].Amount, h.MinIncrement)
 		case k > 0 && e.PreviousBid != h.Events[k-1].Amount:
 			tb.Errorf("seq %d: previous_bid %v, want %v", e.Seq, e.PreviousBid, h.Events[k-1].Amount)
@@ -181,6 +202,7 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 	type interval struct {
 		from, to time.Time
 		min      models.Money
+		leader   string
 	}
 	byPrice := map[models.Money][]interval{}
 	far := time.Now().Add(24 * time.Hour)
@@ -190,7 +212,7 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 	}
 	byPrice[0] = []interval{first}
 	for k, e := range h.Events {
-		iv := interval{from: h.Ops[owner[k]].Start, to: far, min: e.Amount + h.MinIncrement}
+		iv := interval{from: h.Ops[owner[k]].Start, to: far, min: e.Amount + h.MinIncrement, leader: e.UserID}
 		if k+1 < len(h.Events) {
 			iv.to = h.Ops[owner[k+1]].End
 		}
@@ -202,7 +224,10 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 		}
 		current, reached := false, false
 		for _, iv := range byPrice[o.Current] {
-			if o.Amount >= iv.min || o.End.Before(iv.from) {
+			// A leader's maximum is refused at any amount that does not
+			// raise it, which only the leader knows.
+			leaderMax := o.Max && iv.leader == o.UserID
+			if o.Amount >= iv.min && !leaderMax || o.End.Before(iv.from) {
 				continue
 			}
 			reached = true
@@ -223,6 +248,58 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 		tb.Errorf("%d accepted + %d applied + %d rejected + %d unavailable = %d, but %d bids", res.Accepted, res.Applied, res.Rejected, res.Unavailable, n, len(h.Ops))
 	}
 	return res
+}
+
+// bidAt says whether e can be o's own event: the same bidder at its
+// amount, or at most its maximum.
+func (o Op) bidAt(e models.Event) bool {
+	return o.UserID == e.UserID && (e.Amount == o.Amount || o.Max && e.Amount <= o.Amount)
+}
+
+// Final is where the auction must stand after the history's placed bids
+// (answered 200, or of unknown outcome and applied: pass those as 200),
+// from their values alone: the leader has the highest value, the earliest
+// among equals (by its event's seq, in events); the price is the highest
+// plain amount placed, or, if higher, the leader's value capped at the
+// second highest value of anyone else plus the increment (the starting
+// price for a lone bidder). It assumes no reserve. ok is false when
+// nothing was placed.
+func Final(ops []Op, events []models.Event, start, inc models.Money) (leader string, price models.Money, ok bool) {
+	seqOf := map[string]uint64{}
+	for _, e := range events {
+		seqOf[e.EventID] = e.Seq
+	}
+	var top models.Money
+	var topSeq uint64
+	for _, o := range ops {
+		if o.Status != http.StatusOK {
+			continue
+		}
+		if !o.Max {
+			price = max(price, o.Amount)
+		}
+		seq, has := seqOf[o.EventID]
+		if !has {
+			seq = ^uint64(0) // a raise in place: it came after the lead it kept
+		}
+		if !ok || o.Amount > top || o.Amount == top && seq < topSeq {
+			leader, top, topSeq, ok = o.UserID, o.Amount, seq, true
+		}
+	}
+	if !ok {
+		return "", 0, false
+	}
+	second := models.Money(-1)
+	for _, o := range ops {
+		if o.Status == http.StatusOK && o.UserID != leader {
+			second = max(second, o.Amount)
+		}
+	}
+	cap := start
+	if second >= 0 {
+		cap = second + inc
+	}
+	return leader, max(price, min(top, cap)), true
 }
 
 // String sums the result up for a test log.
