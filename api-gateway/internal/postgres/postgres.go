@@ -87,7 +87,7 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 
-	const cols = `SELECT event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time FROM bids `
+	const cols = `SELECT event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time, auto FROM bids `
 	// One row more than asked says whether another page exists.
 	var (
 		rows pgx.Rows
@@ -116,7 +116,7 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 			amount, prev int64
 			seq          int64
 		)
-		err := r.Scan(&b.EventID, &b.BidID, &b.ItemID, &b.UserID, &amount, &prev, &seq, &b.Timestamp)
+		err := r.Scan(&b.EventID, &b.BidID, &b.ItemID, &b.UserID, &amount, &prev, &seq, &b.Timestamp, &b.Auto)
 		b.Amount, b.PreviousBid, b.Seq = models.Money(amount), models.Money(prev), uint64(seq)
 		b.Timestamp = b.Timestamp.UTC()
 		return b, err

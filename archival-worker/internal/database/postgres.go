@@ -50,10 +50,10 @@ const stageTable = "bids_stage"
 
 const createStage = `CREATE TEMP TABLE IF NOT EXISTS ` + stageTable + ` (
 	event_id text, bid_id text, item_id text, user_id text,
-	amount_cents bigint, previous_cents bigint, seq bigint, bid_time timestamptz
+	amount_cents bigint, previous_cents bigint, seq bigint, bid_time timestamptz, auto boolean
 ) ON COMMIT DELETE ROWS`
 
-var bidColumns = []string{"event_id", "bid_id", "item_id", "user_id", "amount_cents", "previous_cents", "seq", "bid_time"}
+var bidColumns = []string{"event_id", "bid_id", "item_id", "user_id", "amount_cents", "previous_cents", "seq", "bid_time", "auto"}
 
 // Config says where and how to write.
 type Config struct {
@@ -241,11 +241,11 @@ func uniqueBids(events []models.Event) ([]models.Event, int) {
 	return bids, n - len(bids)
 }
 
-const insertBidSQL = `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`
+const insertBidSQL = `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time, auto)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (event_id) DO NOTHING`
 
 func bidArgs(e models.Event) []any {
-	return []any{e.EventID, e.BidID, e.ItemID, e.UserID, int64(e.Amount), int64(e.PreviousBid), int64(e.Seq), e.Timestamp}
+	return []any{e.EventID, e.BidID, e.ItemID, e.UserID, int64(e.Amount), int64(e.PreviousBid), int64(e.Seq), e.Timestamp, e.Auto}
 }
 
 func (s *Store) insertBids(ctx context.Context, tx pgx.Tx, bids []models.Event) (int, error) {
@@ -285,8 +285,8 @@ func (s *Store) insertBids(ctx context.Context, tx pgx.Tx, bids []models.Event) 
 			return 0, fmt.Errorf("copy bids to staging: %w", err)
 		}
 		// ORDER BY keeps the lock order of concurrent workers identical.
-		tag, err := tx.Exec(ctx, `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
-			SELECT event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time
+		tag, err := tx.Exec(ctx, `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time, auto)
+			SELECT event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time, auto
 			FROM `+stageTable+` ORDER BY event_id ON CONFLICT (event_id) DO NOTHING`)
 		if err != nil {
 			return 0, fmt.Errorf("insert bids from staging: %w", err)
@@ -296,8 +296,8 @@ func (s *Store) insertBids(ctx context.Context, tx pgx.Tx, bids []models.Event) 
 	return int(n), nil
 }
 
-const insertBidsUnnestSQL = `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time)
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::timestamptz[])
+const insertBidsUnnestSQL = `INSERT INTO bids (event_id, bid_id, item_id, user_id, amount_cents, previous_cents, seq, bid_time, auto)
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::boolean[])
 	ON CONFLICT (event_id) DO NOTHING`
 
 func bidArrays(bids []models.Event) []any {
@@ -305,12 +305,13 @@ func bidArrays(bids []models.Event) []any {
 		ids, bidIDs, items, users = make([]string, len(bids)), make([]string, len(bids)), make([]string, len(bids)), make([]string, len(bids))
 		amounts, prevs, seqs      = make([]int64, len(bids)), make([]int64, len(bids)), make([]int64, len(bids))
 		times                     = make([]time.Time, len(bids))
+		autos                     = make([]bool, len(bids))
 	)
 	for i, b := range bids {
 		ids[i], bidIDs[i], items[i], users[i] = b.EventID, b.BidID, b.ItemID, b.UserID
-		amounts[i], prevs[i], seqs[i], times[i] = int64(b.Amount), int64(b.PreviousBid), int64(b.Seq), b.Timestamp
+		amounts[i], prevs[i], seqs[i], times[i], autos[i] = int64(b.Amount), int64(b.PreviousBid), int64(b.Seq), b.Timestamp, b.Auto
 	}
-	return []any{ids, bidIDs, items, users, amounts, prevs, seqs, times}
+	return []any{ids, bidIDs, items, users, amounts, prevs, seqs, times, autos}
 }
 
 func deadLetterStatements(dead []DeadLetter) []statement {

@@ -266,3 +266,35 @@ func TestCancelIsArchivedAsFinal(t *testing.T) {
 		}
 	}
 }
+
+// An automatic bid is archived as its bidder's bid and stays marked as
+// automatic, a tie with the bid it answers included, by every strategy.
+func TestAutomaticBidsAreArchivedMarked(t *testing.T) {
+	t.Parallel()
+	for _, strategy := range database.Strategies {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			s, _ := open(t, strategy)
+			ctx := context.Background()
+			placed := bid("m", 1, 1000)
+			answer := bid("m", 2, 1000)
+			answer.PreviousBid, answer.Auto, answer.UserID = 1000, true, "leader"
+			if err := answer.Validate(); err != nil {
+				t.Fatalf("the tie's automatic bid is not a valid event: %v", err)
+			}
+			if res, err := s.Write(ctx, []models.Event{placed, answer}, nil); err != nil || res.Inserted != 2 {
+				t.Fatalf("write: inserted %d, err %v; want 2", res.Inserted, err)
+			}
+			for _, e := range []models.Event{placed, answer} {
+				var auto bool
+				var user string
+				if err := database.QueryRow(ctx, s, "SELECT auto, user_id FROM bids WHERE event_id = $1", e.EventID).Scan(&auto, &user); err != nil {
+					t.Fatal(err)
+				}
+				if auto != e.Auto || user != e.UserID {
+					t.Errorf("seq %d archived as auto=%v by %s, want auto=%v by %s", e.Seq, auto, user, e.Auto, e.UserID)
+				}
+			}
+		})
+	}
+}
