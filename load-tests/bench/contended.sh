@@ -27,6 +27,9 @@
 #   CONFIGS="lua:true lua:false lua:false:false optimistic:true optimistic:false"
 #                         gateway strategy:pre-filter[:coalescing] (coalescing
 #                         defaults to true); empty runs only the two ceilings
+#   MAX_SHARES="0 0.5"    for each configuration and mode, one run per share of
+#                         bids sent as maximum bids (max_amount): plain bids
+#                         only, then half maxima, next to each other
 #   PREFILTER_ENV=PREFILTER   COALESCE_ENV=COALESCE   the gateway's switches
 #   APPENDFSYNC=always    Redis's append-only file: fsync before every answer
 #                         (always, as the platform runs), once a second
@@ -55,6 +58,7 @@ CONFIGS=${CONFIGS-lua:true lua:false lua:false:false optimistic:true optimistic:
 PREFILTER_ENV=${PREFILTER_ENV:-PREFILTER}
 COALESCE_ENV=${COALESCE_ENV:-COALESCE}
 APPENDFSYNC=${APPENDFSYNC:-always}
+MAX_SHARES=${MAX_SHARES:-0 0.5}
 EVALSHA_REQUESTS=${EVALSHA_REQUESTS:-200000}
 EVALSHA_CLIENTS=${EVALSHA_CLIENTS:-50}
 
@@ -187,24 +191,27 @@ if ! $redis_only; then
     prefilter=${prefilter:-true}
     coalesce=${coalesce:-true}
     for mode in $MODES; do
-      n=$((n + 1))
-      gport=$(free_port)
-      label="gateway $strategy, pre-filter $([ "$prefilter" = true ] && echo on || echo off)"
-      [ "$coalesce" = true ] || label="$label, coalescing off"
-      env SERVER_ADDR="127.0.0.1:$gport" REDIS_ADDR="127.0.0.1:$rport" NATS_URL="nats://127.0.0.1:$nport" \
-        REDIS_STRATEGY="$strategy" "$PREFILTER_ENV=$prefilter" "$COALESCE_ENV=$coalesce" AUTO_CREATE_ITEMS=true AUTH_DISABLED=true \
-        RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 LOG_LEVEL=warn LOG_FORMAT=text \
-        POSTGRES_URL="postgres://bidding:password@127.0.0.1:1/bidding?sslmode=disable&connect_timeout=1" \
-        "$work/api-gateway" >"$work/gateway-$n.log" 2>&1 &
-      gpid=$!
-      pids+=($gpid)
-      if ! wait_until 30 "gateway ($label)" curl -sf "http://127.0.0.1:$gport/health"; then
-        cat "$work/gateway-$n.log" >&2
-        exit 1
-      fi
-      # A fresh item per run, so every configuration starts from the same price.
-      loadgen "$label" "$mode" "http://127.0.0.1:$gport" "bench_${stamp}_$n"
-      stop_pid "$gpid"
+      for share in $MAX_SHARES; do
+        n=$((n + 1))
+        gport=$(free_port)
+        label="gateway $strategy, pre-filter $([ "$prefilter" = true ] && echo on || echo off)"
+        [ "$coalesce" = true ] || label="$label, coalescing off"
+        [ "$share" = 0 ] || label="$label, maxima $share"
+        env SERVER_ADDR="127.0.0.1:$gport" REDIS_ADDR="127.0.0.1:$rport" NATS_URL="nats://127.0.0.1:$nport" \
+          REDIS_STRATEGY="$strategy" "$PREFILTER_ENV=$prefilter" "$COALESCE_ENV=$coalesce" AUTO_CREATE_ITEMS=true AUTH_DISABLED=true \
+          RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 LOG_LEVEL=warn LOG_FORMAT=text \
+          POSTGRES_URL="postgres://bidding:password@127.0.0.1:1/bidding?sslmode=disable&connect_timeout=1" \
+          "$work/api-gateway" >"$work/gateway-$n.log" 2>&1 &
+        gpid=$!
+        pids+=($gpid)
+        if ! wait_until 30 "gateway ($label)" curl -sf "http://127.0.0.1:$gport/health"; then
+          cat "$work/gateway-$n.log" >&2
+          exit 1
+        fi
+        # A fresh item per run, so every configuration starts from the same price.
+        loadgen "$label" "$mode" "http://127.0.0.1:$gport" "bench_${stamp}_$n" -max-share "$share"
+        stop_pid "$gpid"
+      done
     done
   done
 fi

@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.Func("increment", "climb step when an answer has no min_next_bid (default 1.00)", moneyFlag(&cfg.Increment))
 	fs.Func("flood-amount", "flood: bid exactly this amount (default: random)", moneyFlag(&cfg.FloodAmount))
 	fs.Func("flood-spread", "flood: random amounts in [start price, start price + spread] (default 100.00)", moneyFlag(&cfg.FloodSpread))
+	fs.Float64Var(&cfg.MaxShare, "max-share", cfg.MaxShare, "fraction of bids sent as maximum bids (max_amount), 1 to 10 increments above a plain bid's amount")
 	fs.BoolVar(&cfg.CheckWins, "check-wins", cfg.CheckWins, "report amounts accepted more than once (two winners at one price); off for targets that accept everything")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := fs.Parse(args); err != nil {

@@ -65,6 +65,10 @@ type Config struct {
 	// otherwise flood bids are random in [start price, start price + FloodSpread].
 	FloodAmount models.Money
 	FloodSpread models.Money
+	// MaxShare is the fraction of bids sent as maximum bids (max_amount),
+	// each 1 to 10 increments above the amount a plain bid would have had,
+	// so that automatic bids answer the others.
+	MaxShare float64
 	// Label names the configuration being measured in the report.
 	Label string
 	// Timeout bounds each request.
@@ -132,6 +136,9 @@ func (c Config) Validate() error {
 	}
 	if c.FloodAmount < 0 || c.FloodSpread < 0 {
 		errs = append(errs, errors.New("flood amount and spread must not be negative"))
+	}
+	if !(c.MaxShare >= 0 && c.MaxShare <= 1) {
+		errs = append(errs, fmt.Errorf("max share %v: must be in [0, 1]", c.MaxShare))
 	}
 	if c.Client != ClientRaw && c.Client != ClientNetHTTP {
 		errs = append(errs, fmt.Errorf("client %q: must be %q or %q", c.Client, ClientRaw, ClientNetHTTP))

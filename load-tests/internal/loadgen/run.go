@@ -225,12 +225,16 @@ func (w *worker) run(ctx context.Context, budget *atomic.Int64) {
 }
 
 func (w *worker) once(ctx context.Context) {
-	amount := w.amount()
+	amount, maxBid := w.amount(), false
+	if w.cfg.MaxShare > 0 && w.rng.Float64() < w.cfg.MaxShare {
+		amount += w.cfg.Increment * models.Money(1+w.rng.IntN(10))
+		maxBid = true
+	}
 	// Users rotate so every user id bids and no single user dominates the
 	// per-user rate limit.
 	user := (w.id + w.sent*w.cfg.Concurrency) % w.cfg.Users
 	w.sent++
-	w.body = appendBid(w.body[:0], user, amount)
+	w.body = appendBid(w.body[:0], user, amount, maxBid)
 	if w.conn != nil {
 		w.resp.Reset()
 		began := time.Now()
@@ -239,7 +243,7 @@ func (w *worker) once(ctx context.Context) {
 			w.fail(ctx, err)
 			return
 		}
-		w.record(time.Since(began), status, amount)
+		w.record(time.Since(began), status, amount, maxBid)
 		return
 	}
 
@@ -262,15 +266,15 @@ func (w *worker) once(ctx context.Context) {
 		w.fail(ctx, err)
 		return
 	}
-	w.record(time.Since(began), resp.StatusCode, amount)
+	w.record(time.Since(began), resp.StatusCode, amount, maxBid)
 }
 
-func (w *worker) record(d time.Duration, status int, amount models.Money) {
+func (w *worker) record(d time.Duration, status int, amount models.Money, maxBid bool) {
 	w.hist.Record(d)
 	if status >= 0 && status < len(w.status) {
 		w.status[status]++
 	}
-	w.learn(status, w.resp.Bytes(), amount)
+	w.learn(status, w.resp.Bytes(), amount, maxBid)
 }
 
 // fail counts a transport error, unless the run's end cancelled the request:
@@ -298,14 +302,20 @@ func (w *worker) amount() models.Money {
 // learn moves the worker's idea of the price forward from an answer. Prices
 // only rise while an auction is open, so the worker keeps the highest amount
 // it has seen, whatever order answers arrive in.
-func (w *worker) learn(status int, body []byte, sent models.Money) {
+//
+// Only a plain bid that leads is a price won at its amount: a maximum leads
+// below it, and a bid an automatic bid outbid at once (200, not highest)
+// won nothing, so neither counts for the double-win check.
+func (w *worker) learn(status int, body []byte, sent models.Money, maxBid bool) {
 	switch status {
 	case http.StatusOK:
-		if sent > w.highest {
-			w.highest = sent
-		}
-		if w.cfg.CheckWins && len(w.wins) < maxWinsPerWorker {
-			w.wins = append(w.wins, sent)
+		if !maxBid && !bytes.Contains(body, []byte(`"is_highest":false`)) {
+			if sent > w.highest {
+				w.highest = sent
+			}
+			if w.cfg.CheckWins && len(w.wins) < maxWinsPerWorker {
+				w.wins = append(w.wins, sent)
+			}
 		}
 		next, ok := moneyField(body, "min_next_bid")
 		if !ok {
@@ -329,10 +339,14 @@ func (w *worker) raise(m models.Money) {
 
 // appendBid writes the documented bid body without reflection; amounts are
 // printed exactly with two decimals.
-func appendBid(b []byte, user int, amount models.Money) []byte {
+func appendBid(b []byte, user int, amount models.Money, maxBid bool) []byte {
 	b = append(b, `{"user_id":"lg_user_`...)
 	b = strconv.AppendInt(b, int64(user), 10)
-	b = append(b, `","amount":`...)
+	if maxBid {
+		b = append(b, `","max_amount":`...)
+	} else {
+		b = append(b, `","amount":`...)
+	}
 	b = strconv.AppendInt(b, int64(amount/100), 10)
 	b = append(b, '.')
 	cents := int64(amount % 100)

@@ -275,8 +275,12 @@ func TestAppendBidAndMoneyField(t *testing.T) {
 		{123_45, `{"user_id":"lg_user_3","amount":123.45}`},
 	}
 	for _, tt := range tests {
-		if got := string(appendBid(nil, 3, tt.amount)); got != tt.want {
+		if got := string(appendBid(nil, 3, tt.amount, false)); got != tt.want {
 			t.Errorf("appendBid(3, %d) = %s, want %s", tt.amount, got, tt.want)
+		}
+		wantMax := strings.Replace(tt.want, `"amount"`, `"max_amount"`, 1)
+		if got := string(appendBid(nil, 3, tt.amount, true)); got != wantMax {
+			t.Errorf("appendBid(3, %d, max) = %s, want %s", tt.amount, got, wantMax)
 		}
 		var back struct{ Amount models.Money }
 		if err := json.Unmarshal([]byte(tt.want), &back); err != nil || back.Amount != tt.amount {
