@@ -37,6 +37,8 @@ type Item struct {
 	// for it. It is the leader's secret, never in an answer, event or log
 	// line; zero or the current bid when the leader bid plainly.
 	LeaderMax Money `json:"-"`
+	// Extensions counts the times soft close moved the end.
+	Extensions int64 `json:"-"`
 	// SellerID is who created the auction: the creator's token subject.
 	// Empty for items created without authentication.
 	SellerID string `json:"seller_id,omitempty"`

@@ -78,6 +78,9 @@ type BidAttempt struct {
 	// SoftClose: a bid accepted less than this before the end moves the end
 	// to now+SoftClose. Zero disables it.
 	SoftClose time.Duration
+	// MaxExtensions caps how often soft close may move an auction's end
+	// (zero: no cap), so that a bidding war cannot keep it open for ever.
+	MaxExtensions int64
 }
 
 // PriceStep is one visible change of the price: one bid event.
@@ -171,8 +174,10 @@ func Decide(it Item, b BidAttempt, now time.Time) Decision {
 		d.step(b.UserID, v, false, v)
 		d.step(leader, lift(min(top, v+it.MinIncrement), top), true, top)
 	}
-	if len(d.Steps) > 0 && b.SoftClose > 0 && !it.EndsAt.IsZero() && it.EndsAt.Sub(now) < b.SoftClose {
+	if len(d.Steps) > 0 && b.SoftClose > 0 && !it.EndsAt.IsZero() && it.EndsAt.Sub(now) < b.SoftClose &&
+		(b.MaxExtensions == 0 || it.Extensions < b.MaxExtensions) {
 		d.Item.EndsAt = now.Add(b.SoftClose)
+		d.Item.Extensions++
 	}
 	return d
 }

@@ -93,15 +93,16 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	}
 	hist := newLazyHistory(cfg.PostgresURL.Reveal())
 	svc := service.New(store, nc, service.Config{
-		Prefilter:       cfg.Prefilter,
-		Coalesce:        cfg.Coalesce,
-		SoftClose:       cfg.SoftClose,
-		AutoCreate:      cfg.AutoCreate,
-		DefaultDuration: cfg.AuctionLength,
-		MaxDuration:     cfg.MaxAuctionLength,
-		Metrics:         metrics,
-		Archive:         hist,
-		Log:             nc,
+		Prefilter:              cfg.Prefilter,
+		Coalesce:               cfg.Coalesce,
+		SoftClose:              cfg.SoftClose,
+		SoftCloseMaxExtensions: int64(cfg.SoftCloseMaxExtensions),
+		AutoCreate:             cfg.AutoCreate,
+		DefaultDuration:        cfg.AuctionLength,
+		MaxDuration:            cfg.MaxAuctionLength,
+		Metrics:                metrics,
+		Archive:                hist,
+		Log:                    nc,
 	}, log.With("component", "service"))
 	if err := nc.Subscribe(svc.Observe); err != nil {
 		nc.Close()

@@ -41,13 +41,16 @@ type Config struct {
 	// Auth is how callers are identified (the AUTH_ variables): an
 	// identity provider's key set, a shared HS256 secret, or explicitly
 	// nothing, for local development.
-	Auth          auth.Config
-	RatePerUser   float64
-	RatePerIP     float64
-	CORSOrigins   []string
-	TrustProxy    bool
-	SoftClose     time.Duration
-	AuctionLength time.Duration
+	Auth        auth.Config
+	RatePerUser float64
+	RatePerIP   float64
+	CORSOrigins []string
+	TrustProxy  bool
+	SoftClose   time.Duration
+	// SoftCloseMaxExtensions caps how often soft close moves one auction's
+	// end (0: no cap).
+	SoftCloseMaxExtensions int
+	AuctionLength          time.Duration
 	// MaxAuctionLength bounds how long an auction may run, from its start
 	// (or now) to its end.
 	MaxAuctionLength time.Duration
@@ -66,25 +69,27 @@ type Config struct {
 // local stack of `make dev`.
 func DefaultConfig() Config {
 	return Config{
-		Addr:             ":8080",
-		RedisAddrs:       []string{config.DefaultRedisAddr},
-		RedisStrategy:    "lua",
-		NATSURL:          config.DefaultNATSURL,
-		StreamReplicas:   1,
-		PostgresURL:      config.Secret(config.DefaultPostgresURL),
-		RatePerUser:      20,
-		RatePerIP:        200,
-		CORSOrigins:      []string{"http://localhost:8081"},
-		SoftClose:        30 * time.Second,
-		AuctionLength:    24 * time.Hour,
-		MaxAuctionLength: 30 * 24 * time.Hour,
-		Auth:             auth.DefaultConfig(),
-		Prefilter:        true,
-		Coalesce:         true,
-		CloseEvery:       500 * time.Millisecond,
-		ClosedRetention:  30 * 24 * time.Hour,
-		ShutdownTimeout:  15 * time.Second,
-		Log:              config.DefaultLog(),
+		Addr:           ":8080",
+		RedisAddrs:     []string{config.DefaultRedisAddr},
+		RedisStrategy:  "lua",
+		NATSURL:        config.DefaultNATSURL,
+		StreamReplicas: 1,
+		PostgresURL:    config.Secret(config.DefaultPostgresURL),
+		RatePerUser:    20,
+		RatePerIP:      200,
+		CORSOrigins:    []string{"http://localhost:8081"},
+		SoftClose:      30 * time.Second,
+		// Thirty-second extensions for up to an hour past the end.
+		SoftCloseMaxExtensions: 120,
+		AuctionLength:          24 * time.Hour,
+		MaxAuctionLength:       30 * 24 * time.Hour,
+		Auth:                   auth.DefaultConfig(),
+		Prefilter:              true,
+		Coalesce:               true,
+		CloseEvery:             500 * time.Millisecond,
+		ClosedRetention:        30 * 24 * time.Hour,
+		ShutdownTimeout:        15 * time.Second,
+		Log:                    config.DefaultLog(),
 	}
 }
 
@@ -112,6 +117,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Strings("CORS_ALLOWED_ORIGINS", &c.CORSOrigins)
 	e.Bool("TRUST_PROXY_HEADERS", &c.TrustProxy)
 	e.Duration("SOFT_CLOSE", &c.SoftClose)
+	e.Int("SOFT_CLOSE_MAX_EXTENSIONS", &c.SoftCloseMaxExtensions)
 	e.Duration("DEFAULT_AUCTION_DURATION", &c.AuctionLength)
 	e.Duration("MAX_AUCTION_DURATION", &c.MaxAuctionLength)
 	e.Bool("PREFILTER", &c.Prefilter)
@@ -128,6 +134,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Check(c.RatePerUser >= 0, "RATE_LIMIT_PER_USER=%v: must not be negative", c.RatePerUser)
 	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)
 	e.Check(c.SoftClose >= 0, "SOFT_CLOSE=%v: must not be negative", c.SoftClose)
+	e.Check(c.SoftCloseMaxExtensions >= 0, "SOFT_CLOSE_MAX_EXTENSIONS=%d: must not be negative (0: no cap)", c.SoftCloseMaxExtensions)
 	e.Check(c.AuctionLength > 0, "DEFAULT_AUCTION_DURATION=%v: must be positive", c.AuctionLength)
 	e.Check(c.MaxAuctionLength > 0, "MAX_AUCTION_DURATION=%v: must be positive", c.MaxAuctionLength)
 	e.Check(c.AuctionLength <= c.MaxAuctionLength, "DEFAULT_AUCTION_DURATION=%v: must not exceed MAX_AUCTION_DURATION=%v", c.AuctionLength, c.MaxAuctionLength)

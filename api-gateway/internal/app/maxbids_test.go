@@ -144,3 +144,54 @@ func runMaxContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, pe
 	}
 	t.Logf("%v; %d events (%d automatic); %v by %s", res, len(evs), autos, price, leader)
 }
+
+// The answers to maximum bids over HTTP: a maximum leads below its amount
+// and only its bidder hears the amount; a lower bid is placed and outbid at
+// once (200, not highest) with the automatic bid's events in history; the
+// leader raising its maximum moves no price; both amounts at once, or a
+// maximum that does not raise one's own, change nothing.
+func TestMaxBidAnswers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot_max", "10.00", "1.00")
+	maxBid := func(user, amount string) answer {
+		return do(t, "POST", g.url+"/api/v1/items/lot_max/bid", fmt.Sprintf(`{"user_id":%q,"max_amount":%s}`, user, amount))
+	}
+	if a := maxBid("alice", "50.00"); a.Status != 200 || a.str("current_bid") != "10.00" || a.str("is_highest") != "true" || a.str("max_amount") != "50.00" {
+		t.Fatalf("alice's maximum: %d %s", a.Status, a.Body)
+	}
+	if a := g.bid(t, "lot_max", "bob", "20.00"); a.Status != 200 || a.str("success") != "true" || a.str("is_highest") != "false" ||
+		a.str("current_bid") != "21.00" || !strings.Contains(a.str("message"), "automatic bid") || strings.Contains(string(a.Body), "50.00") {
+		t.Fatalf("bob's bid under alice's maximum: %d %s", a.Status, a.Body)
+	}
+	before := g.item(t, "lot_max")
+	for _, tc := range []struct {
+		name, body string
+		status     int
+	}{
+		{"both amounts", `{"user_id":"carol","amount":30.00,"max_amount":40.00}`, 400},
+		{"neither amount", `{"user_id":"carol"}`, 400},
+		{"a maximum not above one's own", `{"user_id":"alice","max_amount":50.00}`, 409},
+		{"a bad maximum", `{"user_id":"carol","max_amount":"lots"}`, 400},
+	} {
+		a := do(t, "POST", g.url+"/api/v1/items/lot_max/bid", tc.body)
+		if a.Status != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.name, a.Status, a.Body, tc.status)
+		}
+		if after := g.item(t, "lot_max"); after.Seq != before.Seq || after.CurrentBid != before.CurrentBid {
+			t.Errorf("%s changed the item: %+v, was %+v", tc.name, after, before)
+		}
+	}
+	if a := maxBid("alice", "80.00"); a.Status != 200 || a.str("current_bid") != "21.00" || a.str("is_highest") != "true" || a.str("event_id") != "" {
+		t.Fatalf("alice raising her maximum: %d %s", a.Status, a.Body)
+	}
+	body := string(do(t, "GET", g.url+"/api/v1/items/lot_max", "").Body)
+	if strings.Contains(body, "80.00") || strings.Contains(body, "50.00") || !strings.Contains(body, `"highest_bidder_id":"alice"`) {
+		t.Errorf("GET item: %s", body)
+	}
+	evs := waitEvents(t, e.nats.JetStream(), "lot_max", 3)
+	if evs[1].UserID != "bob" || evs[1].Amount != 2000 || evs[1].Auto || evs[2].UserID != "alice" || evs[2].Amount != 2100 || !evs[2].Auto || evs[2].PreviousBid != 2000 {
+		t.Errorf("events: %+v", evs)
+	}
+}

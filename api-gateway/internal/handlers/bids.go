@@ -105,8 +105,8 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 		amountText []byte
 		maxBid     bool
 	)
-	if u, a, ok := parseBidFast(in.body); ok {
-		userID, amountText = string(u), a
+	if u, a, m, ok := parseBidFast(in.body); ok {
+		userID, amountText, maxBid = string(u), a, m
 	} else {
 		var body bidBody
 		if err := decodeBytes(in.body, &body, bidFields); err != nil {

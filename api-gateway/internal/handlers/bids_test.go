@@ -57,24 +57,28 @@ func TestParseBidFast(t *testing.T) {
 		in           string
 		user, amount string
 		ok           bool
+		max          bool
 	}{
-		{`{"user_id":"user_1","amount":200.00}`, "user_1", "200.00", true},
-		{" {\n \"amount\" : 5 ,\t\"user_id\" : \"u-2\" } \n", "u-2", "5", true},
-		{`{"user_id":"u","amount":1e2}`, "u", "1e2", true},
-		{`{"user_id":"u","amount":-3}`, "u", "-3", true},
-		{`{"user_id":"u\u0041","amount":1}`, "", "", false},
-		{`{"user_id":"u","amount":"1"}`, "", "", false},
-		{`{"user_id":"u","amount":1,"x":1}`, "", "", false},
-		{`{"user_id":"u","user_id":"v"}`, "", "", false},
-		{`{"user_id":"u","amount":1}{}`, "", "", false},
-		{`{"user_id":"u","amount":--1}`, "", "", false},
-		{`{"USER_ID":"u","amount":1}`, "", "", false},
-		{`{"user_id":"u"}`, "", "", false},
-		{``, "", "", false},
+		{`{"user_id":"user_1","amount":200.00}`, "user_1", "200.00", true, false},
+		{`{"max_amount":350.5,"user_id":"user_1"}`, "user_1", "350.5", true, true},
+		{`{"amount":1,"max_amount":2}`, "", "", false, false},
+		{`{"user_id":"u","amount":1,"max_amount":2}`, "", "", false, false},
+		{" {\n \"amount\" : 5 ,\t\"user_id\" : \"u-2\" } \n", "u-2", "5", true, false},
+		{`{"user_id":"u","amount":1e2}`, "u", "1e2", true, false},
+		{`{"user_id":"u","amount":-3}`, "u", "-3", true, false},
+		{`{"user_id":"u\u0041","amount":1}`, "", "", false, false},
+		{`{"user_id":"u","amount":"1"}`, "", "", false, false},
+		{`{"user_id":"u","amount":1,"x":1}`, "", "", false, false},
+		{`{"user_id":"u","user_id":"v"}`, "", "", false, false},
+		{`{"user_id":"u","amount":1}{}`, "", "", false, false},
+		{`{"user_id":"u","amount":--1}`, "", "", false, false},
+		{`{"USER_ID":"u","amount":1}`, "", "", false, false},
+		{`{"user_id":"u"}`, "", "", false, false},
+		{``, "", "", false, false},
 	} {
-		u, a, ok := parseBidFast([]byte(tt.in))
-		if ok != tt.ok || ok && (string(u) != tt.user || string(a) != tt.amount) {
-			t.Errorf("parseBidFast(%q) = %q, %q, %v; want %q, %q, %v", tt.in, u, a, ok, tt.user, tt.amount, tt.ok)
+		u, a, m, ok := parseBidFast([]byte(tt.in))
+		if ok != tt.ok || ok && (string(u) != tt.user || string(a) != tt.amount || m != tt.max) {
+			t.Errorf("parseBidFast(%q) = %q, %q, max %v, %v; want %q, %q, max %v, %v", tt.in, u, a, m, ok, tt.user, tt.amount, tt.max, tt.ok)
 		}
 	}
 }
@@ -88,7 +92,7 @@ func FuzzParseBid(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		user, amount, ok := parseBidFast(b)
+		user, amount, maxBid, ok := parseBidFast(b)
 		if !ok {
 			return
 		}
@@ -96,8 +100,12 @@ func FuzzParseBid(f *testing.F) {
 		if err := decodeBytes(b, &body, bidFields); err != nil {
 			t.Fatalf("fast path accepted %q, encoding/json says %v", b, err)
 		}
-		if body.UserID == nil || *body.UserID != string(user) || string(body.Amount) != string(amount) {
-			t.Fatalf("fast path read %q as %q/%q, encoding/json as %v/%q", b, user, amount, body.UserID, body.Amount)
+		read := body.Amount
+		if maxBid {
+			read = body.MaxAmount
+		}
+		if body.UserID == nil || *body.UserID != string(user) || string(read) != string(amount) || len(body.Amount) > 0 && len(body.MaxAmount) > 0 {
+			t.Fatalf("fast path read %q as %q/%q, encoding/json as %v/%q", b, user, amount, body.UserID, read)
 		}
 	})
 }

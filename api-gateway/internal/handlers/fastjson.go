@@ -33,49 +33,51 @@ func releaseBody(buf *bytes.Buffer) {
 	}
 }
 
-// parseBidFast reads the common shape of a bid body,
-// {"user_id":"<id chars>","amount":<number>} in either order with any
-// whitespace, without encoding/json's allocations. ok is false for
-// anything else (escapes, other fields, duplicates, other types); the
-// caller then decodes with encoding/json, which also words the error.
-// user and amount alias body.
-func parseBidFast(body []byte) (user, amount []byte, ok bool) {
+// parseBidFast reads the common shapes of a bid body,
+// {"user_id":"<id chars>","amount":<number>} or the same with
+// "max_amount" (maxBid), in either order with any whitespace, without
+// encoding/json's allocations. ok is false for anything else (escapes,
+// other fields, duplicates, both amounts, other types); the caller then
+// decodes with encoding/json, which also words the error. user and amount
+// alias body.
+func parseBidFast(body []byte) (user, amount []byte, maxBid, ok bool) {
 	p := fastParser{b: body}
 	if !p.byte('{') {
-		return nil, nil, false
+		return nil, nil, false, false
 	}
 	for i := 0; i < 2; i++ {
 		if i == 1 && !p.byte(',') {
-			return nil, nil, false
+			return nil, nil, false, false
 		}
 		key, ok := p.str()
 		if !ok || !p.byte(':') {
-			return nil, nil, false
+			return nil, nil, false, false
 		}
 		switch string(key) {
 		case "user_id":
 			if user != nil {
-				return nil, nil, false
+				return nil, nil, false, false
 			}
 			if user, ok = p.str(); !ok {
-				return nil, nil, false
+				return nil, nil, false, false
 			}
-		case "amount":
+		case "amount", "max_amount":
+			maxBid = string(key) == "max_amount"
 			if amount != nil {
-				return nil, nil, false
+				return nil, nil, false, false
 			}
 			if amount, ok = p.number(); !ok {
-				return nil, nil, false
+				return nil, nil, false, false
 			}
 		default:
-			return nil, nil, false
+			return nil, nil, false, false
 		}
 	}
 	if !p.byte('}') {
-		return nil, nil, false
+		return nil, nil, false, false
 	}
 	p.space()
-	return user, amount, p.i == len(p.b)
+	return user, amount, maxBid, p.i == len(p.b)
 }
 
 type fastParser struct {

@@ -84,8 +84,9 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	keys := make([]string, 2, 2+len(reqs))
 	keys[0], keys[1] = s.itemKey(id), s.outboxKey(id)
 	deadline := s.scriptDeadline(ctx)
-	args := make([]any, 0, 3+8*len(reqs))
-	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline)
+	args := make([]any, 0, 4+8*len(reqs))
+	// One cap for the group: the gateway's setting, the same for every bid.
+	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline, reqs[0].MaxExtensions)
 	for _, r := range reqs {
 		ki := 0
 		if r.IdempotencyKey != "" {
@@ -217,8 +218,9 @@ type decision struct {
 	seq      int64
 	ends     int64
 	status   string
-	// max is the leader's maximum after the decision; never in a record.
-	max int64
+	// max is the leader's maximum after the decision, never in a record;
+	// ext counts the end's soft-close extensions (optimistic only).
+	max, ext int64
 	// oid and event are the outbox id and JSON of the bid's own event, as
 	// the idempotency record keeps them; entries, for a new decision, are
 	// all the events it appended, already decoded.

@@ -18,7 +18,7 @@ import (
 
 // itemFields are the item hash fields a bid reads, in the order of
 // place.lua's HMGET.
-var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq", "ep", "mx"}
+var itemFields = []string{"name", "sp", "inc", "res", "sa", "ea", "st", "cur", "bdr", "cnt", "seq", "ep", "mx", "ext"}
 
 // itemState is the item hash as the optimistic strategy reads it.
 type itemState struct {
@@ -29,8 +29,8 @@ type itemState struct {
 	// ep is the Redis instance the item was last checked on (common.lua's
 	// instance).
 	ep string
-	// mx is the leader's maximum.
-	mx int64
+	// mx is the leader's maximum; ext counts soft-close extensions.
+	mx, ext int64
 }
 
 func parseItemState(v []any) (itemState, bool) {
@@ -41,7 +41,7 @@ func parseItemState(v []any) (itemState, bool) {
 	num := func(i int) int64 { n, _ := strconv.ParseInt(str(i), 10, 64); return n }
 	return itemState{
 		name: str(0), sp: num(1), inc: num(2), res: num(3), sa: num(4), ea: num(5),
-		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10), ep: str(11), mx: num(12),
+		st: str(6), cur: num(7), bdr: str(8), cnt: num(9), seq: num(10), ep: str(11), mx: num(12), ext: num(13),
 	}, true
 }
 
@@ -52,7 +52,7 @@ func (it itemState) item(id string) models.Item {
 		ID: id, Name: it.name, StartingPrice: models.Money(it.sp), MinIncrement: models.Money(it.inc),
 		ReservePrice: models.Money(it.res), StartsAt: fromMilli(it.sa), EndsAt: fromMilli(it.ea),
 		Status: models.Status(it.st), CurrentBid: models.Money(it.cur), HighestBidderID: it.bdr,
-		BidCount: it.cnt, Seq: uint64(it.seq), LeaderMax: models.Money(it.mx),
+		BidCount: it.cnt, Seq: uint64(it.seq), LeaderMax: models.Money(it.mx), Extensions: it.ext,
 	}
 }
 
@@ -170,7 +170,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 		}
 		_, err := tx.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 			if changed {
-				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends, "mx", d.max)
+				p.HSet(ctx, itemKey, "cur", d.cur, "bdr", d.bidder, "cnt", d.count, "seq", d.seq, "ea", d.ends, "mx", d.max, "ext", d.ext)
 			}
 			for k, e := range d.entries {
 				data, _ := json.Marshal(e.Event) // an Event always marshals: plain fields and Money
@@ -253,10 +253,10 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 // decide applies the shared rules to one bid that has no idempotency
 // record, and makes the events place.lua would append.
 func decide(it itemState, r service.BidRequest, now, t time.Time) decision {
-	dec := models.Decide(it.item(r.ItemID), models.BidAttempt{UserID: r.UserID, Amount: r.Amount, Max: r.Max, SoftClose: r.SoftClose}, now)
+	dec := models.Decide(it.item(r.ItemID), models.BidAttempt{UserID: r.UserID, Amount: r.Amount, Max: r.Max, SoftClose: r.SoftClose, MaxExtensions: r.MaxExtensions}, now)
 	after := dec.Item
 	d := decision{outcome: dec.Outcome, cur: int64(after.CurrentBid), bidder: after.HighestBidderID, count: after.BidCount,
-		seq: int64(after.Seq), ends: unixMilli(after.EndsAt), status: string(dec.Status), max: int64(after.LeaderMax)}
+		seq: int64(after.Seq), ends: unixMilli(after.EndsAt), status: string(dec.Status), max: int64(after.LeaderMax), ext: after.Extensions}
 	if len(dec.Steps) == 0 {
 		return d
 	}

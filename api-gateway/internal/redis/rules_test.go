@@ -72,7 +72,7 @@ func (a *storeAuction) Bid(t testing.TB, at time.Time, b models.BidAttempt) (mod
 	t.Helper()
 	a.setClock(t, at)
 	req := bid(a.id, b.UserID, b.Amount)
-	req.SoftClose, req.Max = b.SoftClose, b.Max
+	req.SoftClose, req.Max, req.MaxExtensions = b.SoftClose, b.Max, b.MaxExtensions
 	res := placeOne(t, a.s, req)
 	a.checkEntries(t, res)
 	it := res.Item

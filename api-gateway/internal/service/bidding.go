@@ -49,8 +49,10 @@ type Config struct {
 	// StoreTimeout bounds one store call (default 2s), so a hung Redis gives
 	// a 503 instead of a hang.
 	StoreTimeout time.Duration
-	// SoftClose is passed to the store with every bid.
-	SoftClose time.Duration
+	// SoftClose and SoftCloseMaxExtensions are passed to the store with
+	// every bid.
+	SoftClose              time.Duration
+	SoftCloseMaxExtensions int64
 	// AutoCreate makes Item create a default active item for an unknown id.
 	AutoCreate bool
 	// DefaultDuration is the length of auto-created and unspecified
@@ -230,6 +232,7 @@ func (s *Service) request(b Bid) BidRequest {
 		BidID:          models.NewBidID(),
 		EventID:        models.NewEventID(),
 		SoftClose:      s.cfg.SoftClose,
+		MaxExtensions:  s.cfg.SoftCloseMaxExtensions,
 	}
 	if b.IdempotencyKey != "" {
 		req.RequestHash = RequestHash(b.ItemID, b.UserID, b.Amount, b.Max)

@@ -26,6 +26,9 @@ type BidRequest struct {
 	// SoftClose: a bid accepted this close to the end moves the end to
 	// now+SoftClose. Zero disables.
 	SoftClose time.Duration
+	// MaxExtensions caps how often soft close moves an item's end (zero:
+	// no cap).
+	MaxExtensions int64
 }
 
 // BidResult is the store's answer to one BidRequest.

@@ -9,6 +9,7 @@
 package rulestest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ type Case struct {
 	ReservePrice  models.Money
 	Starts, Ends  time.Duration
 	SoftClose     time.Duration
+	MaxExtensions int64
 	Steps         []Step
 }
 
@@ -119,6 +121,14 @@ var Cases = []Case{
 		{Close: true, At: hour + 70*time.Second - time.Millisecond, WantClosed: false},
 		{At: hour + 70*time.Second, UserID: "u2", Amount: 1300, Want: models.OutcomeNotActive, WantPrice: 1200, WantLeader: "u1", WantCount: 3, WantEnds: hour + 70*time.Second},
 		{Close: true, At: hour + 70*time.Second, WantClosed: true, WantWinner: "u1"},
+	}},
+	{Name: "soft close extends at most MaxExtensions times", StartingPrice: 1000, MinIncrement: 100, Ends: hour, SoftClose: time.Minute, MaxExtensions: 2, Steps: []Step{
+		{At: hour - 30*time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1, WantEnds: hour + 30*time.Second},
+		{At: hour + 20*time.Second, UserID: "u2", Amount: 1100, Want: models.OutcomeAccepted, WantPrice: 1100, WantLeader: "u2", WantCount: 2, WantEnds: hour + 80*time.Second},
+		// The cap is reached: the end stays.
+		{At: hour + 70*time.Second, UserID: "u1", Amount: 1200, Want: models.OutcomeAccepted, WantPrice: 1200, WantLeader: "u1", WantCount: 3, WantEnds: hour + 80*time.Second},
+		{At: hour + 80*time.Second, UserID: "u2", Amount: 1300, Want: models.OutcomeNotActive, WantPrice: 1200, WantLeader: "u1", WantCount: 3, WantEnds: hour + 80*time.Second},
+		{Close: true, At: hour + 80*time.Second, WantClosed: true, WantWinner: "u1"},
 	}},
 	{Name: "a rejected bid does not extend", StartingPrice: 1000, MinIncrement: 100, Ends: hour, SoftClose: time.Minute, Steps: []Step{
 		{At: time.Second, UserID: "u1", Amount: 1000, Want: models.OutcomeAccepted, WantPrice: 1000, WantLeader: "u1", WantCount: 1},
@@ -227,7 +237,7 @@ func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms mod
 					}
 					continue
 				}
-				got, it := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, Max: s.Max, SoftClose: c.SoftClose})
+				got, it := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, Max: s.Max, SoftClose: c.SoftClose, MaxExtensions: c.MaxExtensions})
 				if got != s.Want {
 					t.Fatalf("step %d: %s bids %v at %v: %v, want %v", n, s.UserID, s.Amount, s.At, got, s.Want)
 				}
@@ -255,5 +265,5 @@ func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms mod
 }
 
 func itemID(i int) string {
-	return "rule_case_" + string(rune('a'+i))
+	return fmt.Sprintf("rule_case_%02d", i)
 }

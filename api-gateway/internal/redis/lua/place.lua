@@ -1,7 +1,8 @@
 -- Decides a group of bids for one item, in order, atomically.
 -- KEYS[1] item hash, KEYS[2] outbox stream, KEYS[3..] idempotency records.
 -- ARGV[1] item id, ARGV[2] idempotency ttl (ms), ARGV[3] deadline (unix ms,
--- 0: none), then 8 values per bid:
+-- 0: none), ARGV[4] how often soft close may move the end (0: no cap; the
+-- item's ext counts the moves), then 8 values per bid:
 -- idempotency key index into KEYS (0: none), request hash, user id,
 -- amount (cents), bid id, event id, soft close (ms), maximum (1: the amount
 -- is a maximum bid).
@@ -19,22 +20,23 @@
 -- leader's maximum (mx) never leaves Redis but in the outbox's m field,
 -- which the relay logs beside the event, not in it.
 local item, outbox = KEYS[1], KEYS[2]
-local id, ttl, deadline = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local id, ttl, deadline, maxext = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now, ts, sec, usec = clock()
 -- A call that reaches Redis after its client has given up (a stalled
 -- server, a retry of a timed-out call) must change nothing: the client
 -- already answered 503, and a bid applied now would be a hidden acceptance.
 if deadline > 0 and now > deadline then return {-1} end
 if redis.call('EXISTS', item) == 0 then return {0} end
-local f = redis.call('HMGET', item, 'name', 'sp', 'inc', 'res', 'sa', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'ep', 'mx')
+local f = redis.call('HMGET', item, 'name', 'sp', 'inc', 'res', 'sa', 'ea', 'st', 'cur', 'bdr', 'cnt', 'seq', 'ep', 'mx', 'ext')
 if f[12] ~= instance() then return {-2} end
 local sp, inc, res = tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
 local sa, ea, st = tonumber(f[5]), tonumber(f[6]), f[7]
 local cur, bdr, cnt, seq = tonumber(f[8]), f[9], tonumber(f[10]), tonumber(f[11])
 local mx = tonumber(f[13]) or 0
+local ext = tonumber(f[14]) or 0
 local out = {1, f[1], sp, inc, res, sa, sec, usec}
 local dirty = false
-local n = (#ARGV - 3) / 8
+local n = (#ARGV - 4) / 8
 
 -- lift raises a price set by a maximum m to the reserve m reaches.
 local function lift(price, m)
@@ -43,7 +45,7 @@ local function lift(price, m)
 end
 
 for i = 0, n - 1 do
-  local b = 4 + i * 8
+  local b = 5 + i * 8
   local ki, h, user = tonumber(ARGV[b]), ARGV[b + 1], ARGV[b + 2]
   local amt, bid, eid, soft = tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5], tonumber(ARGV[b + 6])
   local maxbid = ARGV[b + 7] == '1'
@@ -98,7 +100,10 @@ for i = 0, n - 1 do
         end
       end
     end
-    if #steps > 0 and soft > 0 and ea > 0 and ea - now < soft then ea = now + soft end
+    if #steps > 0 and soft > 0 and ea > 0 and ea - now < soft and (maxext == 0 or ext < maxext) then
+      ea = now + soft
+      ext = ext + 1
+    end
     local ends = ''
     if ea > 0 then ends = ',"ends_at":"' .. rfc3339ms(ea) .. '"' end
     local prev1, amt1, auto1, ev = 0, 0, 0, ''
@@ -137,6 +142,6 @@ for i = 0, n - 1 do
   out[#out + 1] = r
 end
 if dirty then
-  redis.call('HSET', item, 'cur', int(cur), 'bdr', bdr, 'cnt', int(cnt), 'seq', int(seq), 'ea', int(ea), 'mx', int(mx))
+  redis.call('HSET', item, 'cur', int(cur), 'bdr', bdr, 'cnt', int(cnt), 'seq', int(seq), 'ea', int(ea), 'mx', int(mx), 'ext', int(ext))
 end
 return out
