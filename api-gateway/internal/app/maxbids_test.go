@@ -1,6 +1,7 @@
 package app
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -193,5 +194,46 @@ func TestMaxBidAnswers(t *testing.T) {
 	evs := waitEvents(t, e.nats.JetStream(), "lot_max", 3)
 	if evs[1].UserID != "bob" || evs[1].Amount != 2000 || evs[1].Auto || evs[2].UserID != "alice" || evs[2].Amount != 2100 || !evs[2].Auto || evs[2].PreviousBid != 2000 {
 		t.Errorf("events: %+v", evs)
+	}
+}
+
+// A Redis that lost everything gets the leader's maximum back from the
+// event log, where it is logged beside the last bid event (never in it):
+// the next lower bid is still outbid automatically, and a tie still goes to
+// the leader.
+func TestLeaderMaxSurvivesRedisLoss(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	g := e.gw
+	g.createItem(t, "lot", "10.00", "1.00")
+	if a := do(t, "POST", g.url+"/api/v1/items/lot/bid", `{"user_id":"alice","max_amount":50.00}`); a.Status != 200 {
+		t.Fatalf("alice's maximum: %d %s", a.Status, a.Body)
+	}
+	if a := g.bid(t, "lot", "bob", "20.00"); a.Status != 200 || a.str("is_highest") != "false" {
+		t.Fatalf("bob's bid: %d %s", a.Status, a.Body)
+	}
+	evs := waitEvents(t, e.nats.JetStream(), "lot", 3)
+	for _, ev := range evs {
+		if b, _ := json.Marshal(ev); strings.Contains(string(b), "50.00") {
+			t.Errorf("event %d shows alice's maximum: %s", ev.Seq, b)
+		}
+	}
+	e.redis.Stop()
+	e.redis.Start() // empty: this Redis keeps no data
+	testenv.WaitFor(t, 10*time.Second, "reading the item again", func() error {
+		it, err := try("GET", g.url+"/api/v1/items/lot", "")
+		if err != nil || it.Status != 200 || it.str("current_bid") != "21.00" || it.str("highest_bidder_id") != "alice" {
+			return fmt.Errorf("GET item: %v %d %s", err, it.Status, it.Body)
+		}
+		return nil
+	})
+	if a := g.bid(t, "lot", "bob", "30.00"); a.Status != 200 || a.str("is_highest") != "false" || a.str("current_bid") != "31.00" {
+		t.Errorf("bob's 30.00 after Redis lost the item: %d %s, want outbid at 31.00", a.Status, a.Body)
+	}
+	if a := g.bid(t, "lot", "bob", "50.00"); a.Status != 200 || a.str("is_highest") != "false" || a.str("current_bid") != "50.00" {
+		t.Errorf("bob's 50.00, alice's maximum: %d %s, want outbid at 50.00", a.Status, a.Body)
+	}
+	if a := g.bid(t, "lot", "bob", "51.00"); a.Status != 200 || a.str("is_highest") != "true" {
+		t.Errorf("bob's 51.00, above alice's maximum: %d %s, want the lead", a.Status, a.Body)
 	}
 }
