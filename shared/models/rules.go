@@ -27,6 +27,9 @@ const (
 	// OutcomeOutbid: the bid was placed and moved the price, and the
 	// leader's maximum outbid it at once with an automatic bid.
 	OutcomeOutbid Outcome = 6
+	// OutcomeTooManyKeys: the bidder has used up the Idempotency-Keys a
+	// user may open on one item in a day; nothing was decided.
+	OutcomeTooManyKeys Outcome = 7
 )
 
 // Placed says whether the bid was accepted: it counts, whether or not it
@@ -47,6 +50,8 @@ func (o Outcome) String() string {
 		return "idempotency_conflict"
 	case OutcomeOutbid:
 		return "outbid"
+	case OutcomeTooManyKeys:
+		return "too_many_keys"
 	}
 	return "unknown"
 }

@@ -97,6 +97,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 		Coalesce:               cfg.Coalesce,
 		SoftClose:              cfg.SoftClose,
 		SoftCloseMaxExtensions: int64(cfg.SoftCloseMaxExtensions),
+		MaxIdempotencyKeys:     int64(cfg.IdempotencyKeysPerUser),
 		AutoCreate:             cfg.AutoCreate,
 		DefaultDuration:        cfg.AuctionLength,
 		MaxDuration:            cfg.MaxAuctionLength,

@@ -50,6 +50,9 @@ type Config struct {
 	// SoftCloseMaxExtensions caps how often soft close moves one auction's
 	// end (0: no cap).
 	SoftCloseMaxExtensions int
+	// IdempotencyKeysPerUser caps the Idempotency-Keys one user may use on
+	// one item in a day (0: no cap).
+	IdempotencyKeysPerUser int
 	AuctionLength          time.Duration
 	// MaxAuctionLength bounds how long an auction may run, from its start
 	// (or now) to its end.
@@ -81,6 +84,7 @@ func DefaultConfig() Config {
 		SoftClose:      30 * time.Second,
 		// Thirty-second extensions for up to an hour past the end.
 		SoftCloseMaxExtensions: 120,
+		IdempotencyKeysPerUser: 1000,
 		AuctionLength:          24 * time.Hour,
 		MaxAuctionLength:       30 * 24 * time.Hour,
 		Auth:                   auth.DefaultConfig(),
@@ -118,6 +122,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Bool("TRUST_PROXY_HEADERS", &c.TrustProxy)
 	e.Duration("SOFT_CLOSE", &c.SoftClose)
 	e.Int("SOFT_CLOSE_MAX_EXTENSIONS", &c.SoftCloseMaxExtensions)
+	e.Int("IDEMPOTENCY_KEYS_PER_USER", &c.IdempotencyKeysPerUser)
 	e.Duration("DEFAULT_AUCTION_DURATION", &c.AuctionLength)
 	e.Duration("MAX_AUCTION_DURATION", &c.MaxAuctionLength)
 	e.Bool("PREFILTER", &c.Prefilter)
@@ -134,6 +139,7 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Check(c.RatePerUser >= 0, "RATE_LIMIT_PER_USER=%v: must not be negative", c.RatePerUser)
 	e.Check(c.RatePerIP >= 0, "RATE_LIMIT_PER_IP=%v: must not be negative", c.RatePerIP)
 	e.Check(c.SoftClose >= 0, "SOFT_CLOSE=%v: must not be negative", c.SoftClose)
+	e.Check(c.IdempotencyKeysPerUser >= 0, "IDEMPOTENCY_KEYS_PER_USER=%d: must not be negative (0: no cap)", c.IdempotencyKeysPerUser)
 	e.Check(c.SoftCloseMaxExtensions >= 0, "SOFT_CLOSE_MAX_EXTENSIONS=%d: must not be negative (0: no cap)", c.SoftCloseMaxExtensions)
 	e.Check(c.AuctionLength > 0, "DEFAULT_AUCTION_DURATION=%v: must be positive", c.AuctionLength)
 	e.Check(c.MaxAuctionLength > 0, "MAX_AUCTION_DURATION=%v: must be positive", c.MaxAuctionLength)

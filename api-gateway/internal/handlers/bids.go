@@ -17,16 +17,17 @@ import (
 
 // Answer messages; the first two are the README's.
 const (
-	msgAccepted   = "Bid accepted"
-	msgTooLow     = "Bid amount must be higher than current bid"
-	msgNotActive  = "Auction is not active"
-	msgNotFound   = "Item not found"
-	msgCancelled  = "Auction was cancelled: it takes no more bids"
-	msgIdemReused = "Idempotency-Key was already used for a different bid"
-	msgOutbid     = "Bid placed, but another bidder's maximum bid is higher: an automatic bid outbid it"
-	msgMaxNotUp   = "max_amount must be above your current maximum bid and at least min_next_bid"
-	bidFields     = "user_id and amount (or max_amount)"
-	maxIdemKeyLen = 128
+	msgAccepted    = "Bid accepted"
+	msgTooLow      = "Bid amount must be higher than current bid"
+	msgNotActive   = "Auction is not active"
+	msgNotFound    = "Item not found"
+	msgCancelled   = "Auction was cancelled: it takes no more bids"
+	msgIdemReused  = "Idempotency-Key was already used for a different bid"
+	msgOutbid      = "Bid placed, but another bidder's maximum bid is higher: an automatic bid outbid it"
+	msgMaxNotUp    = "max_amount must be above your current maximum bid and at least min_next_bid"
+	msgTooManyKeys = "this user has used too many Idempotency-Keys on this item today; send the bid without one, or later"
+	bidFields      = "user_id and amount (or max_amount)"
+	maxIdemKeyLen  = 128
 )
 
 type bidBody struct {
@@ -200,6 +201,10 @@ func (s *server) decideBid(ctx context.Context, in bidInput, buf []byte) bidAnsw
 		return bidReply(buf, status, false, msgNotFound, 0, your, "", 0, false)
 	case models.OutcomeIdempotencyConflict:
 		return bidReply(buf, status, false, msgIdemReused, 0, your, "", 0, false)
+	case models.OutcomeTooManyKeys:
+		// The allowance renews within a day of its first key; an hour is a
+		// fair first wait, and a bid without a key is taken at once.
+		return tooManyAnswer(buf, time.Hour, msgTooManyKeys)
 	}
 	s.d.Log.ErrorContext(ctx, "unknown bid outcome", "outcome", int(res.Outcome))
 	return errorAnswer(buf, status, "internal error")

@@ -86,12 +86,12 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	deadline := s.scriptDeadline(ctx)
 	args := make([]any, 0, 4+8*len(reqs))
 	// One cap for the group: the gateway's setting, the same for every bid.
-	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline, reqs[0].MaxExtensions)
+	args = append(args, id, service.IdempotencyTTL.Milliseconds(), deadline, reqs[0].MaxExtensions, reqs[0].MaxIdempotencyKeys)
 	for _, r := range reqs {
 		ki := 0
 		if r.IdempotencyKey != "" {
-			keys = append(keys, s.idemKey(id, r.UserID, r.IdempotencyKey))
-			ki = len(keys)
+			keys = append(keys, s.idemKey(id, r.UserID, r.IdempotencyKey), s.idemCountKey(id, r.UserID))
+			ki = len(keys) - 1
 		}
 		maxBid := 0
 		if r.Max {

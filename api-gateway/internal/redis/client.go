@@ -343,6 +343,12 @@ func (s *Store) idemKey(id, user, key string) string {
 	return s.cfg.KeyPrefix + "idem:{" + id + "}:" + user + ":" + key
 }
 
+// idemCountKey counts the idempotency records a user opened on an item, so
+// that one user cannot fill Redis with them.
+func (s *Store) idemCountKey(id, user string) string {
+	return s.cfg.KeyPrefix + "idemn:{" + id + "}:" + user
+}
+
 // endsKey is a sorted set of open auctions scored by end time (ms): a hint
 // for CloseDue, which re-checks every candidate against the item hash.
 func (s *Store) endsKey() string { return s.cfg.KeyPrefix + "auctions:ends" }

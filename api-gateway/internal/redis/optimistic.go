@@ -84,10 +84,10 @@ var (
 func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.BidResult, error) {
 	itemKey, outbox := s.itemKey(r.ItemID), s.outboxKey(r.ItemID)
 	keys := []string{itemKey}
-	idem := ""
+	idem, idemCount := "", ""
 	if r.IdempotencyKey != "" {
-		idem = s.idemKey(r.ItemID, r.UserID, r.IdempotencyKey)
-		keys = append(keys, idem)
+		idem, idemCount = s.idemKey(r.ItemID, r.UserID, r.IdempotencyKey), s.idemCountKey(r.ItemID, r.UserID)
+		keys = append(keys, idem, idemCount)
 	}
 	// The guard is what place.lua's deadline is for lua: a key that expires
 	// at the deadline on Redis's clock, watched with the others. An EXEC
@@ -104,6 +104,7 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 	txf := func(tx *goredis.Tx) error {
 		deadline := s.scriptDeadline(ctx)
 		var itemCmd, recCmd *goredis.SliceCmd
+		var usedCmd *goredis.StringCmd
 		var infoCmd *goredis.StringCmd
 		var redisTime func() time.Time
 		var guardTTL *goredis.DurationCmd
@@ -116,11 +117,13 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			itemCmd = p.HMGet(ctx, itemKey, itemFields...)
 			if idem != "" {
 				recCmd = p.HMGet(ctx, idem, recordFields...)
+				usedCmd = p.Get(ctx, idemCount)
 			}
 			redisTime = s.queueTime(ctx, p)
 			infoCmd = p.Info(ctx, "server")
 			return nil
-		}); err != nil {
+		}); err != nil && !errors.Is(err, goredis.Nil) {
+			// Nil is the user's record count before its first record.
 			return err
 		}
 		if guardTTL != nil && guardTTL.Val() < 0 {
@@ -156,6 +159,15 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 			}
 		}
 		d := decide(it, r, now, t)
+		if idem != "" && r.MaxIdempotencyKeys > 0 {
+			// The same allowance as place.lua's: a new record is counted,
+			// and one past the cap decides nothing.
+			if used, _ := usedCmd.Int64(); used >= r.MaxIdempotencyKeys {
+				d = decision{outcome: models.OutcomeTooManyKeys, cur: it.cur, bidder: it.bdr, count: it.cnt, seq: it.seq,
+					ends: it.ea, status: d.status, max: it.mx, ext: it.ext}
+			}
+		}
+		tooMany := d.outcome == models.OutcomeTooManyKeys
 		changed := d.count != it.cnt || d.max != it.mx
 		if !changed && idem == "" {
 			// Nothing to write: the answer is as of the read, which is a
@@ -187,8 +199,13 @@ func (s *Store) placeOne(ctx context.Context, r service.BidRequest) (service.Bid
 				}
 			}
 			if idem != "" {
-				p.HSet(ctx, idem, d.record(r.RequestHash)...)
-				p.PExpire(ctx, idem, service.IdempotencyTTL)
+				if p.Incr(ctx, idemCount); usedCmd.Val() == "" {
+					p.PExpire(ctx, idemCount, service.IdempotencyTTL)
+				}
+				if !tooMany {
+					p.HSet(ctx, idem, d.record(r.RequestHash)...)
+					p.PExpire(ctx, idem, service.IdempotencyTTL)
+				}
 			}
 			if deadline > 0 {
 				p.Del(ctx, guard)

@@ -679,3 +679,44 @@ func testClosedRetention(t *testing.T, s *Store, _ topology) {
 		}
 	}
 }
+
+// One user may open only so many idempotency records on an item: past the
+// cap a bid with a new key is refused undecided and leaves no record, while
+// retries of recorded keys and bids without a key are answered as before.
+func TestIdempotencyKeysAreBoundedPerUser(t *testing.T) {
+	t.Parallel()
+	r := testenv.Redis(t)
+	cfg := DefaultConfig()
+	cfg.Addrs = []string{r.Addr()}
+	for _, strategy := range strategies {
+		t.Run(strategy, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t, cfg, strategy)
+			newItem(t, s, models.Item{ID: "keys", Name: "Lot", StartingPrice: 1000, MinIncrement: 100, EndsAt: time.Now().Add(time.Hour)})
+			keyed := func(user string, amount models.Money, key string) service.BidRequest {
+				req := bid("keys", user, amount)
+				req.IdempotencyKey, req.MaxIdempotencyKeys = key, 2
+				return req
+			}
+			first := placeOne(t, s, keyed("u1", 1000, "a"))
+			if first.Outcome != models.OutcomeAccepted || placeOne(t, s, keyed("u1", 1100, "b")).Outcome != models.OutcomeAccepted {
+				t.Fatal("the first two keys were not taken")
+			}
+			if got := placeOne(t, s, keyed("u1", 1200, "c")); got.Outcome != models.OutcomeTooManyKeys || got.Item.Seq != 2 {
+				t.Fatalf("a third key: %v at seq %d, want too many keys and nothing decided", got.Outcome, got.Item.Seq)
+			}
+			if n, err := s.rdb.Exists(ctxT(t), s.idemKey("keys", "u1", "c")).Result(); err != nil || n != 0 {
+				t.Fatalf("the refused key left a record (%d, %v)", n, err)
+			}
+			if again := placeOne(t, s, keyed("u1", 1000, "a")); !again.Replayed || again.Outcome != models.OutcomeAccepted {
+				t.Fatalf("a recorded key's retry: %+v", again)
+			}
+			if other := placeOne(t, s, keyed("u2", 1200, "c")); other.Outcome != models.OutcomeAccepted {
+				t.Fatalf("another user's key: %v", other.Outcome)
+			}
+			if plain := placeOne(t, s, bid("keys", "u1", 1300)); plain.Outcome != models.OutcomeAccepted {
+				t.Fatalf("a bid without a key: %v", plain.Outcome)
+			}
+		})
+	}
+}

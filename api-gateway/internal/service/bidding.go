@@ -53,6 +53,8 @@ type Config struct {
 	// every bid.
 	SoftClose              time.Duration
 	SoftCloseMaxExtensions int64
+	// MaxIdempotencyKeys is passed to the store with every bid.
+	MaxIdempotencyKeys int64
 	// AutoCreate makes Item create a default active item for an unknown id.
 	AutoCreate bool
 	// DefaultDuration is the length of auto-created and unspecified
@@ -224,15 +226,16 @@ func (s *Service) placeBid(ctx context.Context, b Bid) (BidResult, error) {
 
 func (s *Service) request(b Bid) BidRequest {
 	req := BidRequest{
-		ItemID:         b.ItemID,
-		UserID:         b.UserID,
-		Amount:         b.Amount,
-		Max:            b.Max,
-		IdempotencyKey: b.IdempotencyKey,
-		BidID:          models.NewBidID(),
-		EventID:        models.NewEventID(),
-		SoftClose:      s.cfg.SoftClose,
-		MaxExtensions:  s.cfg.SoftCloseMaxExtensions,
+		ItemID:             b.ItemID,
+		UserID:             b.UserID,
+		Amount:             b.Amount,
+		Max:                b.Max,
+		IdempotencyKey:     b.IdempotencyKey,
+		BidID:              models.NewBidID(),
+		EventID:            models.NewEventID(),
+		SoftClose:          s.cfg.SoftClose,
+		MaxExtensions:      s.cfg.SoftCloseMaxExtensions,
+		MaxIdempotencyKeys: s.cfg.MaxIdempotencyKeys,
 	}
 	if b.IdempotencyKey != "" {
 		req.RequestHash = RequestHash(b.ItemID, b.UserID, b.Amount, b.Max)

@@ -29,6 +29,9 @@ type BidRequest struct {
 	// MaxExtensions caps how often soft close moves an item's end (zero:
 	// no cap).
 	MaxExtensions int64
+	// MaxIdempotencyKeys caps the idempotency records one user may open on
+	// one item within IdempotencyTTL (zero: no cap).
+	MaxIdempotencyKeys int64
 }
 
 // BidResult is the store's answer to one BidRequest.

@@ -1,8 +1,11 @@
 -- Decides a group of bids for one item, in order, atomically.
--- KEYS[1] item hash, KEYS[2] outbox stream, KEYS[3..] idempotency records.
+-- KEYS[1] item hash, KEYS[2] outbox stream, KEYS[3..] idempotency records,
+-- each followed by its user's count of records on the item.
 -- ARGV[1] item id, ARGV[2] idempotency ttl (ms), ARGV[3] deadline (unix ms,
 -- 0: none), ARGV[4] how often soft close may move the end (0: no cap; the
--- item's ext counts the moves), then 8 values per bid:
+-- item's ext counts the moves), ARGV[5] how many records one user may open
+-- on the item within the records' lifetime (0: no cap), then 8 values per
+-- bid:
 -- idempotency key index into KEYS (0: none), request hash, user id,
 -- amount (cents), bid id, event id, soft close (ms), maximum (1: the amount
 -- is a maximum bid).
@@ -15,12 +18,14 @@
 -- steps made: first step's previous bid, amount and auto (1/0), second
 -- step's outbox id (''), bidder and amount, and the leader's maximum}.
 -- Outcomes: 1 accepted, 2 too low, 4 not active, 5 idempotency conflict,
--- 6 placed but outbid by the leader's maximum (the numbers of
+-- 6 placed but outbid by the leader's maximum, 7 too many idempotency
+-- keys (nothing decided, no record) (the numbers of
 -- models.Outcome). Each bid is decided as models.Decide decides it; the
 -- leader's maximum (mx) never leaves Redis but in the outbox's m field,
 -- which the relay logs beside the event, not in it.
 local item, outbox = KEYS[1], KEYS[2]
 local id, ttl, deadline, maxext = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local maxkeys = tonumber(ARGV[5])
 local now, ts, sec, usec = clock()
 -- A call that reaches Redis after its client has given up (a stalled
 -- server, a retry of a timed-out call) must change nothing: the client
@@ -36,7 +41,7 @@ local mx = tonumber(f[13]) or 0
 local ext = tonumber(f[14]) or 0
 local out = {1, f[1], sp, inc, res, sa, sec, usec}
 local dirty = false
-local n = (#ARGV - 4) / 8
+local n = (#ARGV - 5) / 8
 
 -- lift raises a price set by a maximum m to the reserve m reaches.
 local function lift(price, m)
@@ -45,7 +50,7 @@ local function lift(price, m)
 end
 
 for i = 0, n - 1 do
-  local b = 5 + i * 8
+  local b = 6 + i * 8
   local ki, h, user = tonumber(ARGV[b]), ARGV[b + 1], ARGV[b + 2]
   local amt, bid, eid, soft = tonumber(ARGV[b + 3]), ARGV[b + 4], ARGV[b + 5], tonumber(ARGV[b + 6])
   local maxbid = ARGV[b + 7] == '1'
@@ -57,6 +62,14 @@ for i = 0, n - 1 do
         r = {tonumber(rec[2]), 1, tonumber(rec[3]), rec[4], tonumber(rec[5]), tonumber(rec[6]), tonumber(rec[7]), rec[8], rec[9], rec[10], 0, 0, 0, '', '', 0, 0}
       else
         r = {5, 0, cur, bdr, cnt, seq, ea, status(st, sa, ea, now), '', '', 0, 0, 0, '', '', 0, 0}
+      end
+    else
+      -- A new record: count it against the user's allowance on this item,
+      -- which lasts as long as the first record does.
+      local used = redis.call('INCR', KEYS[ki + 1])
+      if used == 1 then redis.call('PEXPIRE', KEYS[ki + 1], ttl) end
+      if maxkeys > 0 and used > maxkeys then
+        r = {7, 0, cur, bdr, cnt, seq, ea, status(st, sa, ea, now), '', '', 0, 0, 0, '', '', 0, 0}
       end
     end
   end
