@@ -422,3 +422,30 @@ func TestTerraformNeverAutoCreatesItems(t *testing.T) {
 		}
 	}
 }
+
+// TestTerraformBehindTheALB: the tasks sit behind the ALB, which appends the
+// client's address as the rightmost X-Forwarded-For entry. Without trusting
+// it every viewer and every request would count against the ALB's own
+// address; and nothing on AWS may hand out development tokens.
+func TestTerraformBehindTheALB(t *testing.T) {
+	t.Parallel()
+	m := loadTerraform(t)
+	gateway, broadcast := m.literalEnv(t, "gateway_environment"), m.literalEnv(t, "broadcast_environment")
+	for _, c := range []struct {
+		svc, name, want string
+		env             map[string]string
+	}{
+		{"broadcast-service", "WS_TRUST_FORWARDED_FOR", "true", broadcast},
+		{"api-gateway", "TRUST_PROXY_HEADERS", "true", gateway},
+		{"api-gateway", "AUTH_DEV_TOKENS", "false", gateway},
+		{"broadcast-service", "AUTH_DEV_TOKENS", "false", broadcast},
+		{"api-gateway", "AUTH_DISABLED", "false", gateway},
+	} {
+		if got, ok := c.env[c.name]; !ok || got != c.want {
+			t.Errorf("%s %s = %q (set %v), want %q", c.svc, c.name, got, ok, c.want)
+		}
+	}
+	if got := broadcast["WS_MAX_CONNS_PER_IP"]; got == "0" {
+		t.Errorf("broadcast-service WS_MAX_CONNS_PER_IP = %q: the per-address limit must stay on behind the ALB", got)
+	}
+}

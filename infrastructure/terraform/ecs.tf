@@ -119,8 +119,15 @@ locals {
     COALESCE            = "true"
     # Closed items leave MemoryDB 30 days after closing; RDS answers for them.
     CLOSED_ITEM_RETENTION = "720h"
-    LOG_LEVEL             = var.log_level
-    LOG_FORMAT            = "json"
+    # Tokens are always checked here, and nobody can mint one from the
+    # gateway: development tokens are for a local stack only.
+    AUTH_DISABLED        = "false"
+    AUTH_DEV_TOKENS      = "false"
+    AUTH_ROLES_CLAIM     = "roles"
+    AUTH_JWKS_REFRESH    = "15m"
+    MAX_AUCTION_DURATION = "720h"
+    LOG_LEVEL            = var.log_level
+    LOG_FORMAT           = "json"
     },
     # Tokens are checked against the identity provider's key set, or with
     # the HS256 key from Secrets Manager (gateway_secrets).
@@ -143,6 +150,16 @@ locals {
     NATS_USER       = "broadcast"
     ALLOWED_ORIGINS = local.public_url
     MAX_CONNECTIONS = tostring(var.max_connections)
+    # Viewers reach the tasks through the ALB, so the TCP peer is the ALB;
+    # it appends the client's address as the rightmost X-Forwarded-For
+    # entry, which is what the per-address limit must count.
+    WS_TRUST_FORWARDED_FOR = "true"
+    WS_MAX_CONNS_PER_IP    = "100"
+    WS_MAX_CATCHUP_REPLAYS = "64"
+    WS_CATCHUP_WAIT        = "10s"
+    # No development sign-in; the embedding site hands the page its token.
+    AUTH_DEV_TOKENS    = "false"
+    PAGE_EMBED_ORIGINS = ""
     # The page and the API share the ALB's origin.
     GATEWAY_URL        = local.public_url
     SEND_QUEUE_SIZE    = "256"

@@ -217,8 +217,8 @@ run "task_definitions" {
 
   # The variables each service reads (README "Environment Variables").
   variables {
-    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA_FILE", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_STREAM_REPLICAS", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "LOG_LEVEL", "LOG_FORMAT"]
-    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
+    gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA_FILE", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_STREAM_REPLICAS", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "AUTH_DISABLED", "AUTH_DEV_TOKENS", "AUTH_ROLES_CLAIM", "AUTH_JWKS_REFRESH", "MAX_AUCTION_DURATION", "LOG_LEVEL", "LOG_FORMAT"]
+    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "WS_MAX_CONNS_PER_IP", "WS_TRUST_FORWARDED_FOR", "WS_MAX_CATCHUP_REPLAYS", "WS_CATCHUP_WAIT", "AUTH_DEV_TOKENS", "PAGE_EMBED_ORIGINS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
     archival_env  = ["POSTGRES_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "WRITERS", "ARCHIVE_PURGE_AFTER", "LOG_LEVEL", "LOG_FORMAT"]
   }
 
@@ -266,6 +266,20 @@ run "task_definitions" {
   assert {
     condition     = [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e.value if e.name == "AUTO_CREATE_ITEMS"] == ["false"]
     error_message = "AWS deployments must never auto-create items"
+  }
+
+  assert {
+    condition = (
+      [for e in jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment : e.value if e.name == "WS_TRUST_FORWARDED_FOR"] == ["true"] &&
+      [for e in jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment : e.value if e.name == "WS_MAX_CONNS_PER_IP"] != ["0"]
+    )
+    error_message = "behind the ALB the broadcast service must count viewers by the rightmost X-Forwarded-For entry (WS_TRUST_FORWARDED_FOR=true), with the per-address limit on"
+  }
+
+  assert {
+    condition = alltrue([for svc in ["api-gateway", "broadcast-service"] :
+    [for e in jsondecode(aws_ecs_task_definition.service[svc].container_definitions)[0].environment : e.value if e.name == "AUTH_DEV_TOKENS"] == ["false"]])
+    error_message = "AWS deployments must never issue development tokens"
   }
 
   assert {
