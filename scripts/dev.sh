@@ -110,16 +110,24 @@ export LOG_FORMAT=${LOG_FORMAT:-text}
 # The gateway refuses to start without a way to check tokens. The local
 # stack signs them with a secret of its own, made on the first run and kept
 # in .dev/ (git ignores it), and lets the live page ask for a development
-# token (AUTH_DEV_TOKENS). A secret already in the environment wins.
+# token (AUTH_DEV_TOKENS). A secret already in the environment wins, and
+# AUTH_DISABLED=true (load runs, whose clients send no tokens) or an
+# AUTH_JWKS_URL is taken as given: the gateway refuses two ways at once.
 secret_file="$data/auth-jwt-secret"
-if [ -z "${AUTH_JWT_SECRET:-}" ]; then
-  if [ ! -s "$secret_file" ]; then
-    (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$secret_file")
+case "$(printf %s "${AUTH_DISABLED:-}" | tr '[:upper:]' '[:lower:]')" in
+  1|true|yes|on) other_auth=1 ;;
+  *) other_auth=${AUTH_JWKS_URL:+1} ;;
+esac
+if [ -z "$other_auth" ]; then
+  if [ -z "${AUTH_JWT_SECRET:-}" ]; then
+    if [ ! -s "$secret_file" ]; then
+      (umask 077 && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$secret_file")
+    fi
+    AUTH_JWT_SECRET=$(cat "$secret_file")
   fi
-  AUTH_JWT_SECRET=$(cat "$secret_file")
+  export AUTH_JWT_SECRET
+  export AUTH_DEV_TOKENS=${AUTH_DEV_TOKENS:-true}
 fi
-export AUTH_JWT_SECRET
-export AUTH_DEV_TOKENS=${AUTH_DEV_TOKENS:-true}
 
 # service NAME DIR: builds and runs a service if its main package exists.
 service() {
