@@ -51,6 +51,8 @@ func startStack(ctx context.Context, tb testing.TB, cfg Config, bins map[string]
 	// redelivered while still being written is skipped by event id.
 	s.archiver = newService(tb, "archiver", bins[archiverSvc], logDir, "HTTP_ADDR", append(common,
 		"POSTGRES_URL="+s.archiveURL, "BATCH_WAIT=50ms", "ACK_WAIT=5s"))
+	// The bidders send no bearer tokens: authentication is not what the
+	// faults test, so the gateways run with it off.
 	for i := range 2 {
 		s.gateways = append(s.gateways, newService(tb, fmt.Sprintf("gateway-%d", i+1), bins[gatewaySvc], logDir, "SERVER_ADDR", append(common,
 			"REDIS_ADDR="+s.redis.Addr(), "POSTGRES_URL="+s.archiveURL, "AUTO_CREATE_ITEMS=true", "AUTH_DISABLED=true",

@@ -25,6 +25,8 @@ func TestLivePageWithRealServices(t *testing.T) {
 	nt := testenv.NATS(t)
 
 	// The page's origin must be known to the gateway before either starts.
+	// Authentication is off here, so the page bids under a typed user id;
+	// TestLivePageSignInWithRealServices runs it on.
 	broadcastAddr := freeAddr(t)
 	pageOrigin := "http://" + broadcastAddr
 	gateway := "http://" + startService(t, gatewayBin,
