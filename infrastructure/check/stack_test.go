@@ -61,8 +61,10 @@ func TestECSEnvironmentRuns(t *testing.T) {
 		t.Fatalf("only %v of the gateway's ECS environment evaluated", env["api-gateway"])
 	}
 	// Without a key set, the gateway's HS256 key is a secret (generated
-	// into Secrets Manager); a random one stands in for it.
-	if _, ok := env["api-gateway"]["AUTH_JWKS_URL"]; !ok {
+	// into Secrets Manager); a random one stands in for it. The literal
+	// evaluation keeps AUTH_JWKS_URL's key, empty, from the conditional
+	// merge that leaves it out on AWS; empty is unset to the gateway too.
+	if env["api-gateway"]["AUTH_JWKS_URL"] == "" {
 		if !slices.Contains(objectKeys(m.locals["gateway_secrets"]), "AUTH_JWT_SECRET") {
 			t.Fatal("the gateway task gets neither AUTH_JWKS_URL nor AUTH_JWT_SECRET")
 		}
@@ -103,7 +105,11 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 	type running struct {
 		svc, addr string
 		cmd       *exec.Cmd
-		done      chan error
+		// done is closed once the process has exited, with err its
+		// outcome: closing rather than sending lets every waiter see it,
+		// the health probe, the shutdown check and the cleanup alike.
+		done chan error
+		err  error
 	}
 	var procs []*running
 	for _, svc := range []string{"api-gateway", "archival-worker", "broadcast-service"} {
@@ -174,8 +180,11 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("start %s: %v", svc, err)
 		}
-		r := &running{svc: svc, addr: addr, cmd: cmd, done: make(chan error, 1)}
-		go func() { r.done <- cmd.Wait() }()
+		r := &running{svc: svc, addr: addr, cmd: cmd, done: make(chan error)}
+		go func() {
+			r.err = cmd.Wait()
+			close(r.done)
+		}()
 		t.Cleanup(func() {
 			_ = cmd.Process.Kill()
 			<-r.done
@@ -202,10 +211,9 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 	}
 	for _, r := range procs {
 		select {
-		case err := <-r.done:
-			r.done <- err // for the cleanup
-			if err != nil {
-				t.Errorf("%s after SIGTERM: %v, want a clean exit", r.svc, err)
+		case <-r.done:
+			if r.err != nil {
+				t.Errorf("%s after SIGTERM: %v, want a clean exit", r.svc, r.err)
 			}
 		case <-time.After(30 * time.Second):
 			t.Errorf("%s still running 30s after SIGTERM (it would be killed)", r.svc)
