@@ -106,12 +106,14 @@ locals {
     POSTGRES_URL         = local.postgres_url
     # Never on here: an unknown item is a 404, not a new auction anyone can
     # open by reading its URL.
-    AUTO_CREATE_ITEMS        = "false"
-    RATE_LIMIT_PER_USER      = tostring(var.rate_limit_per_user)
-    RATE_LIMIT_PER_IP        = tostring(var.rate_limit_per_ip)
-    CORS_ALLOWED_ORIGINS     = local.public_url
-    SOFT_CLOSE               = var.soft_close
-    DEFAULT_AUCTION_DURATION = var.default_auction_duration
+    AUTO_CREATE_ITEMS         = "false"
+    RATE_LIMIT_PER_USER       = tostring(var.rate_limit_per_user)
+    RATE_LIMIT_PER_IP         = tostring(var.rate_limit_per_ip)
+    CORS_ALLOWED_ORIGINS      = local.public_url
+    SOFT_CLOSE                = var.soft_close
+    SOFT_CLOSE_MAX_EXTENSIONS = "120"
+    IDEMPOTENCY_KEYS_PER_USER = "1000"
+    DEFAULT_AUCTION_DURATION  = var.default_auction_duration
     # Behind the ALB the client's address is the last X-Forwarded-For entry;
     # without this every request would share the ALB's per-IP rate limit.
     TRUST_PROXY_HEADERS = "true"
