@@ -30,6 +30,25 @@ type op struct {
 func TestConcurrentBidsLinearizable(t *testing.T) {
 	t.Parallel()
 	r := testenv.Redis(t)
+	eachStore(t, r, func(t *testing.T, cfg Config, n *testenv.NATSServer) {
+		runContention(t, startGateway(t, cfg), n, 100, 10)
+	})
+	// The measurement switches must not change the answers either.
+	for _, sw := range []struct{ prefilter, coalesce bool }{{false, true}, {true, false}, {false, false}} {
+		t.Run(fmt.Sprintf("single/lua/prefilter=%v/coalesce=%v", sw.prefilter, sw.coalesce), func(t *testing.T) {
+			t.Parallel()
+			n := testenv.NATS(t)
+			cfg := testConfig([]string{r.Addr()}, false, n.URL())
+			cfg.Prefilter, cfg.Coalesce = sw.prefilter, sw.coalesce
+			g := startGateway(t, cfg)
+			runContention(t, g, n, 100, 10)
+		})
+	}
+}
+
+// eachStore runs f in parallel for each strategy on a single Redis (r) and
+// on a Redis Cluster, each with a NATS server of its own.
+func eachStore(t *testing.T, r *testenv.RedisServer, f func(t *testing.T, cfg Config, n *testenv.NATSServer)) {
 	c := testenv.Cluster(t)
 	for _, top := range []struct {
 		name    string
@@ -42,21 +61,9 @@ func TestConcurrentBidsLinearizable(t *testing.T) {
 				n := testenv.NATS(t)
 				cfg := testConfig(top.addrs, top.cluster, n.URL())
 				cfg.RedisStrategy = strategy
-				g := startGateway(t, cfg)
-				runContention(t, g, n, 100, 10)
+				f(t, cfg, n)
 			})
 		}
-	}
-	// The measurement switches must not change the answers either.
-	for _, sw := range []struct{ prefilter, coalesce bool }{{false, true}, {true, false}, {false, false}} {
-		t.Run(fmt.Sprintf("single/lua/prefilter=%v/coalesce=%v", sw.prefilter, sw.coalesce), func(t *testing.T) {
-			t.Parallel()
-			n := testenv.NATS(t)
-			cfg := testConfig([]string{r.Addr()}, false, n.URL())
-			cfg.Prefilter, cfg.Coalesce = sw.prefilter, sw.coalesce
-			g := startGateway(t, cfg)
-			runContention(t, g, n, 100, 10)
-		})
 	}
 }
 

@@ -23,24 +23,9 @@ import (
 // maximum above the price must appear in no answer to a read and no event.
 func TestConcurrentMaxBids(t *testing.T) {
 	t.Parallel()
-	r := testenv.Redis(t)
-	c := testenv.Cluster(t)
-	for _, top := range []struct {
-		name    string
-		addrs   []string
-		cluster bool
-	}{{"single", []string{r.Addr()}, false}, {"cluster", c.Addrs(), true}} {
-		for _, strategy := range []string{"lua", "optimistic"} {
-			t.Run(top.name+"/"+strategy, func(t *testing.T) {
-				t.Parallel()
-				n := testenv.NATS(t)
-				cfg := testConfig(top.addrs, top.cluster, n.URL())
-				cfg.RedisStrategy = strategy
-				g := startGateway(t, cfg)
-				runMaxContention(t, g, n, 100, 10)
-			})
-		}
-	}
+	eachStore(t, testenv.Redis(t), func(t *testing.T, cfg Config, n *testenv.NATSServer) {
+		runMaxContention(t, startGateway(t, cfg), n, 100, 10)
+	})
 }
 
 func runMaxContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUser int) {
