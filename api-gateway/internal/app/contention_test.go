@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,7 @@ func TestConcurrentBidsLinearizable(t *testing.T) {
 	t.Parallel()
 	r := testenv.Redis(t)
 	eachStore(t, r, func(t *testing.T, cfg Config, n *testenv.NATSServer) {
-		runContention(t, startGateway(t, cfg), n, 100, 10)
+		runContention(t, startGateway(t, cfg), n, 100, 10, 0)
 	})
 	// The measurement switches must not change the answers either.
 	for _, sw := range []struct{ prefilter, coalesce bool }{{false, true}, {true, false}, {false, false}} {
@@ -41,7 +42,7 @@ func TestConcurrentBidsLinearizable(t *testing.T) {
 			cfg := testConfig([]string{r.Addr()}, false, n.URL())
 			cfg.Prefilter, cfg.Coalesce = sw.prefilter, sw.coalesce
 			g := startGateway(t, cfg)
-			runContention(t, g, n, 100, 10)
+			runContention(t, g, n, 100, 10, 0)
 		})
 	}
 }
@@ -67,11 +68,17 @@ func eachStore(t *testing.T, r *testenv.RedisServer, f func(t *testing.T, cfg Co
 	}
 }
 
-func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUser int) {
+// runContention has users bid perUser times each, concurrently, on one
+// item: maxShare of the bids are maxima (max_amount), the rest plain. The
+// history must be linearizable (automatic bids included), JetStream must
+// hold exactly the events of the placed bids, the final price and leader
+// must follow from the placed bids' values alone (rulestest.Final), and a
+// leader's maximum above the price must show in no read and no event.
+func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUser int, maxShare float64) {
 	const item = "hot"
-	const inc = models.Money(100)
+	const inc, start = models.Money(100), models.Money(100)
 	g.createItem(t, item, "1.00", "1.00")
-	ops := make([]op, users*perUser)
+	ops := make([]rulestest.Op, users*perUser)
 	var ticket atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, users)
@@ -82,33 +89,43 @@ func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUs
 			rng := rand.New(rand.NewPCG(uint64(u), 7))
 			user := "user_" + strconv.Itoa(u)
 			for k := 0; k < perUser; k++ {
-				// Amounts rise with time, jittered so that concurrent
-				// bids win, lose and tie against each other.
-				amount := models.Money(100 * (ticket.Add(1) + int64(rng.IntN(50))))
-				o := op{user: user, amount: amount, start: time.Now()}
-				a, err := try("POST", g.url+"/api/v1/items/"+item+"/bid", fmt.Sprintf(`{"user_id":%q,"amount":%s}`, user, amount))
-				o.end = time.Now()
+				// Values rise with time, jittered so that concurrent bids
+				// win, lose (to hidden maxima too) and tie; a maximum
+				// reaches further than a plain bid of the same moment.
+				o := rulestest.Op{UserID: user, Amount: models.Money(100 * (ticket.Add(1) + int64(rng.IntN(50))))}
+				field := "amount"
+				if maxShare > 0 && rng.Float64() < maxShare {
+					o.Max, field = true, "max_amount"
+					o.Amount += models.Money(100 * rng.IntN(100))
+				}
+				o.Start = time.Now()
+				a, err := try("POST", g.url+"/api/v1/items/"+item+"/bid", fmt.Sprintf(`{"user_id":%q,%q:%s}`, user, field, o.Amount))
+				o.End = time.Now()
 				if err != nil {
 					errs <- err
 					return
 				}
-				o.status = a.Status
+				o.Status = a.Status
 				if cur := a.str("current_bid"); cur != "" {
-					o.current, err = models.ParseMoney(cur)
-					if err != nil {
+					if o.Current, err = models.ParseMoney(cur); err != nil {
 						errs <- fmt.Errorf("current_bid %q: %w", cur, err)
 						return
 					}
 				}
-				o.eventID = a.str("event_id")
-				if a.Status == 200 && (o.current != amount || a.str("is_highest") != "true") {
-					errs <- fmt.Errorf("accepted answer %s for %v", a.Body, amount)
-				}
-				// 503 is a right answer when Redis missed the call's
-				// deadline on a loaded machine; the checks below make
-				// sure no such bid was applied.
-				if a.Status != 200 && a.Status != 409 && a.Status != 503 {
-					errs <- fmt.Errorf("bid %v by %s: %d %s", amount, user, a.Status, a.Body)
+				o.EventID = a.str("event_id")
+				leads := a.str("is_highest") == "true"
+				switch {
+				case a.Status == 200 && leads && !o.Max && o.Current != o.Amount:
+					errs <- fmt.Errorf("plain bid %v leads at %v: %s", o.Amount, o.Current, a.Body)
+				case a.Status == 200 && leads && o.Current > o.Amount:
+					errs <- fmt.Errorf("maximum %v leads at %v, above it: %s", o.Amount, o.Current, a.Body)
+				case a.Status == 200 && !leads && (maxShare == 0 || o.Current < o.Amount):
+					errs <- fmt.Errorf("bid %v placed but not leading at %v: %s", o.Amount, o.Current, a.Body)
+				case a.Status != 200 && a.Status != 409 && a.Status != 503:
+					// 503 is right when Redis missed the call's deadline on
+					// a loaded machine; the checks below make sure no such
+					// bid was applied.
+					errs <- fmt.Errorf("bid %v (max %v) by %s: %d %s", o.Amount, o.Max, user, a.Status, a.Body)
 					return
 				}
 				ops[u*perUser+k] = o
@@ -121,29 +138,49 @@ func runContention(t *testing.T, g *gateway, n *testenv.NATSServer, users, perUs
 		t.Fatal(err)
 	}
 
-	accepted := map[string]op{}
-	var highest models.Money
-	for _, o := range ops {
-		if o.status == 200 {
-			if _, dup := accepted[o.eventID]; dup || o.eventID == "" {
-				t.Fatalf("event id %q answered twice or empty", o.eventID)
-			}
-			accepted[o.eventID] = o
-			highest = max(highest, o.amount)
+	// A bid answered 503 but applied anyway would have taken a seq, and
+	// its event would match no placed bid.
+	it := g.item(t, item)
+	evs := waitEvents(t, n.JetStream(), item, int(it.Seq))
+	res := rulestest.CheckLinearizable(t, rulestest.History{Ops: ops, Events: evs, StartingPrice: start, MinIncrement: inc})
+	autos := 0
+	for _, e := range evs {
+		if e.Auto {
+			autos++
 		}
 	}
-	if len(accepted) == 0 {
+	switch {
+	case res.Accepted == 0:
 		t.Fatal("no bid accepted")
+	case maxShare == 0 && (autos > 0 || len(evs) != res.Accepted):
+		t.Errorf("plain bids only, yet %d events (%d automatic) for %d accepted bids", len(evs), autos, res.Accepted)
+	case maxShare > 0 && autos == 0:
+		t.Error("no automatic bid in the history: the workload did not exercise maxima")
 	}
-	evs := waitEvents(t, n.JetStream(), item, len(accepted))
-	checkLinearizable(t, ops, evs, inc, 100)
+	leader, price, _ := rulestest.Final(ops, evs, start, inc)
+	if it.HighestBidderID != leader || it.CurrentBid != price || it.BidCount != int64(len(evs)) {
+		t.Errorf("final item: %v by %s after %d bids; the placed bids say %v by %s after %d events", it.CurrentBid, it.HighestBidderID, it.BidCount, price, leader, len(evs))
+	}
 
-	// A bid answered 503 but applied anyway would have taken a seq.
-	it := g.item(t, item)
-	if it.CurrentBid != highest || it.BidCount != int64(len(accepted)) || it.Seq != uint64(len(accepted)) {
-		t.Errorf("final item %+v, want current %v (highest accepted), %d bids and seq", it, highest, len(accepted))
+	// The leader's maximum is its secret.
+	var leaderMax models.Money
+	for _, o := range ops {
+		if o.Status == 200 && o.UserID == leader {
+			leaderMax = max(leaderMax, o.Amount)
+		}
 	}
-	t.Logf("%d bids, %d accepted", len(ops), len(accepted))
+	if leaderMax > price {
+		secret := leaderMax.String()
+		if body := do(t, "GET", g.url+"/api/v1/items/"+item, "").Body; strings.Contains(string(body), secret) {
+			t.Errorf("GET item shows the leader's maximum %s: %s", secret, body)
+		}
+		for _, e := range evs {
+			if e.Amount == leaderMax || e.PreviousBid == leaderMax {
+				t.Errorf("event %d shows the leader's maximum %s", e.Seq, secret)
+			}
+		}
+	}
+	t.Logf("%v; %d events (%d automatic); %v by %s", res, len(evs), autos, price, leader)
 }
 
 // checkLinearizable checks the item's history with the shared checker: one
