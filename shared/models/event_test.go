@@ -16,7 +16,9 @@ func TestDecodeEvent(t *testing.T) {
 		want                error // nil: valid
 	}{
 		{"bid", "bids.i1", good, nil},
-		{"unknown fields are kept compatible", "bids.i1", `{"type":"bid","event_id":"evt_1","item_id":"i1","bid_id":"b","user_id":"u1","amount":2,"previous_bid":1,"timestamp":"2024-01-01T00:00:00Z","seq":3,"auto":true}`, nil},
+		{"unknown fields are kept compatible", "bids.i1", `{"type":"bid","event_id":"evt_1","item_id":"i1","bid_id":"b","user_id":"u1","amount":2,"previous_bid":1,"timestamp":"2024-01-01T00:00:00Z","seq":3,"added_later":true}`, nil},
+		{"an automatic bid ties the bid it answers", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","user_id":"u","amount":5,"previous_bid":5,"auto":true,"seq":2,"timestamp":"2024-01-01T00:00:00Z"}`, nil},
+		{"an automatic bid below the bid it answers", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","user_id":"u","amount":4,"previous_bid":5,"auto":true,"seq":2,"timestamp":"2024-01-01T00:00:00Z"}`, models.ErrInvalidEvent},
 		{"close", "bids.i1", `{"type":"auction_closed","event_id":"evt_2","item_id":"i1","amount":200.50,"seq":2,"winner_id":"u1","timestamp":"2024-01-01T00:00:00Z"}`, nil},
 		{"close without winner", "bids.i1", `{"type":"auction_closed","event_id":"evt_2","item_id":"i1","amount":0,"seq":1}`, nil},
 		{"not json", "bids.i1", `{"type":`, models.ErrInvalidEvent},

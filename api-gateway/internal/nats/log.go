@@ -137,46 +137,26 @@ const lateWindow = 3 * time.Minute
 // seq. A message that is not a valid event is an error: the item's state
 // cannot be known without it, and guessing could rewind the auction.
 func (c *Client) LastEvent(ctx context.Context, id string) (service.OutboxEntry, bool, error) {
-	e, found, err := c.lastEvent(ctx, id)
-	return service.OutboxEntry{Event: e.event, LeaderMax: e.leaderMax}, found, err
-}
-
-// loggedEvent is a stored event with the leader's maximum logged beside it.
-type loggedEvent struct {
-	event     models.Event
-	leaderMax models.Money
-}
-
-func logged(subject string, data []byte, h nats.Header) (loggedEvent, error) {
-	e, err := stream.Decode(subject, data)
-	if err != nil {
-		return loggedEvent{}, err
-	}
-	n, _ := strconv.ParseInt(h.Get(stream.LeaderMaxHeader), 10, 64)
-	return loggedEvent{event: e, leaderMax: models.Money(n)}, nil
-}
-
-func (c *Client) lastEvent(ctx context.Context, id string) (loggedEvent, bool, error) {
 	s, err := c.js.Stream(ctx, stream.Name)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			// Lost with NATS's storage: nothing was published that
 			// anyone could still read.
-			return loggedEvent{}, false, nil
+			return service.OutboxEntry{}, false, nil
 		}
-		return loggedEvent{}, false, fmt.Errorf("last event of %s: %w", id, err)
+		return service.OutboxEntry{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
 	subject := stream.Subject(id)
 	m, err := s.GetLastMsgForSubject(ctx, subject)
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
-		return loggedEvent{}, false, nil
+		return service.OutboxEntry{}, false, nil
 	case err != nil:
-		return loggedEvent{}, false, fmt.Errorf("last event of %s: %w", id, err)
+		return service.OutboxEntry{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
 	last, err := logged(m.Subject, m.Data, m.Header)
 	if err != nil {
-		return loggedEvent{}, false, fmt.Errorf("last event of %s: %w", id, err)
+		return service.OutboxEntry{}, false, fmt.Errorf("last event of %s: %w", id, err)
 	}
 	// A plain consumer, not an ordered one: an ordered consumer recreates
 	// itself when a server goes away and can wait for ever, whereas this
@@ -192,7 +172,7 @@ func (c *Client) lastEvent(ctx context.Context, id string) (loggedEvent, bool, e
 		MemoryStorage:     true,
 	})
 	if err != nil {
-		return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+		return service.OutboxEntry{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 	}
 	defer func() {
 		// Best effort: the server drops it after InactiveThreshold anyway.
@@ -207,14 +187,14 @@ func (c *Client) lastEvent(ctx context.Context, id string) (loggedEvent, bool, e
 	for {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(max(wait, 100*time.Millisecond)))
 		if err != nil {
-			return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+			return service.OutboxEntry{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 		}
 		n := 0
 		for msg := range batch.Messages() {
 			n++
 			meta, err := msg.Metadata()
 			if err != nil {
-				return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+				return service.OutboxEntry{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 			}
 			if meta.Sequence.Stream >= m.Sequence {
 				return last, true, nil
@@ -223,22 +203,33 @@ func (c *Client) lastEvent(ctx context.Context, id string) (loggedEvent, bool, e
 			if err != nil {
 				continue // not an event: nothing to restore from
 			}
-			if e.event.Seq > last.event.Seq {
+			if e.Event.Seq > last.Event.Seq {
 				last = e
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, err)
+			return service.OutboxEntry{}, false, fmt.Errorf("recent events of %s: %w", id, err)
 		}
 		if n == 0 {
 			// Nothing more arrived: the last message was purged since it
 			// was read, which leaves nothing newer.
 			if ctx.Err() != nil {
-				return loggedEvent{}, false, fmt.Errorf("recent events of %s: %w", id, ctx.Err())
+				return service.OutboxEntry{}, false, fmt.Errorf("recent events of %s: %w", id, ctx.Err())
 			}
 			return last, true, nil
 		}
 	}
+}
+
+// logged decodes a stored event with the leader's maximum logged beside it
+// (the entry's ID stays empty).
+func logged(subject string, data []byte, h nats.Header) (service.OutboxEntry, error) {
+	e, err := stream.Decode(subject, data)
+	if err != nil {
+		return service.OutboxEntry{}, err
+	}
+	n, _ := strconv.ParseInt(h.Get(stream.LeaderMaxHeader), 10, 64)
+	return service.OutboxEntry{Event: e, LeaderMax: models.Money(n)}, nil
 }
 
 // ItemIDs lists every recorded item.
