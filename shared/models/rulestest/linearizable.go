@@ -295,11 +295,11 @@ func Final(ops []Op, events []models.Event, start, inc models.Money) (leader str
 			second = max(second, o.Amount)
 		}
 	}
-	cap := start
+	ceiling := start
 	if second >= 0 {
-		cap = second + inc
+		ceiling = second + inc
 	}
-	return leader, max(price, min(top, cap)), true
+	return leader, max(price, min(top, ceiling)), true
 }
 
 // String sums the result up for a test log.

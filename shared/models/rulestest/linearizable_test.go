@@ -2,6 +2,7 @@ package rulestest
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,40 @@ func TestCheckLinearizable(t *testing.T) {
 			}
 			if len(c.errors) == 0 && got != c.want {
 				t.Errorf("result %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
+// Final derives the leader and price from placed bids' values alone.
+func TestFinal(t *testing.T) {
+	t.Parallel()
+	ev := func(id string, seq uint64) models.Event { return models.Event{EventID: id, Seq: seq} }
+	placed := func(user string, amount models.Money, max bool, eventID string) Op {
+		return Op{UserID: user, Amount: amount, Max: max, Status: http.StatusOK, EventID: eventID}
+	}
+	tests := []struct {
+		name   string
+		ops    []Op
+		events []models.Event
+		leader string
+		price  models.Money
+		ok     bool
+	}{
+		{"nothing placed", []Op{{UserID: "a", Amount: 500, Status: http.StatusConflict}}, nil, "", 0, false},
+		{"plain bids: the highest at its amount", []Op{placed("a", 500, false, "e1"), placed("b", 700, false, "e2")}, []models.Event{ev("e1", 1), ev("e2", 2)}, "b", 700, true},
+		{"a lone maximum: the starting price", []Op{placed("a", 900, true, "e1")}, []models.Event{ev("e1", 1)}, "a", 100, true},
+		{"a maximum over a plain bid: one increment above it", []Op{placed("a", 900, true, "e1"), placed("b", 500, false, "e2")}, []models.Event{ev("e1", 1), ev("e2", 2)}, "a", 600, true},
+		{"equal maxima: the earlier", []Op{placed("b", 900, true, "e2"), placed("a", 900, true, "e1")}, []models.Event{ev("e1", 1), ev("e2", 2)}, "a", 900, true},
+		{"the leader's own plain bid above the cap", []Op{placed("a", 900, true, "e1"), placed("b", 300, false, "e2"), placed("a", 800, false, "e4")}, []models.Event{ev("e1", 1), ev("e2", 2), ev("e4", 4)}, "a", 800, true},
+		{"a raise in place loses a tie to an earlier event", []Op{placed("a", 900, true, ""), placed("b", 900, true, "e1")}, []models.Event{ev("e1", 1)}, "b", 900, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			leader, price, ok := Final(tc.ops, tc.events, 100, 100)
+			if leader != tc.leader || price != tc.price || ok != tc.ok {
+				t.Errorf("Final = %s at %v (%v), want %s at %v (%v)", leader, price, ok, tc.leader, tc.price, tc.ok)
 			}
 		})
 	}
