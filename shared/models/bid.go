@@ -43,6 +43,14 @@ type Event struct {
 	// Auto marks a bid the platform placed for the leader's maximum, in
 	// answer to the bid just before it.
 	Auto bool `json:"auto,omitempty"`
+	// PreviousBidderID is who led the item before this bid event ("" for
+	// the first bid), so that a personal channel can tell them they were
+	// outbid without keeping every item's state.
+	PreviousBidderID string `json:"previous_bidder_id,omitempty"`
+	// AutoAnswered marks a bid event that the leader's automatic bid
+	// answers in the next event of the same decision: the leader never
+	// lost the lead and is not told they were outbid.
+	AutoAnswered bool `json:"auto_answered,omitempty"`
 	// EndsAt is the auction's end after this event, which soft close may have
 	// moved; countdowns follow it.
 	EndsAt   *time.Time `json:"ends_at,omitempty"`

@@ -94,6 +94,10 @@ func (e Event) Validate() error {
 			return bad("bid event's amount %v is not above previous_bid %v", e.Amount, e.PreviousBid)
 		case e.Timestamp.IsZero():
 			return bad("bid event has no timestamp")
+		case e.PreviousBidderID != "" && ValidateID(e.PreviousBidderID) != nil:
+			return bad("bid event's previous_bidder_id %q is not an id", e.PreviousBidderID)
+		case e.Auto && e.AutoAnswered:
+			return bad("an automatic bid is never answered by another")
 		}
 	case EventAuctionClosed:
 		if e.WinnerID != "" && ValidateID(e.WinnerID) != nil {

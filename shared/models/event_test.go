@@ -32,6 +32,9 @@ func TestDecodeEvent(t *testing.T) {
 		{"no type", "bids.i1", `{"event_id":"e","item_id":"i1","seq":1}`, models.ErrInvalidEvent},
 		{"no bidder", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","amount":1,"seq":1,"timestamp":"2024-01-01T00:00:00Z"}`, models.ErrInvalidEvent},
 		{"bidder not an id", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","user_id":"a.b","amount":1,"seq":1,"timestamp":"2024-01-01T00:00:00Z"}`, models.ErrInvalidEvent},
+		{"previous bidder named", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","user_id":"u","amount":6,"previous_bid":5,"previous_bidder_id":"v","auto_answered":true,"seq":2,"timestamp":"2024-01-01T00:00:00Z"}`, nil},
+		{"previous bidder not an id", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","user_id":"u","amount":6,"previous_bid":5,"previous_bidder_id":"v w","seq":2,"timestamp":"2024-01-01T00:00:00Z"}`, models.ErrInvalidEvent},
+		{"an automatic bid answered", "bids.i1", `{"type":"bid","event_id":"e","item_id":"i1","bid_id":"b","user_id":"u","amount":6,"previous_bid":5,"auto":true,"auto_answered":true,"seq":2,"timestamp":"2024-01-01T00:00:00Z"}`, models.ErrInvalidEvent},
 		{"item not an id", "bids.*", `{"type":"auction_closed","event_id":"e","item_id":"*","seq":1}`, models.ErrInvalidEvent},
 	}
 	for _, tc := range tests {
