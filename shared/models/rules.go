@@ -94,9 +94,14 @@ type PriceStep struct {
 	Amount      Money
 	PreviousBid Money
 	// Auto marks a bid the rules placed for a leader's maximum.
-	Auto     bool
-	Seq      uint64
-	BidCount int64
+	Auto bool
+	// PreviousBidderID is who led before the step ("" before the first
+	// bid); AutoAnswered marks a step the next step of the same decision
+	// answers with the leader's automatic bid. See models.Event.
+	PreviousBidderID string
+	AutoAnswered     bool
+	Seq              uint64
+	BidCount         int64
 	// LeaderMax is the leader's maximum after the step. It is stored and
 	// logged with the event so that a restored item keeps it, and never
 	// shown.
@@ -113,9 +118,10 @@ type Decision struct {
 	// (soft close) end.
 	Item Item
 	// Steps are the price changes the bid made, in seq order: the bid
-	// itself, then the automatic bid it triggered. A leader raising its own
-	// maximum moves no price and makes none (unless it lifts the price to
-	// the reserve).
+	// itself, then the automatic bid it triggered (the bid's step is then
+	// AutoAnswered, and the automatic step names its bidder as the
+	// previous one). A leader raising its own maximum moves no price and
+	// makes none (unless it lifts the price to the reserve).
 	Steps []PriceStep
 }
 
@@ -126,7 +132,8 @@ type Decision struct {
 // bid at V, a maximum at min(V, M+increment); otherwise the leader keeps
 // the lead at min(M, V+increment), the earlier bid winning a tie. A maximum
 // whose price would stay below a reserve it reaches is lifted to the
-// reserve. Each price change takes the next seq.
+// reserve. Each price change takes the next seq and names the leader
+// before it.
 func Decide(it Item, b BidAttempt, now time.Time) Decision {
 	st := StatusAt(it.Status, it.StartsAt, it.EndsAt, now)
 	d := Decision{Outcome: OutcomeNotActive, Status: st, Item: it}
@@ -177,6 +184,7 @@ func Decide(it Item, b BidAttempt, now time.Time) Decision {
 		d.Outcome = OutcomeOutbid
 		leader := it.HighestBidderID
 		d.step(b.UserID, v, false, v)
+		d.Steps[0].AutoAnswered = true
 		d.step(leader, lift(min(top, v+it.MinIncrement), top), true, top)
 	}
 	if len(d.Steps) > 0 && b.SoftClose > 0 && !it.EndsAt.IsZero() && it.EndsAt.Sub(now) < b.SoftClose &&
@@ -191,7 +199,7 @@ func Decide(it Item, b BidAttempt, now time.Time) Decision {
 func (d *Decision) step(user string, price Money, auto bool, leaderMax Money) {
 	it := &d.Item
 	d.Steps = append(d.Steps, PriceStep{
-		UserID: user, Amount: price, PreviousBid: it.CurrentBid, Auto: auto,
+		UserID: user, Amount: price, PreviousBid: it.CurrentBid, Auto: auto, PreviousBidderID: it.HighestBidderID,
 		Seq: it.Seq + 1, BidCount: it.BidCount + 1, LeaderMax: leaderMax,
 	})
 	it.CurrentBid, it.HighestBidderID, it.LeaderMax = price, user, leaderMax

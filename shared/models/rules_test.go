@@ -11,12 +11,12 @@ import (
 // goAuction runs the case table against the Go rules.
 type goAuction struct{ it models.Item }
 
-func (a *goAuction) Bid(_ testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item) {
+func (a *goAuction) Bid(_ testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item, []models.PriceStep) {
 	d := models.Decide(a.it, b, at)
 	if d.Outcome.Placed() {
 		a.it = d.Item
 	}
-	return d.Outcome, d.Item
+	return d.Outcome, d.Item, d.Steps
 }
 
 func (a *goAuction) Close(_ testing.TB, at time.Time) (string, bool) {

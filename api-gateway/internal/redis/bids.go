@@ -133,7 +133,7 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 	out := make([]service.BidResult, len(reqs))
 	for i, req := range reqs {
 		v, ok := res[head+i].([]any)
-		if !ok || len(v) != 17 {
+		if !ok || len(v) != 18 {
 			return nil, fmt.Errorf("script answer %d is malformed: %v", i, res[head+i])
 		}
 		d := decision{
@@ -153,11 +153,14 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 			// The steps place.lua wrote into the outbox, rebuilt from
 			// its numbers without parsing its JSON back.
 			steps := []models.PriceStep{{UserID: req.UserID, Amount: models.Money(toInt(v[11])),
-				PreviousBid: models.Money(toInt(v[10])), Auto: toInt(v[12]) == 1}}
+				PreviousBid: models.Money(toInt(v[10])), Auto: toInt(v[12]) == 1, PreviousBidderID: toString(v[17])}}
 			oids := []string{d.oid}
 			if oid2 := toString(v[13]); oid2 != "" {
+				// The leader's automatic bid answers the bid and names
+				// its bidder as the leader it took the lead back from.
+				steps[0].AutoAnswered = true
 				steps = append(steps, models.PriceStep{UserID: toString(v[14]), Amount: models.Money(toInt(v[15])),
-					PreviousBid: steps[0].Amount, Auto: true})
+					PreviousBid: steps[0].Amount, Auto: true, PreviousBidderID: req.UserID})
 				oids = append(oids, oid2)
 			}
 			d.entries = stepEntries(req, steps, oids, ts, d)
@@ -264,7 +267,8 @@ func stepEntries(r service.BidRequest, steps []models.PriceStep, oids []string, 
 	for k, st := range steps {
 		ev := models.Event{
 			Type: models.EventBid, EventID: r.EventID, ItemID: r.ItemID, BidID: r.BidID, UserID: st.UserID,
-			Amount: st.Amount, PreviousBid: st.PreviousBid, Auto: st.Auto, Timestamp: ts.UTC().Truncate(time.Microsecond),
+			Amount: st.Amount, PreviousBid: st.PreviousBid, Auto: st.Auto, PreviousBidderID: st.PreviousBidderID,
+			AutoAnswered: st.AutoAnswered, Timestamp: ts.UTC().Truncate(time.Microsecond),
 			Seq: seq + uint64(k) + 1, BidCount: count + int64(k) + 1,
 		}
 		if k > 0 {

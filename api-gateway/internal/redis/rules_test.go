@@ -68,7 +68,7 @@ func (a *storeAuction) setClock(t testing.TB, at time.Time) {
 	}
 }
 
-func (a *storeAuction) Bid(t testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item) {
+func (a *storeAuction) Bid(t testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item, []models.PriceStep) {
 	t.Helper()
 	a.setClock(t, at)
 	req := bid(a.id, b.UserID, b.Amount)
@@ -84,7 +84,13 @@ func (a *storeAuction) Bid(t testing.TB, at time.Time, b models.BidAttempt) (mod
 		t.Fatalf("read the leader's maximum: %v", err)
 	}
 	it.LeaderMax = models.Money(mx)
-	return res.Outcome, it
+	var steps []models.PriceStep
+	for _, e := range res.Entries {
+		ev := e.Event
+		steps = append(steps, models.PriceStep{UserID: ev.UserID, Amount: ev.Amount, PreviousBid: ev.PreviousBid, Auto: ev.Auto,
+			PreviousBidderID: ev.PreviousBidderID, AutoAnswered: ev.AutoAnswered, Seq: ev.Seq, BidCount: ev.BidCount, LeaderMax: e.LeaderMax})
+	}
+	return res.Outcome, it, steps
 }
 
 // checkEntries checks that the events a bid made are what the outbox

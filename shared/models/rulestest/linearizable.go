@@ -71,7 +71,9 @@ type Result struct {
 // one whose outcome was unknown, matched by user and amount (a history
 // should make those unique). Every 200 must have its event, and no other
 // bid may have one. Prices rise by at least the increment from the
-// starting price, each event's previous_bid being the price before it.
+// starting price, each event's previous_bid being the price before it and
+// its previous_bidder_id the bidder before it; an event is auto_answered
+// exactly when the next is the leader's automatic answer to it.
 //
 // With maxima, an op's own event may be at a price below its maximum, and
 // an automatic bid (auto) follows the bid that triggered it, at a price at
@@ -190,6 +192,20 @@ func CheckLinearizable(tb testing.TB, h History) Result {
 			tb.Errorf("seq %d: %v after %v, want a rise of at least %v", e.Seq, e.Amount, h.Events[k-1].Amount, h.MinIncrement)
 		case k > 0 && e.PreviousBid != h.Events[k-1].Amount:
 			tb.Errorf("seq %d: previous_bid %v, want %v", e.Seq, e.PreviousBid, h.Events[k-1].Amount)
+		}
+		prev := ""
+		if k > 0 {
+			prev = h.Events[k-1].UserID
+		}
+		// An automatic bid by someone else than the bidder before it
+		// answers that bid; one by the same bidder is a leader's raise
+		// lifting the price to the reserve, which answers nobody.
+		answered := k+1 < len(h.Events) && h.Events[k+1].Auto && h.Events[k+1].UserID != e.UserID
+		switch {
+		case e.PreviousBidderID != prev:
+			tb.Errorf("seq %d: previous_bidder_id %q, want %q", e.Seq, e.PreviousBidderID, prev)
+		case e.AutoAnswered != answered:
+			tb.Errorf("seq %d: auto_answered %v, want %v", e.Seq, e.AutoAnswered, answered)
 		}
 	}
 	if !ok {

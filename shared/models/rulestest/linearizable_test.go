@@ -30,7 +30,7 @@ func TestCheckLinearizable(t *testing.T) {
 	a1 := Op{UserID: "a", Amount: 500, Start: at(0), End: at(10), Status: 200, Current: 500, EventID: "e1"}
 	a2 := Op{UserID: "b", Amount: 700, Start: at(20), End: at(30), Status: 200, Current: 700, EventID: "e2"}
 	e1 := models.Event{Type: models.EventBid, EventID: "e1", Seq: 1, Amount: 500, UserID: "a"}
-	e2 := models.Event{Type: models.EventBid, EventID: "e2", Seq: 2, Amount: 700, PreviousBid: 500, UserID: "b"}
+	e2 := models.Event{Type: models.EventBid, EventID: "e2", Seq: 2, Amount: 700, PreviousBid: 500, UserID: "b", PreviousBidderID: "a"}
 	// Rejections during a2's request may name either price; after it,
 	// only 7.00.
 	during := Op{UserID: "c", Amount: 550, Start: at(15), End: at(25), Status: 409, Current: 500}
@@ -38,9 +38,18 @@ func TestCheckLinearizable(t *testing.T) {
 	late := Op{UserID: "c", Amount: 600, Start: at(40), End: at(50), Status: 409, Current: 700}
 	// A bid whose outcome was unknown, and one answered 503 outright.
 	maybe := Op{UserID: "d", Amount: 900, Start: at(40), End: at(60), Status: 503, MaybeApplied: true}
-	e3 := models.Event{Type: models.EventBid, EventID: "e3", Seq: 3, Amount: 900, PreviousBid: 700, UserID: "d"}
+	e3 := models.Event{Type: models.EventBid, EventID: "e3", Seq: 3, Amount: 900, PreviousBid: 700, UserID: "d", PreviousBidderID: "b"}
 	refused := Op{UserID: "f", Amount: 1000, Start: at(70), End: at(80), Status: 503}
-	e3refused := models.Event{Type: models.EventBid, EventID: "e3", Seq: 3, Amount: 1000, PreviousBid: 700, UserID: "f"}
+	// a's maximum of 9.00 answers b's 5.00 at once.
+	amax := Op{UserID: "a", Amount: 900, Max: true, Start: at(0), End: at(10), Status: 200, Current: 100, EventID: "m1"}
+	b5 := Op{UserID: "b", Amount: 500, Start: at(20), End: at(30), Status: 200, Current: 600, EventID: "m2"}
+	m1 := models.Event{Type: models.EventBid, EventID: "m1", Seq: 1, Amount: 100, UserID: "a"}
+	m2 := models.Event{Type: models.EventBid, EventID: "m2", Seq: 2, Amount: 500, PreviousBid: 100, UserID: "b", PreviousBidderID: "a", AutoAnswered: true}
+	m3 := models.Event{Type: models.EventBid, EventID: "m2-auto", Seq: 3, Amount: 600, PreviousBid: 500, UserID: "a", PreviousBidderID: "b", Auto: true}
+	unanswered, misnamed := m2, m3
+	unanswered.AutoAnswered = false
+	misnamed.PreviousBidderID = "a"
+	e3refused := models.Event{Type: models.EventBid, EventID: "e3", Seq: 3, Amount: 1000, PreviousBid: 700, UserID: "f", PreviousBidderID: "b"}
 
 	for _, c := range []struct {
 		name   string
@@ -67,13 +76,19 @@ func TestCheckLinearizable(t *testing.T) {
 			errors: []string{"its event is not in the log"}},
 		{name: "event nobody was told of", h: History{Ops: []Op{a1}, Events: []models.Event{e1, e2}},
 			errors: []string{"never answered as accepted"}},
-		{name: "seq gap", h: History{Ops: []Op{a1, a2}, Events: []models.Event{e1, {Type: models.EventBid, EventID: "e2", Seq: 3, Amount: 700, PreviousBid: 500, UserID: "b"}}},
+		{name: "seq gap", h: History{Ops: []Op{a1, a2}, Events: []models.Event{e1, {Type: models.EventBid, EventID: "e2", Seq: 3, Amount: 700, PreviousBid: 500, UserID: "b", PreviousBidderID: "a"}}},
 			errors: []string{"has seq 3"}},
-		{name: "event twice", h: History{Ops: []Op{a1}, Events: []models.Event{e1, {Type: models.EventBid, EventID: "e1", Seq: 2, Amount: 500, UserID: "a"}}},
+		{name: "event twice", h: History{Ops: []Op{a1}, Events: []models.Event{e1, {Type: models.EventBid, EventID: "e1", Seq: 2, Amount: 500, UserID: "a", PreviousBidderID: "a"}}},
 			errors: []string{"twice in the log", "rise of at least"}},
 		{name: "price rewound", h: History{Ops: []Op{a1, a2, {UserID: "g", Amount: 600, Start: at(40), End: at(50), Status: 200, EventID: "e3"}},
-			Events: []models.Event{e1, e2, {Type: models.EventBid, EventID: "e3", Seq: 3, Amount: 600, PreviousBid: 500, UserID: "g"}}},
+			Events: []models.Event{e1, e2, {Type: models.EventBid, EventID: "e3", Seq: 3, Amount: 600, PreviousBid: 500, UserID: "g", PreviousBidderID: "b"}}},
 			errors: []string{"6.00 after 7.00"}},
+		{name: "automatic answer", h: History{Ops: []Op{amax, b5}, Events: []models.Event{m1, m2, m3}},
+			want: Result{Accepted: 2}},
+		{name: "answered bid not marked", h: History{Ops: []Op{amax, b5}, Events: []models.Event{m1, unanswered, m3}},
+			errors: []string{"seq 2: auto_answered false, want true"}},
+		{name: "wrong previous bidder", h: History{Ops: []Op{amax, b5}, Events: []models.Event{m1, m2, misnamed}},
+			errors: []string{`seq 3: previous_bidder_id "a", want "b"`}},
 		{name: "answer other than 200, 409 or 503", h: History{Ops: []Op{a1, {UserID: "h", Amount: 600, Start: at(40), End: at(50), Status: 500}}, Events: []models.Event{e1}},
 			errors: []string{"answered 500"}},
 	} {

@@ -18,9 +18,10 @@ import (
 
 // Auction is one implementation of the rules under test, holding one item.
 type Auction interface {
-	// Bid decides b at the given moment and returns the outcome and the
-	// item's state right after it.
-	Bid(t testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item)
+	// Bid decides b at the given moment and returns the outcome, the
+	// item's state right after it and the price steps (bid events) it
+	// made, in seq order.
+	Bid(t testing.TB, at time.Time, b models.BidAttempt) (models.Outcome, models.Item, []models.PriceStep)
 	// Close closes the auction if it is due at the given moment; closed is
 	// false when it is not due (or was closed before).
 	Close(t testing.TB, at time.Time) (winnerID string, closed bool)
@@ -30,7 +31,11 @@ type Auction interface {
 // At is measured from the case's origin. After a bid, the item's price,
 // leader and count must be WantPrice, WantLeader and WantCount, the
 // leader's maximum WantMax (zero: the price), and its end WantEnds from the
-// origin (zero: the end the item was created with).
+// origin (zero: the end the item was created with). The bid's events follow
+// from these: one per bid counted, the first naming the leader after the
+// step before as its previous bidder; an outbid bid's event is answered
+// (auto_answered) by the leader's automatic bid, which names the bidder it
+// answered.
 type Step struct {
 	At time.Duration
 
@@ -224,6 +229,8 @@ func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms mod
 			a := newAuction(t, c.Terms(itemID(i), origin))
 			ends := origin.Add(c.Ends)
 			closes := 0
+			var leader string
+			var count int64
 			for n, s := range c.Steps {
 				at := origin.Add(s.At)
 				if s.Close {
@@ -237,7 +244,7 @@ func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms mod
 					}
 					continue
 				}
-				got, it := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, Max: s.Max, SoftClose: c.SoftClose, MaxExtensions: c.MaxExtensions})
+				got, it, steps := a.Bid(t, at, models.BidAttempt{UserID: s.UserID, Amount: s.Amount, Max: s.Max, SoftClose: c.SoftClose, MaxExtensions: c.MaxExtensions})
 				if got != s.Want {
 					t.Fatalf("step %d: %s bids %v at %v: %v, want %v", n, s.UserID, s.Amount, s.At, got, s.Want)
 				}
@@ -259,8 +266,36 @@ func Run(t *testing.T, origin time.Time, newAuction func(t *testing.T, terms mod
 				if it.Seq != uint64(it.BidCount)+uint64(closes) {
 					t.Fatalf("step %d: seq %d after %d accepted bids and %d closes", n, it.Seq, it.BidCount, closes)
 				}
+				checkSteps(t, n, s, leader, steps, it.Seq, s.WantCount-count)
+				leader, count = s.WantLeader, s.WantCount
 			}
 		})
+	}
+}
+
+// checkSteps checks the events of table step n: want of them, in seq
+// order up to seq, the first naming leader (the leader before the bid) as
+// its previous bidder; when the leader's maximum outbids the bid at once,
+// the bid's event is answered and the automatic one names the bidder.
+func checkSteps(t *testing.T, n int, s Step, leader string, steps []models.PriceStep, seq uint64, want int64) {
+	t.Helper()
+	if int64(len(steps)) != want {
+		t.Fatalf("step %d: %s bids %v: %d events %+v, want %d", n, s.UserID, s.Amount, len(steps), steps, want)
+	}
+	outbid := s.Want == models.OutcomeOutbid
+	for k, st := range steps {
+		wantPrev, answered := leader, outbid && k == 0
+		if k > 0 {
+			wantPrev = s.UserID
+		}
+		if st.Seq != seq-uint64(len(steps)-1-k) || st.PreviousBidderID != wantPrev || st.AutoAnswered != answered {
+			t.Fatalf("step %d: %s bids %v: event %d is seq %d by %q after %q, auto_answered %v; want seq %d after %q, auto_answered %v",
+				n, s.UserID, s.Amount, k, st.Seq, st.UserID, st.PreviousBidderID, st.AutoAnswered,
+				seq-uint64(len(steps)-1-k), wantPrev, answered)
+		}
+	}
+	if outbid && (steps[0].UserID != s.UserID || !steps[1].Auto || steps[1].UserID != s.WantLeader) {
+		t.Fatalf("step %d: %s's bid %v is outbid, yet its events are %+v; want its own, then %s's automatic bid", n, s.UserID, s.Amount, steps, s.WantLeader)
 	}
 }
 

@@ -16,7 +16,8 @@
 -- each r is {outcome, replayed, cur, bidder, count, seq, ends, status,
 -- outbox id, event json (replays only), then for new decisions the price
 -- steps made: first step's previous bid, amount and auto (1/0), second
--- step's outbox id (''), bidder and amount, and the leader's maximum}.
+-- step's outbox id (''), bidder and amount, the leader's maximum, and the
+-- first step's previous bidder (the leader before the bid)}.
 -- Outcomes: 1 accepted, 2 too low, 4 not active, 5 idempotency conflict,
 -- 6 placed but outbid by the leader's maximum, 7 too many idempotency
 -- keys (nothing decided, no record) (the numbers of
@@ -59,9 +60,9 @@ for i = 0, n - 1 do
     local rec = redis.call('HMGET', KEYS[ki], 'h', 'o', 'cur', 'bdr', 'cnt', 'seq', 'ea', 'st', 'oid', 'ev')
     if rec[1] then
       if rec[1] == h then
-        r = {tonumber(rec[2]), 1, tonumber(rec[3]), rec[4], tonumber(rec[5]), tonumber(rec[6]), tonumber(rec[7]), rec[8], rec[9], rec[10], 0, 0, 0, '', '', 0, 0}
+        r = {tonumber(rec[2]), 1, tonumber(rec[3]), rec[4], tonumber(rec[5]), tonumber(rec[6]), tonumber(rec[7]), rec[8], rec[9], rec[10], 0, 0, 0, '', '', 0, 0, ''}
       else
-        r = {5, 0, cur, bdr, cnt, seq, ea, status(st, sa, ea, now), '', '', 0, 0, 0, '', '', 0, 0}
+        r = {5, 0, cur, bdr, cnt, seq, ea, status(st, sa, ea, now), '', '', 0, 0, 0, '', '', 0, 0, ''}
       end
     else
       -- A new record: count it against the user's allowance on this item,
@@ -69,7 +70,7 @@ for i = 0, n - 1 do
       local used = redis.call('INCR', KEYS[ki + 1])
       if used == 1 then redis.call('PEXPIRE', KEYS[ki + 1], ttl) end
       if maxkeys > 0 and used > maxkeys then
-        r = {7, 0, cur, bdr, cnt, seq, ea, status(st, sa, ea, now), '', '', 0, 0, 0, '', '', 0, 0}
+        r = {7, 0, cur, bdr, cnt, seq, ea, status(st, sa, ea, now), '', '', 0, 0, 0, '', '', 0, 0, ''}
       end
     end
   end
@@ -119,24 +120,28 @@ for i = 0, n - 1 do
     end
     local ends = ''
     if ea > 0 then ends = ',"ends_at":"' .. rfc3339ms(ea) .. '"' end
-    local prev1, amt1, auto1, ev = 0, 0, 0, ''
+    local prev1, amt1, auto1, bdr1, ev = 0, 0, 0, '', ''
     local oids, user2, amt2 = {'', ''}, '', 0
     for k, p in ipairs(steps) do
-      local prev = cur
+      local prev, prevbdr = cur, bdr
       cur, bdr, mx, cnt, seq = p[2], p[1], p[4], cnt + 1, seq + 1
-      local e_id, b_id, auto = eid, bid, ''
+      local e_id, b_id, auto, led, answered = eid, bid, '', '', ''
       -- The automatic answer's ids derive from the bid's, so that both
       -- strategies name it alike without another argument.
       if k == 2 then e_id, b_id = eid .. '-auto', bid .. '-auto' end
       if p[3] then auto = ',"auto":true' end
+      if prevbdr ~= '' then led = ',"previous_bidder_id":' .. str(prevbdr) end
+      -- The leader's automatic bid answers the bid at once: the leader
+      -- never lost the lead.
+      if k == 1 and #steps == 2 then answered = ',"auto_answered":true' end
       local e = '{"type":"bid","event_id":' .. str(e_id) .. ',"item_id":' .. str(id) ..
         ',"bid_id":' .. str(b_id) .. ',"user_id":' .. str(p[1]) ..
         ',"amount":' .. money(p[2]) .. ',"previous_bid":' .. money(prev) ..
-        ',"timestamp":"' .. ts .. '","seq":' .. int(seq) .. auto .. ends ..
+        ',"timestamp":"' .. ts .. '","seq":' .. int(seq) .. auto .. led .. answered .. ends ..
         ',"bid_count":' .. int(cnt) .. '}'
       oids[k] = redis.call('XADD', outbox, '*', 'e', e, 'm', int(mx))
       if k == 1 then
-        prev1, amt1, ev = prev, p[2], e
+        prev1, amt1, bdr1, ev = prev, p[2], prevbdr, e
         if p[3] then auto1 = 1 end
       else
         user2, amt2 = p[1], p[2]
@@ -145,7 +150,7 @@ for i = 0, n - 1 do
     end
     -- The caller builds the new events from its request and these
     -- numbers, so the reply leaves the JSON out.
-    r = {o, 0, cur, bdr, cnt, seq, ea, s, oids[1], '', prev1, amt1, auto1, oids[2], user2, amt2, mx}
+    r = {o, 0, cur, bdr, cnt, seq, ea, s, oids[1], '', prev1, amt1, auto1, oids[2], user2, amt2, mx, bdr1}
     if ki > 0 then
       redis.call('HSET', KEYS[ki], 'h', h, 'o', o, 'cur', int(cur), 'bdr', bdr, 'cnt', int(cnt),
         'seq', int(seq), 'ea', int(ea), 'st', s, 'oid', oids[1], 'ev', ev)
