@@ -112,4 +112,23 @@ func TestLeaderMaxSurvivesRedisLoss(t *testing.T) {
 	if a := g.bid(t, "lot", "bob", "51.00"); a.Status != 200 || a.str("is_highest") != "true" {
 		t.Errorf("bob's 51.00, above alice's maximum: %d %s, want the lead", a.Status, a.Body)
 	}
+	// The restored item kept its leader, so the events after the loss
+	// (seq 4 on) still name who led before them and which bids alice's
+	// maximum answered at once.
+	want := []struct {
+		user, previous string
+		answered       bool
+	}{
+		{"alice", "", false}, {"bob", "alice", true}, {"alice", "bob", false},
+		{"bob", "alice", true}, {"alice", "bob", false},
+		{"bob", "alice", true}, {"alice", "bob", false},
+		{"bob", "alice", false},
+	}
+	evs = waitEvents(t, e.nats.JetStream(), "lot", len(want))
+	for k, w := range want {
+		if ev := evs[k]; ev.UserID != w.user || ev.PreviousBidderID != w.previous || ev.AutoAnswered != w.answered {
+			t.Errorf("event %d: %s after %q, auto_answered %v; want %s after %q, auto_answered %v",
+				ev.Seq, ev.UserID, ev.PreviousBidderID, ev.AutoAnswered, w.user, w.previous, w.answered)
+		}
+	}
 }
