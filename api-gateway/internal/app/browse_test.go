@@ -182,6 +182,19 @@ func TestBrowseValidationAndArchive(t *testing.T) {
 		t.Errorf("second active page = %+v", p)
 	}
 
+	// An item not checked against the event log on this Redis instance (as
+	// after a restart) is checked, then listed.
+	key := g.cfg.RedisKeyPrefix + "item:{open_2}"
+	if err := e.redis.Client().HSet(context.Background(), key, "ep", "another-instance").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if p := g.browse(t, "limit=5"); len(p.Items) != 2 || p.Items[1].ID != "open_2" || p.Items[1].Status != "active" {
+		t.Errorf("active with open_2 unchecked = %+v, want both", p)
+	}
+	if ep, err := e.redis.Client().HGet(context.Background(), key, "ep").Result(); err != nil || ep == "another-instance" {
+		t.Errorf("open_2 listed without being checked (ep %q, %v)", ep, err)
+	}
+
 	for _, q := range []string{"status=open", "status=ACTIVE", "limit=0", "limit=-1", "limit=101", "limit=x",
 		"cursor=bogus", "status=closed&cursor=" + live.NextCursor, "cursor=" + first.NextCursor,
 		"cursor=" + live.NextCursor[:len(live.NextCursor)-2]} {
