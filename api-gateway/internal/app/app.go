@@ -104,6 +104,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 		Metrics:                metrics,
 		Archive:                hist,
 		Log:                    nc,
+		Open:                   store,
+		Finals:                 hist,
 	}, log.With("component", "service"))
 	if err := nc.Subscribe(svc.Observe); err != nil {
 		nc.Close()
@@ -132,6 +134,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	}, handlers.Deps{
 		Bids:     svc,
 		History:  hist,
+		Browse:   svc,
 		Ready:    map[string]health.Check{"redis": store.Ping},
 		Degraded: map[string]health.Check{"nats": nc.Ping, "postgres": hist.Ping},
 		Metrics:  metrics,
@@ -232,6 +235,7 @@ type lazyHistory struct {
 type historyDB interface {
 	BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error)
 	ArchivedItem(ctx context.Context, id string) (models.Item, bool, error)
+	FinalItems(ctx context.Context, status models.Status, after service.FinalKey, limit int) ([]service.FinalItem, error)
 	Ping(ctx context.Context) error
 	Close()
 }
@@ -273,6 +277,14 @@ func (h *lazyHistory) ArchivedItem(ctx context.Context, id string) (models.Item,
 		return models.Item{}, false, err
 	}
 	return db.ArchivedItem(ctx, id)
+}
+
+func (h *lazyHistory) FinalItems(ctx context.Context, status models.Status, after service.FinalKey, limit int) ([]service.FinalItem, error) {
+	db, err := h.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.FinalItems(ctx, status, after, limit)
 }
 
 // Ping is for /ready, where PostgreSQL is only ever "degraded".

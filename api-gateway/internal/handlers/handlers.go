@@ -69,6 +69,7 @@ type Config struct {
 type Deps struct {
 	Bids    Bidder
 	History History
+	Browse  Browser
 	// Ready are the checks /ready requires; Degraded are reported but do
 	// not fail it, because bidding works without them.
 	Ready    map[string]health.Check
@@ -128,6 +129,7 @@ func (s *server) router() http.Handler {
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(s.limitIP)
 		r.Post("/items", s.createItem)
+		r.Get("/items", s.browseItems)
 		r.Get("/items/{id}", s.getItem)
 		r.Post(bidPattern, s.placeBid)
 		r.Post("/items/{id}/cancel", s.cancelItem)

@@ -148,32 +148,15 @@ func (s *Store) BidHistory(ctx context.Context, itemID string, limit int, cursor
 func (s *Store) ArchivedItem(ctx context.Context, id string) (it models.Item, found bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	var (
-		startingCents, incCents, reserveCents, currentCents int64
-		startsAt                                            time.Time
-		endsAt                                              *time.Time
-		seq                                                 int64
-		status                                              string
-	)
-	err = s.pool.QueryRow(ctx, `SELECT name, starting_cents, min_increment_cents, coalesce(reserve_cents, 0), starts_at,
-			ends_at, current_cents, highest_bidder_id, bid_count, seq, status, coalesce(seller_id, '')
-		FROM items WHERE item_id = $1 AND status IN ('closed', 'cancelled')
-			AND name IS NOT NULL AND starting_cents IS NOT NULL AND min_increment_cents IS NOT NULL AND starts_at IS NOT NULL`, id).
-		Scan(&it.Name, &startingCents, &incCents, &reserveCents, &startsAt, &endsAt, &currentCents, &it.HighestBidderID, &it.BidCount, &seq,
-			&status, &it.SellerID)
+	f, err := scanArchived(s.pool.QueryRow(ctx, `SELECT `+archivedColumns+` FROM items
+		WHERE item_id = $1 AND status IN ('closed', 'cancelled') AND `+archivedWhole, id))
 	switch {
 	case errors.Is(err, pgx.ErrNoRows), isUndefinedTable(err), isUndefinedColumn(err):
 		return models.Item{}, false, nil
 	case err != nil:
 		return models.Item{}, false, fmt.Errorf("read archived item %s: %w", id, err)
 	}
-	it.ID, it.Status = id, models.Status(status)
-	it.StartingPrice, it.MinIncrement, it.ReservePrice = models.Money(startingCents), models.Money(incCents), models.Money(reserveCents)
-	it.CurrentBid, it.Seq, it.StartsAt = models.Money(currentCents), uint64(seq), startsAt.UTC()
-	if endsAt != nil {
-		it.EndsAt = endsAt.UTC()
-	}
-	return it, true, nil
+	return f.Item, true, nil
 }
 
 func emptyPage(itemID string) models.BidPage {

@@ -50,9 +50,10 @@ func (s *Store) Cancel(ctx context.Context, id, by string, admin bool) (service.
 		return service.OutboxEntry{}, fmt.Errorf("cancel script's event: %w", err)
 	}
 	// Cancelled and recorded: a stale end-time hint only costs the closer
-	// a no-op, which removes it; the outbox hint tells the relay where to
-	// look if this gateway dies before publishing.
-	_ = s.rdb.ZRem(ctx, s.endsKey(), id).Err()
+	// a no-op, and a stale listing a read, which remove them; the outbox
+	// hint tells the relay where to look if this gateway dies before
+	// publishing.
+	_ = s.unlist(ctx, id)
 	_ = s.rdb.SAdd(ctx, s.outboxesKey(), id).Err()
 	return service.OutboxEntry{ID: toString(res[1]), Event: ev}, nil
 }

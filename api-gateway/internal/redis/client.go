@@ -353,6 +353,11 @@ func (s *Store) idemCountKey(id, user string) string {
 // for CloseDue, which re-checks every candidate against the item hash.
 func (s *Store) endsKey() string { return s.cfg.KeyPrefix + "auctions:ends" }
 
+// openKey is a sorted set of the auctions that are not final, scored by
+// their end as created (see openScore): the index GET /api/v1/items pages
+// through. Like endsKey it is a hint, re-checked against each item hash.
+func (s *Store) openKey() string { return s.cfg.KeyPrefix + "auctions:open" }
+
 // outboxesKey is a set of item ids whose outbox may hold entries: a hint for
 // Pending and Backlog.
 func (s *Store) outboxesKey() string { return s.cfg.KeyPrefix + "outbox:items" }
@@ -464,6 +469,9 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 	case 0:
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, service.ErrItemExists)
 	}
+	// Listed only once it exists (a listing drops ids it cannot read). If
+	// this fails, the item is created all the same and scanOpen lists it.
+	_ = s.rdb.ZAddNX(ctx, s.openKey(), goredis.Z{Score: float64(openScore(ends)), Member: it.ID}).Err()
 	return models.Item{
 		ID:            it.ID,
 		Name:          it.Name,
@@ -488,15 +496,25 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 	if err != nil {
 		return models.Item{}, fmt.Errorf("read item %s: %w", id, classify(err))
 	}
+	it, _, err := readItem(id, res)
+	if err != nil {
+		return models.Item{}, fmt.Errorf("read item %s: %w", id, err)
+	}
+	return it, nil
+}
+
+// readItem decodes read.lua's answer for id, and returns the stored status
+// beside the item's status at Redis's clock.
+func readItem(id string, res []string) (it models.Item, stored string, err error) {
 	if len(res) == 0 {
-		return models.Item{}, fmt.Errorf("read item %s: %w", id, service.ErrItemNotFound)
+		return models.Item{}, "", service.ErrItemNotFound
 	}
 	h := make(map[string]string, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
 		h[res[i]] = res[i+1]
 	}
 	if h["checked"] != "1" {
-		return models.Item{}, fmt.Errorf("read item %s: %w", id, service.ErrUnchecked)
+		return models.Item{}, h["st"], service.ErrUnchecked
 	}
 	return models.Item{
 		ID:              id,
@@ -512,7 +530,7 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 		BidCount:        atoi(h["cnt"]),
 		Seq:             uint64(atoi(h["seq"])),
 		SellerID:        h["sel"],
-	}, nil
+	}, h["st"], nil
 }
 
 // Restore brings an item up to its last published event (nil: none yet),
@@ -568,6 +586,10 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.Ou
 	if len(res) > 0 && toInt(res[0]) == 0 {
 		return fmt.Errorf("restore item %s: %w", rec.ID, service.ErrItemNotFound)
 	}
+	// The restored state decides whether the item is listed; the index is
+	// a hint that scanOpen rebuilds, so a failure here is not the
+	// restore's.
+	_ = s.reindexOpen(ctx, []string{rec.ID})
 	return nil
 }
 

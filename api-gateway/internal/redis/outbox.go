@@ -92,14 +92,14 @@ func (s *Store) closeOne(ctx context.Context, id string) (service.OutboxEntry, b
 		if err != nil {
 			return service.OutboxEntry{}, false, fmt.Errorf("close script's event: %w", err)
 		}
-		// Closed and recorded: if the ZREM fails, the stale hint only costs
-		// a later no-op script call, which removes it.
-		_ = s.rdb.ZRem(ctx, s.endsKey(), id).Err()
+		// Closed and recorded: if a ZREM fails, the stale hint only costs
+		// a later no-op script call, or a listing's read, which removes it.
+		_ = s.unlist(ctx, id)
 		return service.OutboxEntry{ID: toString(res[1]), Event: ev}, true, nil
 	case 4:
 		return service.OutboxEntry{}, false, fmt.Errorf("close auction %s: %w", id, service.ErrUnchecked)
 	default: // unknown or already closed
-		return service.OutboxEntry{}, false, classify(s.rdb.ZRem(ctx, s.endsKey(), id).Err())
+		return service.OutboxEntry{}, false, classify(s.unlist(ctx, id))
 	}
 }
 

@@ -89,7 +89,10 @@ func (s *Store) scanOrphans(ctx context.Context) error {
 	return classify(err)
 }
 
-// scanOpen puts every open auction with an end into the end-time hint.
+// scanOpen puts every open auction with an end into the end-time hint, and
+// every open auction into the open-auction index. Both adds keep what the
+// hints hold (NX): a moved end is the closer's to follow, and a listed
+// auction keeps its place.
 func (s *Store) scanOpen(ctx context.Context) error {
 	if !s.scanDue(&s.lastEndScan) {
 		return nil
@@ -100,29 +103,33 @@ func (s *Store) scanOpen(ctx context.Context) error {
 		cmds := make([]*goredis.SliceCmd, len(keys))
 		if _, err := c.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			for i, k := range keys {
-				cmds[i] = p.HMGet(ctx, k, "st", "ea")
+				cmds[i] = p.HMGet(ctx, k, openFields...)
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		var open []goredis.Z
+		var ends, open []goredis.Z
 		for i, k := range keys {
 			id, ok := s.itemFromKey(k, "}")
-			v := cmds[i].Val()
-			if !ok || len(v) != 2 {
+			z, listed := openEntry(id, cmds[i].Val())
+			if !ok || !listed {
 				continue
 			}
-			st, _ := v[0].(string)
-			ea := toInt(v[1])
-			if st != string(models.StatusClosed) && st != string(models.StatusCancelled) && ea > 0 {
-				open = append(open, goredis.Z{Score: float64(ea), Member: id})
+			open = append(open, z)
+			if ea := toInt(cmds[i].Val()[1]); ea > 0 {
+				ends = append(ends, goredis.Z{Score: float64(ea), Member: id})
+			}
+		}
+		if len(ends) > 0 {
+			if err := s.rdb.ZAddNX(ctx, s.endsKey(), ends...).Err(); err != nil {
+				return err
 			}
 		}
 		if len(open) == 0 {
 			return nil
 		}
-		return s.rdb.ZAddNX(ctx, s.endsKey(), open...).Err()
+		return s.rdb.ZAddNX(ctx, s.openKey(), open...).Err()
 	})
 	return classify(err)
 }

@@ -75,6 +75,10 @@ type Config struct {
 	// Log, when set, records items durably and is what the store is
 	// restored from when Redis lost or may have lost their state.
 	Log EventLog
+	// Open lists live auctions for Browse, Finals closed and cancelled
+	// ones; Browse answers 503 for what is not set.
+	Open   OpenIndex
+	Finals FinalArchive
 }
 
 // Archive holds closed items after the store has let them go.

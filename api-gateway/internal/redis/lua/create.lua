@@ -13,6 +13,9 @@ local sa, ea = tonumber(ARGV[6]), tonumber(ARGV[7])
 if sa == 0 then sa = now end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'name', ARGV[2], 'sp', ARGV[3], 'inc', ARGV[4], 'res', ARGV[5],
   'sa', int(sa), 'ea', int(ea), 'st', 'open', 'cur', 0, 'bdr', '', 'cnt', 0, 'seq', 0, 'sel', ARGV[9],
+  -- The end as created, which soft close never moves: the item's place in
+  -- the open-auction listing.
+  'oe', int(ea),
   -- A new item has no events yet: nothing to check it against.
   'ep', instance())
 return {1, sa, status('open', sa, ea, now)}

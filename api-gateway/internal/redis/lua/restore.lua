@@ -42,7 +42,7 @@ if lclosed then st = 'closed' end
 if lcancelled then st = 'cancelled' end
 redis.call('HSET', item, 'id', ARGV[1], 'name', ARGV[2], 'sp', ARGV[3], 'inc', ARGV[4], 'res', ARGV[5],
   'sa', ARGV[6], 'ea', int(ea), 'st', st, 'cur', int(lcur), 'bdr', lbdr, 'cnt', int(lcnt), 'seq', int(lseq), 'ep', run, 'sel', ARGV[16],
-  'mx', int(lmx))
+  'mx', int(lmx), 'oe', ARGV[7])
 local keep = tonumber(ARGV[14])
 if (lclosed or lcancelled) and keep > 0 then redis.call('PEXPIRE', item, keep) end
 return {2}
