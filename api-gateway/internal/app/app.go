@@ -103,6 +103,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 		MaxDuration:            cfg.MaxAuctionLength,
 		Metrics:                metrics,
 		Archive:                hist,
+		Users:                  hist,
+		Live:                   store,
 		Log:                    nc,
 	}, log.With("component", "service"))
 	if err := nc.Subscribe(svc.Observe); err != nil {
@@ -132,6 +134,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	}, handlers.Deps{
 		Bids:     svc,
 		History:  hist,
+		Users:    svc,
 		Ready:    map[string]health.Check{"redis": store.Ping},
 		Degraded: map[string]health.Check{"nats": nc.Ping, "postgres": hist.Ping},
 		Metrics:  metrics,
@@ -232,6 +235,7 @@ type lazyHistory struct {
 type historyDB interface {
 	BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error)
 	ArchivedItem(ctx context.Context, id string) (models.Item, bool, error)
+	service.UserArchive
 	Ping(ctx context.Context) error
 	Close()
 }

@@ -134,6 +134,7 @@ type Store struct {
 	// When Pending and CloseDue last scanned for what their hints miss.
 	scanMu                      sync.Mutex
 	lastOutboxScan, lastEndScan time.Time
+	lastSellerScan              time.Time
 	// Where Pending's walk over the outbox hint set goes on.
 	hintCursor uint64
 
@@ -464,6 +465,9 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 	case 0:
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, service.ErrItemExists)
 	}
+	if err := s.indexSeller(ctx, it.SellerID, it.ID, toInt(res[1])); err != nil {
+		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, err)
+	}
 	return models.Item{
 		ID:            it.ID,
 		Name:          it.Name,
@@ -488,6 +492,11 @@ func (s *Store) Item(ctx context.Context, id string) (models.Item, error) {
 	if err != nil {
 		return models.Item{}, fmt.Errorf("read item %s: %w", id, classify(err))
 	}
+	return itemFromRead(id, res)
+}
+
+// itemFromRead decodes read.lua's answer for id.
+func itemFromRead(id string, res []string) (models.Item, error) {
 	if len(res) == 0 {
 		return models.Item{}, fmt.Errorf("read item %s: %w", id, service.ErrItemNotFound)
 	}
@@ -567,6 +576,9 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.Ou
 	}
 	if len(res) > 0 && toInt(res[0]) == 0 {
 		return fmt.Errorf("restore item %s: %w", rec.ID, service.ErrItemNotFound)
+	}
+	if err := s.indexSeller(ctx, rec.SellerID, rec.ID, unixMilli(rec.StartsAt)); err != nil {
+		return fmt.Errorf("restore item %s: %w", rec.ID, err)
 	}
 	return nil
 }
