@@ -103,6 +103,8 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 		MaxDuration:            cfg.MaxAuctionLength,
 		Metrics:                metrics,
 		Archive:                hist,
+		Users:                  hist,
+		Live:                   store,
 		Log:                    nc,
 		Open:                   store,
 		Finals:                 hist,
@@ -135,6 +137,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 		Bids:     svc,
 		History:  hist,
 		Browse:   svc,
+		Users:    svc,
 		Ready:    map[string]health.Check{"redis": store.Ping},
 		Degraded: map[string]health.Check{"nats": nc.Ping, "postgres": hist.Ping},
 		Metrics:  metrics,
@@ -236,6 +239,7 @@ type historyDB interface {
 	BidHistory(ctx context.Context, itemID string, limit int, cursor string) (models.BidPage, error)
 	ArchivedItem(ctx context.Context, id string) (models.Item, bool, error)
 	FinalItems(ctx context.Context, status models.Status, after service.FinalKey, limit int) ([]service.FinalItem, error)
+	service.UserArchive
 	Ping(ctx context.Context) error
 	Close()
 }

@@ -70,6 +70,8 @@ type Deps struct {
 	Bids    Bidder
 	History History
 	Browse  Browser
+	// Users answers for a user's own bids and items.
+	Users UserActivity
 	// Ready are the checks /ready requires; Degraded are reported but do
 	// not fail it, because bidding works without them.
 	Ready    map[string]health.Check
@@ -134,6 +136,8 @@ func (s *server) router() http.Handler {
 		r.Post(bidPattern, s.placeBid)
 		r.Post("/items/{id}/cancel", s.cancelItem)
 		r.Get("/items/{id}/bids", s.bidHistory)
+		r.Get("/users/{id}/bids", s.userBids)
+		r.Get("/users/{id}/items", s.userItems)
 		if s.auth.Config().DevTokens {
 			r.Post("/dev/token", s.devToken)
 		}

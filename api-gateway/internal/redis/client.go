@@ -134,6 +134,7 @@ type Store struct {
 	// When Pending and CloseDue last scanned for what their hints miss.
 	scanMu                      sync.Mutex
 	lastOutboxScan, lastEndScan time.Time
+	lastSellerScan              time.Time
 	// Where Pending's walk over the outbox hint set goes on.
 	hintCursor uint64
 
@@ -470,8 +471,10 @@ func (s *Store) CreateItem(ctx context.Context, it models.Item) (models.Item, er
 		return models.Item{}, fmt.Errorf("create item %s: %w", it.ID, service.ErrItemExists)
 	}
 	// Listed only once it exists (a listing drops ids it cannot read). If
-	// this fails, the item is created all the same and scanOpen lists it.
+	// either index misses it, the item is created all the same and the
+	// periodic scans (scanOpen, scanSellers) list it.
 	_ = s.rdb.ZAddNX(ctx, s.openKey(), goredis.Z{Score: float64(openScore(ends)), Member: it.ID}).Err()
+	_ = s.indexSeller(ctx, it.SellerID, it.ID, toInt(res[1]))
 	return models.Item{
 		ID:            it.ID,
 		Name:          it.Name,
@@ -586,10 +589,11 @@ func (s *Store) Restore(ctx context.Context, rec models.Item, logged *service.Ou
 	if len(res) > 0 && toInt(res[0]) == 0 {
 		return fmt.Errorf("restore item %s: %w", rec.ID, service.ErrItemNotFound)
 	}
-	// The restored state decides whether the item is listed; the index is
-	// a hint that scanOpen rebuilds, so a failure here is not the
-	// restore's.
+	// The restored state decides whether the item is listed; the indexes
+	// are hints that scanOpen and scanSellers rebuild, so a failure here is
+	// not the restore's.
 	_ = s.reindexOpen(ctx, []string{rec.ID})
+	_ = s.indexSeller(ctx, rec.SellerID, rec.ID, unixMilli(rec.StartsAt))
 	return nil
 }
 

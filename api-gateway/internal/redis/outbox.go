@@ -32,6 +32,9 @@ func (s *Store) CloseDue(ctx context.Context) (closed []service.OutboxEntry, unc
 	if err := s.scanOpen(ctx); err != nil {
 		return nil, nil, fmt.Errorf("close due auctions: %w", err)
 	}
+	if err := s.scanSellers(ctx); err != nil {
+		return nil, nil, fmt.Errorf("close due auctions: %w", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.OpTimeout)
 	defer cancel()
 	now, err := s.redisTime(ctx)

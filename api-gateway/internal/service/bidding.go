@@ -72,6 +72,10 @@ type Config struct {
 	Metrics  Metrics
 	// Archive, when set, answers for closed items the store has let go.
 	Archive Archive
+	// Users and Live, when both are set, answer for a user's bids and
+	// items (UserBids, UserItems).
+	Users UserArchive
+	Live  LiveItems
 	// Log, when set, records items durably and is what the store is
 	// restored from when Redis lost or may have lost their state.
 	Log EventLog

@@ -216,6 +216,26 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	if err := models.ValidateID(id); err != nil {
 		return models.Item{}, models.Errorf(models.KindInvalid, "item id: %w", err)
 	}
+	it, err := s.find(ctx, id)
+	if !errors.Is(err, ErrItemNotFound) || !s.cfg.AutoCreate {
+		return it, err
+	}
+	// The archive and the event log were asked by find.
+	it, err = s.validItem(NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
+	if err != nil {
+		return models.Item{}, err
+	}
+	created, err := s.create(ctx, it)
+	if errors.Is(err, ErrItemExists) {
+		// Another request created it first; theirs is as good as ours.
+		return s.Item(ctx, id)
+	}
+	return created, err
+}
+
+// find is Item without auto-creation: the store's state, checked against
+// the event log, or the archive's for an item the store has let go.
+func (s *Service) find(ctx context.Context, id string) (models.Item, error) {
 	it, err := s.store.Item(ctx, id)
 	if errors.Is(err, ErrUnchecked) || errors.Is(err, ErrItemNotFound) && s.cfg.Log != nil {
 		// What Redis shows may be older than what viewers have seen.
@@ -232,20 +252,7 @@ func (s *Service) Item(ctx context.Context, id string) (models.Item, error) {
 	if archived, found := s.archived(ctx, id); found {
 		return archived, nil
 	}
-	if !s.cfg.AutoCreate {
-		return it, err
-	}
-	// The archive and the event log were asked above.
-	it, err = s.validItem(NewItem{ID: id, Name: "Item " + id, StartingPrice: DefaultStartingPrice})
-	if err != nil {
-		return models.Item{}, err
-	}
-	created, err := s.create(ctx, it)
-	if errors.Is(err, ErrItemExists) {
-		// Another request created it first; theirs is as good as ours.
-		return s.Item(ctx, id)
-	}
-	return created, err
+	return it, err
 }
 
 // archived looks id up in the archive, PostgreSQL. Only ids the store does
