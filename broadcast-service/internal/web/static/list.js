@@ -26,7 +26,7 @@
     name.appendChild(A.el('div', 'muted small auction-id', it.id));
     li.appendChild(name);
     var price = A.el('div', 'auction-price');
-    price.appendChild(A.el('div', 'label', 'Current bid'));
+    price.appendChild(A.el('div', 'label price-label', 'Current bid'));
     price.appendChild(A.el('div', 'price-sm', '—'));
     price.appendChild(A.el('div', 'muted small bid-count', ''));
     li.appendChild(price);
@@ -42,8 +42,16 @@
     if (s.seq !== undefined && s.seq < r.seq) return;
     if (s.seq !== undefined) r.seq = s.seq;
     var price = r.li.querySelector('.price-sm');
-    if (s.current_bid !== undefined && price.textContent !== A.fmt(s.current_bid)) {
-      price.textContent = A.fmt(s.current_bid);
+    var amount = s.current_bid;
+    if (s.bid_count === 0 && s.starting_price !== undefined) {
+      // No bid yet: the first one needs the starting price.
+      amount = s.starting_price;
+      r.li.querySelector('.price-label').textContent = 'Starting bid';
+    } else if (s.bid_count > 0) {
+      r.li.querySelector('.price-label').textContent = 'Current bid';
+    }
+    if (amount !== undefined && price.textContent !== A.fmt(amount)) {
+      price.textContent = A.fmt(amount);
       price.classList.remove('flash');
       void price.offsetWidth; // restart the highlight animation
       price.classList.add('flash');
