@@ -210,14 +210,20 @@
   }
 
   // api calls the gateway, with the token when signed in, and resolves to
-  // { status, data } whatever the status; it rejects only when the gateway
-  // cannot be reached.
+  // { status, ok, data } whatever the status; it rejects when the gateway
+  // cannot be reached or does not answer within opts.timeout ms.
   A.api = function (path, opts) {
     opts = opts || {};
     var headers = {};
     if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
     if (auth && !A.expired(auth)) headers.Authorization = 'Bearer ' + auth.token;
-    return fetch(A.gateway + path, { method: opts.method || 'GET', headers: headers, body: opts.body })
+    var init = { method: opts.method || 'GET', headers: headers, body: opts.body };
+    if (opts.timeout) {
+      var ctl = new AbortController();
+      setTimeout(function () { ctl.abort(); }, opts.timeout);
+      init.signal = ctl.signal;
+    }
+    return fetch(A.gateway + path, init)
       .then(function (r) {
         return r.json().catch(function () { return {}; }).then(function (data) {
           return { status: r.status, ok: r.ok, data: data || {} };

@@ -200,7 +200,8 @@
   // archive does not have yet, so the list has no gap and, by seq, no
   // duplicate. Without the archive the page follows live events only.
   function loadHistory() {
-    A.api('/api/v1/items/' + encodeURIComponent(itemId) + '/bids?limit=' + maxShown).then(function (res) {
+    // The live price must not wait long for a slow archive.
+    A.api('/api/v1/items/' + encodeURIComponent(itemId) + '/bids?limit=' + maxShown, { timeout: 5000 }).then(function (res) {
       if (!res.ok || !Array.isArray(res.data.bids)) throw new Error('no history');
       var newest = 0;
       res.data.bids.forEach(function (b) {
