@@ -34,12 +34,14 @@ func TestHealthReadyAndPage(t *testing.T) {
 		{"/health", `"service":"broadcast-service"`},
 		{"/ready", `"nats":"ok"`},
 		{"/metrics", "broadcast_connections"},
-		{"/", "Watch an auction"},
-		{"/?item=lot_2", "Place a bid"}, // the picker without JavaScript redirects
+		{"/", "Active auctions"},
+		{"/?item=lot_2", "Place a bid"}, // opening an item by id without JavaScript redirects
 		{"/items/lot_1", "Place a bid"},
+		{"/me", "My bids"},
 		{"/config.js", `"gatewayURL":"http://gw.example:9000"`},
 		{"/config.js", `"devSignIn":false,"embedOrigins":[]`},
-		{"/static/app.js", "since_seq"},
+		{"/static/item.js", "since_seq"},
+		{"/static/common.js", "access_token"},
 	} {
 		resp, err := http.Get("http://" + in.addr + tc.path)
 		if err != nil {

@@ -232,7 +232,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 	addr, stop := startService(t, "127.0.0.1:0", n.URL(), gwSrv.URL, nil)
 	defer func() { stop() }()
 
-	// The item picker leads to the item's page.
+	// Opening an item by id leads to its page.
 	page := "http://" + addr + "/"
 	if err := chromedp.Do(bctx,
 		chromedp.Navigate(page),
@@ -243,7 +243,7 @@ func TestBrowserShowsNewPrice(t *testing.T) {
 		t.Fatalf("pick an item on %s: %v", page, err)
 	}
 	if url, err := chromedp.Run(bctx, chromedp.Location()); err != nil || !strings.HasSuffix(url, "/items/browser_item") {
-		t.Fatalf("the picker led to %q (err %v), want /items/browser_item", url, err)
+		t.Fatalf("opening by id led to %q (err %v), want /items/browser_item", url, err)
 	}
 	browser.WaitText(t, bctx, "#name", "Vintage Watch", 10*time.Second)
 

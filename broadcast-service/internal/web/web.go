@@ -26,8 +26,8 @@ type Config struct {
 	EmbedOrigins []string
 }
 
-// Register adds the page's routes to mux: / (item picker), /items/{id},
-// /config.js and /static/.
+// Register adds the page's routes to mux: / (active auctions), /items/{id},
+// /me (the signed-in user's bids), /config.js and /static/.
 func Register(mux *http.ServeMux, cfg Config) {
 	static, err := fs.Sub(files, "static")
 	if err != nil {
@@ -37,7 +37,7 @@ func Register(mux *http.ServeMux, cfg Config) {
 	mux.HandleFunc("GET /config.js", configJS(cfg))
 	index := page(static, "index.html")
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
-		// The picker's form works without JavaScript too: /?item=X.
+		// Opening an item by id works without JavaScript too: /?item=X.
 		if id := r.URL.Query().Get("item"); id != "" && models.ValidateID(id) == nil {
 			http.Redirect(w, r, "/items/"+id, http.StatusSeeOther)
 			return
@@ -51,6 +51,7 @@ func Register(mux *http.ServeMux, cfg Config) {
 		}
 		page(static, "item.html")(w, r)
 	})
+	mux.HandleFunc("GET /me", page(static, "me.html"))
 }
 
 func page(static fs.FS, name string) http.HandlerFunc {
