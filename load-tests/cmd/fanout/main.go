@@ -38,6 +38,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&cfg.MetricsURL, "metrics", "http://127.0.0.1:8081/metrics", "broadcast service metrics URL")
 	flag.StringVar(&cfg.NATSURL, "nats", "nats://127.0.0.1:4222", "NATS URL to publish events to")
 	flag.StringVar(&viewers, "viewers", "1000", "comma-separated viewer counts")
+	flag.IntVar(&cfg.Users, "users", 0, "also open this many personal channels (/ws/users/{id}); each event outbids one of them in turn")
 	flag.StringVar(&rates, "rates", "10", "comma-separated events per second")
 	flag.DurationVar(&cfg.Duration, "duration", 20*time.Second, "publishing time per run")
 	flag.DurationVar(&cfg.Settle, "settle", 3*time.Second, "idle time before reading memory")
@@ -68,6 +69,7 @@ func run(ctx context.Context) error {
 		defer stop()
 		floor := cfg
 		floor.WSURL, floor.MetricsURL = "ws://"+addr, "http://"+addr+"/metrics"
+		floor.Users = 0 // the floor has no personal channels
 		// The floor goes first, so each service row can give its ratio.
 		servers = append([]server{{name: "floor", cfg: floor}}, servers...)
 	}
@@ -101,6 +103,11 @@ func run(ctx context.Context) error {
 					srv.name, rep.Viewers, rs, float64(rep.Events)/rep.RunTime.Seconds(), rep.Events, rep.Received, rep.Expected-rep.Received, rep.OutOfOrder,
 					rep.P50.Round(100*time.Microsecond), rep.P99.Round(100*time.Microsecond), rep.Max.Round(100*time.Microsecond),
 					rep.RSSPerConn/1024, rep.GoPerConn/1024, rep.ServiceCPU, rep.LoadCPU, ratio)
+				if n := rep.Notices; n.Users > 0 {
+					fmt.Printf("| %s, personal channel | %d users | %s / %.0f | %d | %d | %d | %d | %s | %s | %s | | | | | |\n",
+						srv.name, n.Users, rs, float64(rep.Events)/rep.RunTime.Seconds(), n.Expected, n.Received, n.Expected-n.Received, n.OutOfOrder,
+						n.P50.Round(100*time.Microsecond), n.P99.Round(100*time.Microsecond), n.Max.Round(100*time.Microsecond))
+				}
 				// Let the server notice the closed connections before the next run.
 				time.Sleep(2 * time.Second)
 			}

@@ -32,8 +32,12 @@ type Config struct {
 	NATSURL    string
 	ItemID     string
 	Viewers    int
-	Rate       float64 // events per second
-	Duration   time.Duration
+	// Users is how many personal channels (/ws/users/{id}) to open beside
+	// the item's viewers. Each event then outbids one of them in turn, so
+	// the run also measures the outbid notice's delivery.
+	Users    int
+	Rate     float64 // events per second
+	Duration time.Duration
 	// Settle is how long idle connections sit before memory is read.
 	Settle time.Duration
 }
@@ -55,6 +59,17 @@ type Report struct {
 	// OtherCPU is what the rest of the machine used meanwhile: a run
 	// that shared the cores with a build is not comparable.
 	OtherCPU float64
+	// Notices is the personal channels' part: outbid notices expected
+	// (one per event), received, out of order, and their delivery time
+	// from the outbidding event's publish.
+	Notices NoticeReport
+}
+
+// NoticeReport is what the users' personal channels received in a run.
+type NoticeReport struct {
+	Users                          int
+	Expected, Received, OutOfOrder int64
+	P50, P99, Max                  time.Duration
 }
 
 func (r Report) String() string {
@@ -88,9 +103,18 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	events := int(cfg.Rate * cfg.Duration.Seconds())
 	rep.Events = events
 	viewers := make([]*viewer, cfg.Viewers)
+	users := make([]*viewer, cfg.Users)
 	start := time.Now()
-	if err := connectAll(ctx, cfg, viewers, events); err != nil {
-		for _, v := range viewers {
+	err = connectAll(ctx, viewers, func(ctx context.Context, _ int) (*viewer, error) {
+		return dial(ctx, cfg.WSURL, cfg.ItemID, events)
+	})
+	if err == nil {
+		err = connectAll(ctx, users, func(ctx context.Context, i int) (*viewer, error) {
+			return dialUser(ctx, cfg.WSURL, userID(cfg.ItemID, i), events/max(cfg.Users, 1)+1)
+		})
+	}
+	if err != nil {
+		for _, v := range append(viewers, users...) {
 			if v != nil {
 				v.conn.Close()
 			}
@@ -108,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		return rep, err
 	}
 	rep.ServiceRSS, rep.ServiceHeap = idle["process_resident_memory_bytes"], idle["go_memstats_heap_inuse_bytes"]
-	n := float64(cfg.Viewers)
+	n := float64(cfg.Viewers + cfg.Users)
 	rep.RSSPerConn = (idle["process_resident_memory_bytes"] - before["process_resident_memory_bytes"]) / n
 	goMem := func(m map[string]float64) float64 {
 		return m["go_memstats_heap_inuse_bytes"] + m["go_memstats_stack_inuse_bytes"]
@@ -116,19 +140,15 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	rep.GoPerConn = (goMem(idle) - goMem(before)) / n
 	rep.StackPerConn = (idle["go_memstats_stack_inuse_bytes"] - before["go_memstats_stack_inuse_bytes"]) / n
 
-	r := &run{lastSeq: uint64(events), allDone: make(chan struct{})}
-	r.remaining.Store(int64(len(viewers)))
-	if len(viewers) == 0 || events == 0 {
-		close(r.allDone)
-	}
+	r := newRun(events, cfg.Viewers, cfg.Users)
 	stop := make(chan struct{})
-	wait, err := readAll(viewers, r, stop)
+	wait, err := readAll(append(viewers, users...), r, stop)
 	if err != nil {
 		return rep, fmt.Errorf("read viewers: %w", err)
 	}
 	start = time.Now()
 	cpu0, all0 := cpuTime(), machineTime()
-	if err := publish(ctx, js, cfg.ItemID, events, cfg.Rate); err != nil {
+	if err := publish(ctx, js, cfg, events, r); err != nil {
 		close(stop)
 		wait()
 		return rep, err
@@ -138,9 +158,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	// grace period counts as lost.
 	grace := time.NewTimer(10 * time.Second)
 	defer grace.Stop()
-	select {
-	case <-r.allDone:
-	case <-grace.C:
+	for _, done := range []chan struct{}{r.allDone, r.noticesDone} {
+		select {
+		case <-done:
+		case <-grace.C:
+		}
 	}
 	elapsed := time.Since(start).Seconds()
 	rep.LoadCPU = (cpuTime() - cpu0).Seconds() / elapsed
@@ -164,6 +186,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		rep.P99 = all[len(all)*99/100]
 		rep.Max = all[len(all)-1]
 	}
+	rep.Notices = noticeReport(users, events)
 	after, err := scrape(ctx, cfg.MetricsURL)
 	if err == nil {
 		rep.SlowDropped = after["broadcast_slow_viewers_dropped_total"] - before["broadcast_slow_viewers_dropped_total"]
@@ -171,7 +194,29 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	return rep, nil
 }
 
-func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) error {
+func noticeReport(users []*viewer, events int) NoticeReport {
+	n := NoticeReport{Users: len(users)}
+	if len(users) == 0 {
+		return n
+	}
+	var all []time.Duration
+	for _, u := range users {
+		all = append(all, u.lat...)
+		n.OutOfOrder += u.bad
+	}
+	n.Expected, n.Received = int64(events), int64(len(all))
+	slices.Sort(all)
+	if len(all) > 0 {
+		n.P50, n.P99, n.Max = all[len(all)/2], all[len(all)*99/100], all[len(all)-1]
+	}
+	return n
+}
+
+// userID names the run's i-th user, fresh for each item so that runs do
+// not share users.
+func userID(itemID string, i int) string { return fmt.Sprintf("%s_u%d", itemID, i) }
+
+func connectAll(ctx context.Context, viewers []*viewer, open func(ctx context.Context, i int) (*viewer, error)) error {
 	var next atomic.Int64
 	errs := make(chan error, 1)
 	var wg sync.WaitGroup
@@ -184,7 +229,7 @@ func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) 
 				if i >= len(viewers) || ctx.Err() != nil {
 					return
 				}
-				v, err := dial(ctx, cfg.WSURL, cfg.ItemID, events)
+				v, err := open(ctx, i)
 				if err != nil {
 					select {
 					case errs <- fmt.Errorf("viewer %d: %w", i, err):
@@ -206,9 +251,11 @@ func connectAll(ctx context.Context, cfg Config, viewers []*viewer, events int) 
 }
 
 // publish sends events at the given rate on a ticker, like a gateway
-// accepting bids; each carries its publish time as timestamp.
-func publish(ctx context.Context, js jetstream.JetStream, itemID string, n int, rate float64) error {
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+// accepting bids; each carries its publish time as timestamp. With users,
+// each event takes the lead from the next of them in turn.
+func publish(ctx context.Context, js jetstream.JetStream, cfg Config, n int, r *run) error {
+	itemID := cfg.ItemID
+	tick := time.NewTicker(time.Duration(float64(time.Second) / cfg.Rate))
 	defer tick.Stop()
 	for seq := uint64(1); seq <= uint64(n); seq++ {
 		select {
@@ -222,6 +269,10 @@ func publish(ctx context.Context, js jetstream.JetStream, itemID string, n int, 
 			UserID: "load_user", Amount: models.Money(100 * seq), PreviousBid: models.Money(100 * (seq - 1)),
 			Timestamp: now, Seq: seq, BidCount: int64(seq),
 		}
+		if cfg.Users > 0 {
+			ev.PreviousBidderID = userID(itemID, int(seq-1)%cfg.Users)
+		}
+		r.published[seq].Store(now.UnixNano())
 		data, err := json.Marshal(ev)
 		if err != nil {
 			return err

@@ -31,11 +31,14 @@ type viewer struct {
 	fd     int      // the socket once a reader took it over
 	buf    []byte   // received bytes not yet parsed: buf[:n]
 	n      int
-	joined bool // the snapshot arrived
-	lat    []time.Duration
-	last   uint64
-	bad    int64
-	closed bool
+	joined bool // the snapshot (an item's viewer) or ready (a user's channel) arrived
+	// personal marks a user's channel (/ws/users/{id}), which gets outbid
+	// notices instead of an item's events.
+	personal bool
+	lat      []time.Duration
+	last     uint64
+	bad      int64
+	closed   bool
 }
 
 // run is what all viewers of one measurement share.
@@ -44,6 +47,36 @@ type run struct {
 	remaining atomic.Int64 // viewers that have not got lastSeq yet
 	allDone   chan struct{}
 	doneOnce  sync.Once
+	// published holds each event's publish time (unix ns) by seq, for the
+	// outbid notices, which a user's channel sends in its own shape.
+	published       []atomic.Int64
+	noticesLeft     atomic.Int64 // outbid notices not received yet
+	noticesDone     chan struct{}
+	noticesDoneOnce sync.Once
+}
+
+// newRun prepares a run of events events, users of which expect an outbid
+// notice each when users > 0.
+func newRun(events, viewers, users int) *run {
+	r := &run{lastSeq: uint64(events), allDone: make(chan struct{}), noticesDone: make(chan struct{}),
+		published: make([]atomic.Int64, events+1)}
+	r.remaining.Store(int64(viewers))
+	if viewers == 0 || events == 0 {
+		close(r.allDone)
+	}
+	if users > 0 {
+		r.noticesLeft.Store(int64(events))
+	}
+	if users == 0 || events == 0 {
+		close(r.noticesDone)
+	}
+	return r
+}
+
+func (r *run) noticed() {
+	if r.noticesLeft.Add(-1) == 0 {
+		r.noticesDoneOnce.Do(func() { close(r.noticesDone) })
+	}
 }
 
 func (r *run) finished() {
@@ -57,6 +90,15 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11" // RFC 6455 1.3
 // dial opens a viewer connection and reads until the snapshot arrived, so
 // the viewer is known to receive live events from then on.
 func dial(ctx context.Context, wsURL, itemID string, events int) (*viewer, error) {
+	return dialPath(ctx, wsURL, "/ws?item_id="+url.QueryEscape(itemID), false, events)
+}
+
+// dialUser opens a user's personal channel and reads until it is ready.
+func dialUser(ctx context.Context, wsURL, userID string, notices int) (*viewer, error) {
+	return dialPath(ctx, wsURL, "/ws/users/"+url.PathEscape(userID), true, notices)
+}
+
+func dialPath(ctx context.Context, wsURL, path string, personal bool, expect int) (*viewer, error) {
 	u, err := url.Parse(wsURL)
 	if err != nil {
 		return nil, err
@@ -69,7 +111,7 @@ func dial(ctx context.Context, wsURL, itemID string, events int) (*viewer, error
 	if err != nil {
 		return nil, err
 	}
-	v, err := handshake(conn, u.Host, "/ws?item_id="+url.QueryEscape(itemID), events)
+	v, err := handshake(conn, u.Host, path, personal, expect)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -77,7 +119,7 @@ func dial(ctx context.Context, wsURL, itemID string, events int) (*viewer, error
 	return v, nil
 }
 
-func handshake(conn net.Conn, host, path string, events int) (*viewer, error) {
+func handshake(conn net.Conn, host, path string, personal bool, events int) (*viewer, error) {
 	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		return nil, err
 	}
@@ -102,7 +144,7 @@ func handshake(conn net.Conn, host, path string, events int) (*viewer, error) {
 	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
 		return nil, errors.New("handshake: wrong Sec-WebSocket-Accept")
 	}
-	v := &viewer{conn: conn, fd: -1, buf: make([]byte, 4096), lat: make([]time.Duration, 0, events)}
+	v := &viewer{conn: conn, fd: -1, buf: make([]byte, 4096), lat: make([]time.Duration, 0, events), personal: personal}
 	// Frames that came with the response are in br's buffer.
 	rest, _ := br.Peek(br.Buffered())
 	v.n = copy(v.buf, rest)
@@ -176,16 +218,22 @@ frames:
 }
 
 var (
-	seqKey  = []byte(`"seq":`)
-	tsKey   = []byte(`"timestamp":"`)
-	bidKey  = []byte(`"type":"bid"`)
-	snapKey = []byte(`"type":"snapshot"`)
+	seqKey    = []byte(`"seq":`)
+	tsKey     = []byte(`"timestamp":"`)
+	bidKey    = []byte(`"type":"bid"`)
+	snapKey   = []byte(`"type":"snapshot"`)
+	readyKey  = []byte(`"type":"ready"`)
+	outbidKey = []byte(`"type":"outbid"`)
 )
 
 // message records the latency of a bid event and checks its order. It picks
 // the two fields out of the JSON by hand: decoding 100,000 messages a second
 // with reflection would measure the load program rather than the service.
 func (v *viewer) message(data []byte, now time.Time, r *run) {
+	if v.personal {
+		v.notice(data, now, r)
+		return
+	}
 	if !v.joined {
 		v.joined = bytes.Contains(data, snapKey)
 		return
@@ -206,6 +254,29 @@ func (v *viewer) message(data []byte, now time.Time, r *run) {
 	if r != nil && seq == r.lastSeq {
 		r.finished()
 	}
+}
+
+// notice records the delivery time of an outbid notice: from its event's
+// publish, which the run noted by seq, to its receipt.
+func (v *viewer) notice(data []byte, now time.Time, r *run) {
+	if !v.joined {
+		v.joined = bytes.Contains(data, readyKey)
+		return
+	}
+	if !bytes.Contains(data, outbidKey) || r == nil {
+		return
+	}
+	seq, _, ok := fields(data)
+	if !ok || seq == 0 || seq >= uint64(len(r.published)) {
+		v.bad++
+		return
+	}
+	if seq <= v.last {
+		v.bad++ // a user's notices come in the order of their events
+	}
+	v.last = seq
+	v.lat = append(v.lat, now.Sub(time.Unix(0, r.published[seq].Load())))
+	r.noticed()
 }
 
 func fields(data []byte) (seq uint64, ts time.Time, ok bool) {

@@ -69,3 +69,40 @@ func TestConsumeOutOfOrder(t *testing.T) {
 		t.Errorf("out of order = %d, want %d for seqs 1, 3, 2", got, want)
 	}
 }
+
+// TestConsumeNotices: a user's channel counts its outbid notices once, from
+// the publish time the run noted for their seq, and ignores other messages.
+func TestConsumeNotices(t *testing.T) {
+	t.Parallel()
+	published := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := newRun(4, 0, 2)
+	for seq := range r.published {
+		r.published[seq].Store(published.UnixNano())
+	}
+	v := &viewer{buf: make([]byte, 4096), personal: true}
+	for _, msg := range []string{
+		`{"type":"outbid","item_id":"i","seq":1,"timestamp":"x"}`, // before ready: not counted
+		`{"type":"ready","user_id":"u"}`,
+		`{"type":"outbid","item_id":"i","current_bid":2,"seq":2,"timestamp":"2026-01-02T03:04:05Z"}`,
+		`{"type":"auction_ending_soon","item_id":"i","seq":3}`,
+		`{"type":"outbid","item_id":"i","current_bid":4,"seq":4,"timestamp":"2026-01-02T03:04:05Z"}`,
+		`{"type":"outbid","item_id":"i","current_bid":3,"seq":3,"timestamp":"2026-01-02T03:04:05Z"}`,
+	} {
+		v.n += copy(v.buf[v.n:], frame(msg))
+	}
+	if err := v.consume(published.Add(2*time.Millisecond), r); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(v.lat), 3; got != want {
+		t.Fatalf("got %d notices, want %d", got, want)
+	}
+	if got, want := v.lat[0], 2*time.Millisecond; got != want {
+		t.Errorf("delivery time %s, want %s", got, want)
+	}
+	if got, want := v.bad, int64(1); got != want {
+		t.Errorf("out of order = %d, want %d for seqs 2, 4, 3", got, want)
+	}
+	if got, want := r.noticesLeft.Load(), int64(1); got != want {
+		t.Errorf("notices left = %d, want %d", got, want)
+	}
+}
