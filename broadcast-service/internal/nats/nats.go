@@ -468,7 +468,7 @@ func (c *Client) follow(ctx context.Context, fn func(models.Event)) (jetstream.C
 		}
 		fn(ev)
 	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-		c.log.Debug("following every item's events", "err", err)
+		c.log.Warn("following every item's events", "err", err)
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", stream.Name, err)
