@@ -107,12 +107,13 @@ export POSTGRES_URL="postgres://bidding:password@127.0.0.1:$PG_PORT/bidding?sslm
 export AUTO_CREATE_ITEMS=${AUTO_CREATE_ITEMS:-true}
 export LOG_FORMAT=${LOG_FORMAT:-text}
 
-# The gateway refuses to start without a way to check tokens. The local
+# The gateway and the broadcast service (its personal channels) refuse to
+# start without a way to check tokens; both read these variables. The local
 # stack signs them with a secret of its own, made on the first run and kept
 # in .dev/ (git ignores it), and lets the live page ask for a development
 # token (AUTH_DEV_TOKENS). A secret already in the environment wins, and
 # AUTH_DISABLED=true (load runs, whose clients send no tokens) or an
-# AUTH_JWKS_URL is taken as given: the gateway refuses two ways at once.
+# AUTH_JWKS_URL is taken as given: the services refuse two ways at once.
 secret_file="$data/auth-jwt-secret"
 case "$(printf %s "${AUTH_DISABLED:-}" | tr '[:upper:]' '[:lower:]')" in
   1|true|yes|on) other_auth=1 ;;

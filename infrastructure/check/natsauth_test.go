@@ -267,6 +267,16 @@ func TestNATSUsersLeastPermissions(t *testing.T) {
 	if _, err := s.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(stream.Subject("item_1"))); err != nil {
 		t.Errorf("broadcast reads an item's history: %v", err)
 	}
+	// Personal channels: every item's events through an ordered consumer.
+	ordered, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := ordered.Next(jetstream.FetchMaxWait(10 * time.Second)); err != nil {
+		t.Errorf("broadcast follows every item's events: %v", err)
+	} else if m.Subject() != stream.Subject("item_1") {
+		t.Errorf("broadcast's first followed event is on %s, want %s", m.Subject(), stream.Subject("item_1"))
+	}
 
 	// The archival worker: its durable consumer, acknowledgements, purges.
 	s, err = ar.js.Stream(ctx, stream.Name)
@@ -354,6 +364,15 @@ func TestNATSUsersLeastPermissions(t *testing.T) {
 		if _, err := bc.js.CreateOrUpdateConsumer(refusal(), stream.Name, jetstream.ConsumerConfig{Durable: archiverDurable}); err == nil {
 			t.Error("took over the archive's consumer")
 		}
+		if _, err := bc.js.CreateOrUpdateConsumer(refusal(), stream.Name, jetstream.ConsumerConfig{Durable: archiverDurable, FilterSubject: stream.Subjects}); err == nil {
+			t.Error("took over the archive's consumer with a filter")
+		}
+		// Pulling the archive's messages would hide them from it until
+		// they are redelivered.
+		if err := bc.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.BIDS."+archiverDurable, "_INBOX.broadcast.pull", []byte(`{"batch":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, 10*time.Second, "the refusal", bc.refusedTo("$JS.API.CONSUMER.MSG.NEXT.BIDS."+archiverDurable))
 		bs, err := bc.js.Stream(ctx, stream.Name)
 		if err != nil {
 			t.Fatal(err)

@@ -15,8 +15,9 @@
 # The gateway runs with AUTO_CREATE_ITEMS=true, AUTH_DISABLED=true and rate limits off (load
 # tests), other settings at their defaults unless set in the environment. AUTH_DISABLED is
 # for a benchmark: the load programs send no bearer tokens, and the stack listens on
-# loopback only. The broadcast service runs with WS_MAX_CONNS_PER_IP=0, since the 1,000 and
-# 10,000 viewers of the fan-out experiments all come from this machine's one address.
+# loopback only. The broadcast service runs with AUTH_DISABLED=true too (its personal
+# channels check the same tokens) and WS_MAX_CONNS_PER_IP=0, since the 1,000 and 10,000
+# viewers of the fan-out experiments all come from this machine's one address.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -124,8 +125,9 @@ env -u AUTH_JWT_SECRET -u AUTH_JWKS_URL -u AUTH_DEV_TOKENS \
   POSTGRES_URL="$pg_url" AUTO_CREATE_ITEMS=true AUTH_DISABLED=true RATE_LIMIT_PER_USER=0 RATE_LIMIT_PER_IP=0 \
   "$work/api-gateway" >"$work/api-gateway.log" 2>&1 &
 pids+=($!)
-env SERVER_ADDR="127.0.0.1:$BROADCAST_PORT" NATS_URL="nats://127.0.0.1:$NATS_PORT" WS_MAX_CONNS_PER_IP=0 \
-  "$work/broadcast-service" >"$work/broadcast-service.log" 2>&1 &
+env -u AUTH_JWT_SECRET -u AUTH_JWKS_URL -u AUTH_DEV_TOKENS \
+  SERVER_ADDR="127.0.0.1:$BROADCAST_PORT" NATS_URL="nats://127.0.0.1:$NATS_PORT" WS_MAX_CONNS_PER_IP=0 AUTH_DISABLED=true \
+  GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT" "$work/broadcast-service" >"$work/broadcast-service.log" 2>&1 &
 pids+=($!)
 env HTTP_ADDR="127.0.0.1:$ARCHIVAL_PORT" NATS_URL="nats://127.0.0.1:$NATS_PORT" POSTGRES_URL="$pg_url" \
   "$work/archival-worker" >"$work/archival-worker.log" 2>&1 &

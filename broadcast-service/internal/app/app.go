@@ -19,9 +19,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/bidding-platform/broadcast-service/internal/gateway"
 	"github.com/bidding-platform/broadcast-service/internal/nats"
 	"github.com/bidding-platform/broadcast-service/internal/web"
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/health"
 )
 
@@ -31,19 +33,36 @@ const Service = "broadcast-service"
 // App is one wired broadcast instance: listener bound, NATS dialled,
 // nothing served until Run.
 type App struct {
-	cfg  Config
-	log  *slog.Logger
-	ln   net.Listener
-	http *http.Server
-	nats *nats.Client
-	hub  *websocket.Hub
+	cfg      Config
+	log      *slog.Logger
+	ln       net.Listener
+	http     *http.Server
+	nats     *nats.Client
+	hub      *websocket.Hub
+	personal *websocket.Personal
+	auth     *auth.Verifier
 }
 
 // New connects to NATS (retrying in the background if it is down) and binds
 // the listener, so a taken port fails here and Addr reports the real port
 // of ":0".
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log}
+	// Checked before anything is reached, as in the gateway: a service
+	// that cannot tell who connects must not serve personal channels.
+	verifier, err := auth.New(cfg.Auth, log.With("component", "auth"))
+	if err != nil {
+		return nil, err
+	}
+	a, err := newApp(ctx, cfg, log, verifier)
+	if err != nil {
+		verifier.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Verifier) (*App, error) {
+	a := &App{cfg: cfg, log: log, auth: verifier}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := websocket.NewMetrics(reg)
@@ -78,9 +97,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	}, nc, metrics, log.With("component", "hub"))
 	hubRef.Store(hub)
 	a.nats, a.hub = nc, hub
+	a.personal = websocket.NewPersonal(hub, websocket.PersonalConfig{
+		EndingSoonLead:  cfg.EndingSoonLead,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+	}, seeder{gateway.New(cfg.gatewayInternal())}, websocket.NewPersonalMetrics(reg), log.With("component", "personal"))
+	if cfg.Auth.Disabled {
+		log.Warn("AUTH_DISABLED=true: anyone may open any user's personal channel (/ws/users/{id}). Local development only.")
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", websocket.NewHandler(hub, log.With("component", "websocket")))
+	mux.Handle("GET /ws/users/{id}", websocket.NewPersonalHandler(a.personal, verifier, log.With("component", "personal")))
 	mux.HandleFunc("GET /health", health.Liveness(Service))
 	mux.HandleFunc("GET /ready", health.Readiness(Service, 2*time.Second, map[string]health.Check{"nats": nc.Ready}))
 	// A collector failing once costs its own metrics in one scrape, not the
@@ -110,6 +137,12 @@ func (a *App) Run(ctx context.Context) error {
 	hubCtx, stopHub := context.WithCancel(context.Background())
 	defer stopHub()
 	g.Go(func() error { return a.hub.Run(hubCtx) })
+	g.Go(func() error { return a.personal.Run(hubCtx) })
+	// Every item's events are followed from the start, not from the first
+	// personal channel: a channel is then ready as soon as its seed is
+	// read, and a NATS user without the consumer permissions shows in the
+	// log at start, not at the first user's connection.
+	g.Go(func() error { return a.nats.Follow(hubCtx, a.personal.OnEvent, a.personal.Following) })
 	g.Go(func() error {
 		if err := a.http.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
@@ -124,5 +157,24 @@ func (a *App) Run(ctx context.Context) error {
 		stopHub() // viewers get "going away" and reconnect elsewhere
 		return errors.Join(err, a.hub.Wait(shutCtx), a.nats.Drain())
 	})
-	return g.Wait()
+	err := g.Wait()
+	a.auth.Close()
+	return err
+}
+
+// seeder adapts the gateway's answer to what the personal channels need.
+type seeder struct{ gw *gateway.Client }
+
+func (s seeder) Bidding(ctx context.Context, userID, token string) ([]websocket.SeedItem, error) {
+	items, err := s.gw.Bidding(ctx, userID, token)
+	out := make([]websocket.SeedItem, 0, len(items))
+	for _, it := range items {
+		var ends *time.Time
+		if it.EndsAt != nil && !it.EndsAt.IsZero() {
+			ends = it.EndsAt
+		}
+		out = append(out, websocket.SeedItem{ID: it.ID, Name: it.Name, Status: it.Status, CurrentBid: it.CurrentBid,
+			HighestBidderID: it.HighestBidderID, EndsAt: ends, Seq: it.Seq, Leading: it.Leading})
+	}
+	return out, err
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/bidding-platform/broadcast-service/internal/websocket"
+	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/natsconn"
 )
@@ -31,9 +32,22 @@ type Config struct {
 	MaxCatchupReplays int
 	CatchupWait       time.Duration
 	GatewayURL        string
+	// GatewayInternalURL is where this service itself calls the gateway
+	// (a personal channel's items); GatewayURL, the browser's address,
+	// when empty.
+	GatewayInternalURL string
 	// DevSignIn shows the live page's development sign-in; the gateway's
-	// AUTH_DEV_TOKENS must be on for it to issue tokens.
+	// AUTH_DEV_TOKENS must be on for it to issue tokens. It is
+	// Auth.DevTokens, read once.
 	DevSignIn bool
+	// Auth checks personal channels' tokens (the AUTH_ variables, as the
+	// gateway reads them).
+	Auth auth.Config
+	// EndingSoonLead is how long before an item's end its leader is told;
+	// 0 turns the notice off.
+	EndingSoonLead time.Duration
+	// MaxConnsPerUser caps one user's personal channels on this instance.
+	MaxConnsPerUser int
 	// EmbedOrigins may hand the live page a token from a parent frame.
 	EmbedOrigins []string
 	// SendQueueSize bounds each viewer's queue. 128 messages is seconds of
@@ -69,6 +83,9 @@ func DefaultConfig() Config {
 		MaxCatchupReplays: websocket.DefaultMaxCatchupReplays,
 		CatchupWait:       websocket.DefaultCatchupWait,
 		GatewayURL:        "http://localhost:8080",
+		Auth:              auth.DefaultConfig(),
+		EndingSoonLead:    websocket.DefaultEndingSoonLead,
+		MaxConnsPerUser:   websocket.DefaultMaxConnsPerUser,
 		SendQueueSize:     128,
 		PingInterval:      25 * time.Second,
 		PongTimeout:       60 * time.Second,
@@ -94,7 +111,11 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Int("WS_MAX_CATCHUP_REPLAYS", &c.MaxCatchupReplays)
 	e.Duration("WS_CATCHUP_WAIT", &c.CatchupWait)
 	e.String("GATEWAY_URL", &c.GatewayURL)
-	e.Bool("AUTH_DEV_TOKENS", &c.DevSignIn)
+	e.String("GATEWAY_INTERNAL_URL", &c.GatewayInternalURL)
+	c.Auth.Read(e)
+	c.DevSignIn = c.Auth.DevTokens
+	e.Duration("ENDING_SOON_LEAD", &c.EndingSoonLead)
+	e.Int("WS_MAX_CONNS_PER_USER", &c.MaxConnsPerUser)
 	e.Strings("PAGE_EMBED_ORIGINS", &c.EmbedOrigins)
 	e.Int("SEND_QUEUE_SIZE", &c.SendQueueSize)
 	e.Int("SOCKET_SEND_BUFFER", &c.SocketSendBuffer)
@@ -114,6 +135,11 @@ func LoadConfig(e *config.Env) (Config, error) {
 	e.Check(c.SocketSendBuffer >= 0, "SOCKET_SEND_BUFFER=%d: must not be negative", c.SocketSendBuffer)
 	e.Check(c.WriteTimeout > 0, "WRITE_TIMEOUT=%s: must be positive", c.WriteTimeout)
 	e.Check(c.GapTimeout > 0, "GAP_TIMEOUT=%s: must be positive", c.GapTimeout)
+	e.Check(c.EndingSoonLead >= 0, "ENDING_SOON_LEAD=%s: must not be negative (0 turns the notice off)", c.EndingSoonLead)
+	e.Check(c.MaxConnsPerUser > 0, "WS_MAX_CONNS_PER_USER=%d: must be positive", c.MaxConnsPerUser)
+	if u, err := url.Parse(c.GatewayInternalURL); c.GatewayInternalURL != "" {
+		e.Check(err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "", "GATEWAY_INTERNAL_URL: %q is not a URL like http://api-gateway:8080", c.GatewayInternalURL)
+	}
 	for _, o := range c.EmbedOrigins {
 		e.Check(o == "*" || validOrigin(o), "PAGE_EMBED_ORIGINS: %q is not an origin like https://shop.example", o)
 	}
@@ -121,6 +147,14 @@ func LoadConfig(e *config.Env) (Config, error) {
 		return Config{}, fmt.Errorf("configuration:\n%w", err)
 	}
 	return c, nil
+}
+
+// gatewayInternal is the gateway's address for this service's own calls.
+func (c Config) gatewayInternal() string {
+	if c.GatewayInternalURL != "" {
+		return c.GatewayInternalURL
+	}
+	return c.GatewayURL
 }
 
 // validOrigin is scheme://host[:port] and nothing more, as browsers report

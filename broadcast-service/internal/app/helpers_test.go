@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -38,6 +39,11 @@ func startServer(t *testing.T, natsURL string, tune func(*app.Config)) *instance
 	cfg.ShutdownTimeout = 5 * time.Second
 	// Every test viewer comes from 127.0.0.1; the tests of the limit set it.
 	cfg.MaxConnsPerIP = 0
+	// The item channel needs no token; the personal channel's tests of
+	// authentication set a secret.
+	cfg.Auth.Disabled = true
+	// No gateway by default: personal channels then follow live events only.
+	cfg.GatewayInternalURL = closedURL(t)
 	if tune != nil {
 		tune(&cfg)
 	}
@@ -60,6 +66,18 @@ func startServer(t *testing.T, natsURL string, tune func(*app.Config)) *instance
 		}
 	})
 	return &instance{addr: a.Addr()}
+}
+
+// closedURL is an HTTP address nothing listens on.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
 }
 
 type tWriter struct{ t *testing.T }

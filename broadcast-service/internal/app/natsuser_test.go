@@ -42,4 +42,14 @@ func TestViewersAsItsNATSUser(t *testing.T) {
 			break
 		}
 	}
+
+	// Personal channels follow every item through an ordered consumer,
+	// which this user may create and read.
+	alice := openChannel(t, other.addr, "alice", "")
+	it := &item{publisher: newPublisher(t, n.JetStream(), "user_personal")}
+	it.bid("alice", 10000, false, nil)
+	it.bid("bob", 11000, false, nil)
+	if m := readNotice(t, alice); m.Type != "outbid" || m.ItemID != "user_personal" {
+		t.Fatalf("alice's notice as the broadcast NATS user = %+v, want outbid on user_personal", m)
+	}
 }

@@ -417,3 +417,61 @@ func (c *Client) PublishViewers(itemID string, data []byte) error {
 	}
 	return nil
 }
+
+// Follow delivers every item's events stored from now on to fn, in stream
+// order, until ctx ends; started runs once the consumer reads. It is one
+// ordered consumer on the whole stream, deliver-new: the consumer is
+// ephemeral and in memory, and when a message goes missing or NATS
+// reconnects the library recreates it from the last stream sequence seen,
+// so a NATS blip delays events but loses none. Until the stream exists (the
+// gateway creates it) Follow retries. Invalid messages are logged and
+// passed over.
+func (c *Client) Follow(ctx context.Context, fn func(models.Event), started func()) error {
+	retry := 500 * time.Millisecond
+	for {
+		cc, err := c.follow(ctx, fn)
+		if err == nil {
+			started()
+			<-ctx.Done()
+			cc.Stop()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		c.log.Warn("following every item's events (personal channels wait for it)", "err", err)
+		t := time.NewTimer(retry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		retry = min(retry*2, 5*time.Second)
+	}
+}
+
+func (c *Client) follow(ctx context.Context, fn func(models.Event)) (jetstream.ConsumeContext, error) {
+	s, err := c.bids(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("ordered consumer on %s: %w", stream.Name, err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		ev, err := stream.Decode(m.Subject(), m.Data())
+		if err != nil {
+			c.log.Warn("skipping an invalid event", "subject", m.Subject(), "err", err)
+			return
+		}
+		fn(ev)
+	}, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		c.log.Warn("following every item's events", "err", err)
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", stream.Name, err)
+	}
+	return cc, nil
+}

@@ -32,19 +32,23 @@ type Handler struct {
 // NewHandler returns the WebSocket endpoint of hub.
 func NewHandler(hub *Hub, log *slog.Logger) *Handler {
 	return &Handler{
-		hub: hub,
-		log: log,
-		upgrader: websocket.Upgrader{
-			HandshakeTimeout: 10 * time.Second,
-			// Viewers send nothing but control frames, so a small read
-			// buffer is enough and keeps idle connections cheap.
-			ReadBufferSize:  512,
-			WriteBufferSize: 1024,
-			// Event frames bypass gorilla's writer, so its buffer is
-			// needed rarely; a pool keeps idle viewers from holding one.
-			WriteBufferPool: &sync.Pool{},
-			CheckOrigin:     checkOrigin(hub.cfg.AllowedOrigins),
-		},
+		hub:      hub,
+		log:      log,
+		upgrader: newUpgrader(hub.cfg.AllowedOrigins),
+	}
+}
+
+func newUpgrader(allowedOrigins []string) websocket.Upgrader {
+	return websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		// Viewers send nothing but control frames, so a small read
+		// buffer is enough and keeps idle connections cheap.
+		ReadBufferSize:  512,
+		WriteBufferSize: 1024,
+		// Event frames bypass gorilla's writer, so its buffer is
+		// needed rarely; a pool keeps idle viewers from holding one.
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     checkOrigin(allowedOrigins),
 	}
 }
 

@@ -52,14 +52,14 @@ func startStack(ctx context.Context, tb testing.TB, cfg Config, bins map[string]
 	s.archiver = newService(tb, "archiver", bins[archiverSvc], logDir, "HTTP_ADDR", append(common,
 		"POSTGRES_URL="+s.archiveURL, "BATCH_WAIT=50ms", "ACK_WAIT=5s"))
 	// The bidders send no bearer tokens: authentication is not what the
-	// faults test, so the gateways run with it off.
+	// faults test, so the gateways and broadcast nodes run with it off.
 	for i := range 2 {
 		s.gateways = append(s.gateways, newService(tb, fmt.Sprintf("gateway-%d", i+1), bins[gatewaySvc], logDir, "SERVER_ADDR", append(common,
 			"REDIS_ADDR="+s.redis.Addr(), "POSTGRES_URL="+s.archiveURL, "AUTO_CREATE_ITEMS=true", "AUTH_DISABLED=true",
 			"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0")))
 	}
 	for i := range 2 {
-		s.broadcasts = append(s.broadcasts, newService(tb, fmt.Sprintf("broadcast-%d", i+1), bins[broadcastSvc], logDir, "SERVER_ADDR", common))
+		s.broadcasts = append(s.broadcasts, newService(tb, fmt.Sprintf("broadcast-%d", i+1), bins[broadcastSvc], logDir, "SERVER_ADDR", append(common, "AUTH_DISABLED=true")))
 	}
 	for _, svc := range s.all() {
 		if err := svc.start(ctx, cfg.Deadline); err != nil {

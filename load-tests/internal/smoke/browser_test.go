@@ -32,7 +32,7 @@ func TestLivePageWithRealServices(t *testing.T) {
 	gateway := "http://" + startService(t, gatewayBin,
 		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "CORS_ALLOWED_ORIGINS="+pageOrigin,
 		"AUTH_DISABLED=true", noPostgres)
-	startServiceOn(t, broadcastAddr, broadcastBin, "NATS_URL="+nt.URL(), "GATEWAY_URL="+gateway)
+	startServiceOn(t, broadcastAddr, broadcastBin, "NATS_URL="+nt.URL(), "GATEWAY_URL="+gateway, "AUTH_DISABLED=true")
 
 	resp, err := http.Post(gateway+"/api/v1/items", "application/json", strings.NewReader(
 		`{"id":"e2e_lot","name":"Brass Telescope","starting_price":100.00,"min_increment":5.00}`))

@@ -28,7 +28,7 @@ func TestUnpublishedEventReachesViewersInOrder(t *testing.T) {
 	live := "http://" + startService(t, gatewayBin, append(env, "NATS_URL="+nt.URL())...)
 	// Nothing listens there: this gateway's events stay in the outbox.
 	cut := "http://" + startService(t, gatewayBin, append(env, "NATS_URL=nats://"+freeAddr(t))...)
-	broadcastAddr := startService(t, broadcastBin, "NATS_URL="+nt.URL())
+	broadcastAddr := startService(t, broadcastBin, "NATS_URL="+nt.URL(), "AUTH_DISABLED=true")
 
 	const itemID = "relay_smoke"
 	it := getItem(t, live, itemID)

@@ -39,7 +39,7 @@ func TestLivePageSignInWithRealServices(t *testing.T) {
 		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "CORS_ALLOWED_ORIGINS="+pageOrigin,
 		"AUTH_JWT_SECRET="+hex.EncodeToString(secret), "AUTH_DEV_TOKENS=true", noPostgres)
 	startServiceOn(t, broadcastAddr, broadcastBin, "NATS_URL="+nt.URL(), "GATEWAY_URL="+gateway,
-		"AUTH_DEV_TOKENS=true")
+		"AUTH_JWT_SECRET="+hex.EncodeToString(secret), "AUTH_DEV_TOKENS=true")
 
 	const item = "e2e_signed_lot"
 	create := `{"id":"` + item + `","name":"Signed Sextant","starting_price":100.00,"min_increment":5.00}`

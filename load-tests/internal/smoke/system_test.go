@@ -150,7 +150,7 @@ func TestToolsAgainstRealServices(t *testing.T) {
 		"REDIS_ADDR="+rd.Addr(), "NATS_URL="+nt.URL(), "AUTO_CREATE_ITEMS=true", "AUTH_DISABLED=true",
 		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0",
 		noPostgres)
-	broadcastAddr := startService(t, broadcastBin, "NATS_URL="+nt.URL())
+	broadcastAddr := startService(t, broadcastBin, "NATS_URL="+nt.URL(), "AUTH_DISABLED=true")
 
 	t.Run("loadgen counts match the gateway", func(t *testing.T) {
 		var accepted uint64

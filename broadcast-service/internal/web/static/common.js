@@ -273,6 +273,24 @@
     return null;
   }
 
+  // The channel names only items its user's bidding list held when it
+  // connected; an item bid on since comes without a name, which the
+  // gateway has. Names never change, so each is asked for once.
+  var itemNames = {};
+  function withItemName(m) {
+    if (m.item_name || !m.item_id || !A.validID(m.item_id)) return Promise.resolve(m);
+    if (!itemNames[m.item_id]) {
+      itemNames[m.item_id] = A.api('/api/v1/items/' + encodeURIComponent(m.item_id), { timeout: 3000 })
+        .then(function (res) { return res.ok && res.data.name ? res.data.name : ''; })
+        .catch(function () { return ''; });
+    }
+    return itemNames[m.item_id].then(function (name) {
+      if (!name) delete itemNames[m.item_id];
+      m.item_name = name;
+      return m;
+    });
+  }
+
   A.showNotice = function (m) {
     var n = noticeText(m);
     if (!n) return;
@@ -319,8 +337,10 @@
       var m;
       try { m = JSON.parse(e.data); } catch (err) { return; }
       A.observeClock(m);
-      A.showNotice(m);
-      noticeListeners.forEach(function (fn) { fn(m); });
+      withItemName(m).then(function (m) {
+        A.showNotice(m);
+        noticeListeners.forEach(function (fn) { fn(m); });
+      });
     };
     ws.onclose = function () {
       personal.ws = null;

@@ -1,0 +1,108 @@
+// Package gateway reads from the API gateway what the broadcast service
+// needs of it: the items a user bids on, when their personal channel
+// opens.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/bidding-platform/shared/models"
+)
+
+// Item is the part of GET /api/v1/users/{id}/items's item shape the
+// notices need.
+type Item struct {
+	ID              string        `json:"id"`
+	Name            string        `json:"name"`
+	Status          models.Status `json:"status"`
+	CurrentBid      models.Money  `json:"current_bid"`
+	HighestBidderID string        `json:"highest_bidder_id"`
+	EndsAt          *time.Time    `json:"ends_at"`
+	Seq             uint64        `json:"seq"`
+	Leading         bool          `json:"leading"`
+}
+
+type page struct {
+	Items      []Item `json:"items"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// Client calls one gateway base URL.
+type Client struct {
+	base string
+	http *http.Client
+}
+
+// New returns a client of the gateway at baseURL (scheme://host[:port]).
+func New(baseURL string) *Client {
+	return &Client{base: strings.TrimSuffix(baseURL, "/"), http: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// pageSize is the gateway's largest page; maxPages bounds one user's read,
+// so a user bidding on thousands of items costs the gateway a few
+// requests, and their oldest items get no notices for bids placed before
+// the channel opened.
+const (
+	pageSize = 100
+	maxPages = 10
+)
+
+// Bidding returns the items userID bids on that are not final, reading the
+// gateway with the user's token (none with authentication off).
+func (c *Client) Bidding(ctx context.Context, userID, token string) ([]Item, error) {
+	var items []Item
+	cursor := ""
+	for range maxPages {
+		q := url.Values{"role": {"bidding"}, "limit": {fmt.Sprint(pageSize)}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		p, err := c.get(ctx, "/api/v1/users/"+url.PathEscape(userID)+"/items?"+q.Encode(), token)
+		if err != nil {
+			return items, err
+		}
+		items = append(items, p.Items...)
+		if p.NextCursor == "" {
+			break
+		}
+		cursor = p.NextCursor
+	}
+	return items, nil
+}
+
+func (c *Client) get(ctx context.Context, path, token string) (page, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return page{}, fmt.Errorf("gateway request: %w", err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return page{}, fmt.Errorf("gateway %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return page{}, fmt.Errorf("gateway %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var p page
+	// A user's ten pages of items are well under this; more is not a
+	// gateway answer.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&p); err != nil {
+		return page{}, fmt.Errorf("gateway %s: decode: %w", path, err)
+	}
+	if p.Items == nil {
+		return page{}, errors.New("gateway " + path + `: answer has no "items"`)
+	}
+	return p, nil
+}

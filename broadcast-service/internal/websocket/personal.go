@@ -1,0 +1,604 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/models"
+)
+
+// Personal notice types of WS /ws/users/{id}.
+const (
+	TypeReady       = "ready"
+	TypeOutbid      = "outbid"
+	TypeAuctionWon  = "auction_won"
+	TypeAuctionLost = "auction_lost"
+	TypeEndingSoon  = "auction_ending_soon"
+)
+
+// DefaultEndingSoonLead is how long before an item's end its leader is
+// told it ends soon.
+const DefaultEndingSoonLead = 5 * time.Minute
+
+// DefaultMaxConnsPerUser lets one user keep a channel open in every tab
+// they are likely to have, and no more.
+const DefaultMaxConnsPerUser = 10
+
+// ErrUserFull: the user has MaxConnsPerUser personal channels open on this
+// instance.
+var ErrUserFull = errors.New("too many personal channels for this user")
+
+// PersonalConfig tunes the personal channels. Zero fields take defaults,
+// except EndingSoonLead, where zero turns ending-soon notices off.
+type PersonalConfig struct {
+	EndingSoonLead  time.Duration
+	MaxConnsPerUser int
+	// SeedTimeout bounds the read of a connecting user's items from the
+	// gateway; the channel works from live events without it.
+	SeedTimeout time.Duration
+}
+
+// SeedItem is one item a user bids on, as the gateway knows it when the
+// user connects.
+type SeedItem struct {
+	ID              string
+	Name            string
+	Status          models.Status
+	CurrentBid      models.Money
+	HighestBidderID string
+	EndsAt          *time.Time
+	Seq             uint64
+	Leading         bool
+}
+
+// Seeder reads the items a user bids on (not final yet), with the user's
+// own token.
+type Seeder interface {
+	Bidding(ctx context.Context, userID, token string) ([]SeedItem, error)
+}
+
+// Personal routes notices to the personal channels of this instance. It
+// sees every item's events (OnEvent, in stream order) and keeps state only
+// for items a connected user bid on: who leads, the end, the name. Every
+// instance sees every event, so a user's channels on any instance get
+// their notices.
+type Personal struct {
+	hub     *Hub
+	cfg     PersonalConfig
+	seeder  Seeder
+	log     *slog.Logger
+	metrics *PersonalMetrics
+	// following is closed once events are followed: before that, a
+	// channel cannot promise notices and is not told it is ready.
+	following chan struct{}
+	followed  sync.Once
+
+	mu     sync.Mutex
+	closed bool
+	users  map[string]*personalUser
+	items  map[string]*trackedItem
+	// seeding counts channels between registration and ready. While
+	// any is, every item seen in events is tracked, so that a seed read
+	// before a newer event does not overwrite it, and final events are
+	// kept in finals for the items their seeds may still bring.
+	seeding int
+	finals  map[string]models.Event
+	sender  *sender // writes under mu
+}
+
+type personalUser struct {
+	conns []*personalConn
+	items map[string]struct{} // tracked items the user bid on
+}
+
+// personalConn is one channel. Until ready, its notices wait in held, so
+// that "ready" comes first.
+type personalConn struct {
+	user  string
+	c     *client
+	ready bool
+	held  []*outMsg
+	// endingSent: items this channel was told end soon, once each.
+	endingSent map[string]struct{}
+}
+
+// trackedItem is what the notices need of an item, up to event seq.
+type trackedItem struct {
+	id         string
+	name       string
+	seq        uint64
+	leader     string
+	currentBid models.Money
+	endsAt     *time.Time
+	bidders    map[string]struct{} // connected users who bid on it
+	timer      *time.Timer         // the next ending-soon check
+}
+
+// NewPersonal returns the personal channels of hub's instance.
+func NewPersonal(hub *Hub, cfg PersonalConfig, seeder Seeder, metrics *PersonalMetrics, log *slog.Logger) *Personal {
+	cfg.MaxConnsPerUser = config.Positive(cfg.MaxConnsPerUser, DefaultMaxConnsPerUser)
+	cfg.SeedTimeout = config.Positive(cfg.SeedTimeout, 5*time.Second)
+	return &Personal{hub: hub, cfg: cfg, seeder: seeder, log: log, metrics: metrics, following: make(chan struct{}),
+		users: make(map[string]*personalUser), items: make(map[string]*trackedItem), finals: make(map[string]models.Event), sender: newSender()}
+}
+
+// Following tells the channels that events flow: the follower calls it
+// once its consumer reads.
+func (p *Personal) Following() { p.followed.Do(func() { close(p.following) }) }
+
+// Run disconnects every personal channel when ctx ends, with "going away",
+// so clients reconnect to another instance.
+func (p *Personal) Run(ctx context.Context) error {
+	<-ctx.Done()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	for _, u := range p.users {
+		for _, pc := range u.conns {
+			if pc.c != nil {
+				pc.c.stop(closeGoingAway, "server shutting down")
+			}
+		}
+	}
+	for _, it := range p.items {
+		if it.timer != nil {
+			it.timer.Stop()
+		}
+	}
+	return nil
+}
+
+// register counts a channel of userID before the upgrade; until activate
+// it collects the user's notices. Each successful register is paired with
+// unregister.
+func (p *Personal) register(userID string) (*personalConn, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, ErrClosed
+	}
+	u := p.users[userID]
+	if u == nil {
+		u = &personalUser{items: make(map[string]struct{})}
+		p.users[userID] = u
+	} else if len(u.conns) >= p.cfg.MaxConnsPerUser {
+		p.metrics.rejected.Inc()
+		return nil, ErrUserFull
+	}
+	pc := &personalConn{user: userID, endingSent: make(map[string]struct{})}
+	u.conns = append(u.conns, pc)
+	p.seeding++
+	return pc, nil
+}
+
+// seed reads the user's items; a gateway that cannot answer costs the
+// notices of bids placed before the channel opened, not the channel.
+func (p *Personal) seed(ctx context.Context, userID, token string) []SeedItem {
+	if p.seeder == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.SeedTimeout)
+	defer cancel()
+	items, err := p.seeder.Bidding(ctx, userID, token)
+	if err != nil {
+		p.metrics.seedFailures.Inc()
+		p.log.Warn("reading the user's items from the gateway; notices follow live events only", "user_id", userID, "err", err)
+		return nil
+	}
+	return items
+}
+
+// activate takes the seed into the tracked items, sends "ready", then the
+// notices held meanwhile, and from then on sends notices directly.
+func (p *Personal) activate(pc *personalConn, c *client, items []SeedItem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pc.c = c
+	if p.closed {
+		c.stop(closeGoingAway, "server shutting down")
+		return
+	}
+	u := p.users[pc.user]
+	for _, s := range items {
+		if s.Status == models.StatusClosed || s.Status == models.StatusCancelled {
+			continue
+		}
+		if ev, ok := p.finals[s.ID]; ok && ev.Seq >= s.Seq {
+			// It ended after the gateway answered; the other channels
+			// were told if they knew of the user's bid.
+			if m := p.finalNotice(ev, pc.user); m != nil {
+				pc.held = append(pc.held, m)
+			}
+			continue
+		}
+		it := p.track(s.ID)
+		if it.name == "" {
+			it.name = s.Name
+		}
+		if s.Seq > it.seq {
+			it.seq, it.currentBid, it.endsAt = s.Seq, s.CurrentBid, s.EndsAt
+			it.leader = s.HighestBidderID
+			if s.Leading {
+				it.leader = pc.user
+			}
+		}
+		p.addBidder(it, pc.user, u)
+	}
+	p.seeding--
+	p.pruneIfSeeded()
+	ready, err := prepare(readyMessage{Type: TypeReady, UserID: pc.user, ServerTime: time.Now().UTC()}, 0, time.Time{})
+	if err != nil {
+		p.log.Error("encode ready message", "err", err)
+		c.stop(CloseUnavailable, "internal error")
+		return
+	}
+	held := pc.held
+	pc.held, pc.ready = nil, true
+	p.push(pc, append([]*outMsg{ready}, held...))
+	for id := range u.items {
+		p.schedule(p.items[id])
+	}
+}
+
+// unregister ends pc's notices; the user's items are forgotten with their
+// last channel.
+func (p *Personal) unregister(pc *personalConn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !pc.ready {
+		p.seeding--
+	}
+	u := p.users[pc.user]
+	if u == nil {
+		return
+	}
+	for i, o := range u.conns {
+		if o == pc {
+			u.conns = append(u.conns[:i], u.conns[i+1:]...)
+			break
+		}
+	}
+	if len(u.conns) == 0 {
+		delete(p.users, pc.user)
+		for id := range u.items {
+			if it := p.items[id]; it != nil {
+				delete(it.bidders, pc.user)
+			}
+		}
+	}
+	p.pruneIfSeeded()
+}
+
+// pruneIfSeeded forgets, once no channel is seeding, the items no
+// connected user bid on and the final events kept for seeds. Caller holds
+// p.mu.
+func (p *Personal) pruneIfSeeded() {
+	if p.seeding > 0 {
+		return
+	}
+	clear(p.finals)
+	for _, it := range p.items {
+		if len(it.bidders) == 0 {
+			p.untrack(it)
+		}
+	}
+}
+
+func (p *Personal) track(itemID string) *trackedItem {
+	it := p.items[itemID]
+	if it == nil {
+		it = &trackedItem{id: itemID, bidders: make(map[string]struct{})}
+		p.items[itemID] = it
+		p.metrics.items.Inc()
+	}
+	return it
+}
+
+func (p *Personal) untrack(it *trackedItem) {
+	if p.items[it.id] != it {
+		return
+	}
+	delete(p.items, it.id)
+	p.metrics.items.Dec()
+	if it.timer != nil {
+		it.timer.Stop()
+	}
+	for uid := range it.bidders {
+		if u := p.users[uid]; u != nil {
+			delete(u.items, it.id)
+		}
+	}
+}
+
+func (p *Personal) addBidder(it *trackedItem, userID string, u *personalUser) {
+	it.bidders[userID] = struct{}{}
+	u.items[it.id] = struct{}{}
+}
+
+// OnEvent applies one event, in stream order, and sends the notices it
+// causes to this instance's channels.
+func (p *Personal) OnEvent(ev models.Event) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch ev.Type {
+	case models.EventBid:
+		p.onBid(ev)
+	case models.EventAuctionClosed, models.EventAuctionCancelled:
+		p.onFinal(ev)
+	}
+}
+
+func (p *Personal) onBid(ev models.Event) {
+	bidder, prev := p.users[ev.UserID], p.users[ev.PreviousBidderID]
+	it := p.items[ev.ItemID]
+	if it == nil {
+		if bidder == nil && prev == nil && p.seeding == 0 {
+			return // nobody here cares
+		}
+		it = p.track(ev.ItemID)
+	}
+	if ev.Seq > it.seq {
+		it.seq, it.leader, it.currentBid = ev.Seq, ev.UserID, ev.Amount
+		if ev.EndsAt != nil {
+			t := *ev.EndsAt
+			it.endsAt = &t
+		}
+	}
+	if bidder != nil {
+		p.addBidder(it, ev.UserID, bidder)
+	}
+	// The contract's outbid rule: an event the leader's automatic bid
+	// answers at once never cost them the lead.
+	if ev.PreviousBidderID != "" && ev.PreviousBidderID != ev.UserID && !ev.AutoAnswered && prev != nil {
+		p.addBidder(it, ev.PreviousBidderID, prev)
+		p.notify(prev, TypeOutbid, outbidMessage{Type: TypeOutbid, ItemID: ev.ItemID, ItemName: it.name, CurrentBid: ev.Amount,
+			BidderID: ev.UserID, Seq: ev.Seq, Timestamp: ev.Timestamp, ServerTime: time.Now().UTC()}, ev)
+	}
+	p.schedule(it)
+}
+
+// onFinal tells every connected bidder of a closed item whether they won,
+// and those of a cancelled item that it was cancelled, then forgets it.
+func (p *Personal) onFinal(ev models.Event) {
+	if p.seeding > 0 {
+		p.finals[ev.ItemID] = ev
+	}
+	recipients := map[string]struct{}{}
+	it := p.items[ev.ItemID]
+	if it != nil {
+		for uid := range it.bidders {
+			recipients[uid] = struct{}{}
+		}
+		if it.name == "" {
+			it.name = ev.Name
+		}
+	}
+	if ev.Type == models.EventAuctionClosed && ev.WinnerID != "" {
+		recipients[ev.WinnerID] = struct{}{} // even if this instance missed the bid
+	}
+	for uid := range recipients {
+		u := p.users[uid]
+		if u == nil {
+			continue
+		}
+		if it != nil && ev.Name == "" {
+			ev.Name = it.name
+		}
+		m := p.finalNotice(ev, uid)
+		if m == nil {
+			continue
+		}
+		for _, pc := range u.conns {
+			p.send(pc, m)
+		}
+		p.metrics.notices.WithLabelValues(noticeType(ev, uid)).Add(float64(len(u.conns)))
+	}
+	if it != nil {
+		p.untrack(it)
+	}
+}
+
+func noticeType(ev models.Event, userID string) string {
+	switch {
+	case ev.Type == models.EventAuctionCancelled:
+		return models.EventAuctionCancelled
+	case ev.WinnerID != "" && ev.WinnerID == userID:
+		return TypeAuctionWon
+	}
+	return TypeAuctionLost
+}
+
+// finalNotice is userID's notice of a final event. Caller holds p.mu.
+func (p *Personal) finalNotice(ev models.Event, userID string) *outMsg {
+	typ := noticeType(ev, userID)
+	var v any
+	if typ == models.EventAuctionCancelled {
+		v = cancelledMessage{Type: typ, ItemID: ev.ItemID, ItemName: ev.Name, Seq: ev.Seq, Timestamp: ev.Timestamp, ServerTime: time.Now().UTC()}
+	} else {
+		v = finalMessage{Type: typ, ItemID: ev.ItemID, ItemName: ev.Name, FinalPrice: ev.Amount, WinnerID: ev.WinnerID,
+			Seq: ev.Seq, Timestamp: ev.Timestamp, ServerTime: time.Now().UTC()}
+	}
+	m, err := prepare(v, ev.Seq, ev.Timestamp)
+	if err != nil {
+		p.log.Error("encode notice", "type", typ, "err", err)
+		return nil
+	}
+	return m
+}
+
+// schedule sends the ending-soon notice to the item's leader when the
+// item is within EndingSoonLead of its end, or sets a timer for that
+// moment. Caller holds p.mu.
+func (p *Personal) schedule(it *trackedItem) {
+	lead := p.cfg.EndingSoonLead
+	if it == nil || lead <= 0 || it.endsAt == nil {
+		return
+	}
+	u := p.users[it.leader]
+	if u == nil {
+		return
+	}
+	if _, bid := it.bidders[it.leader]; !bid {
+		return
+	}
+	now := time.Now()
+	if !now.Before(*it.endsAt) {
+		return // ended: the closing event follows
+	}
+	if wait := it.endsAt.Add(-lead).Sub(now); wait > 0 {
+		if it.timer == nil {
+			it.timer = time.AfterFunc(wait, func() {
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if p.items[it.id] == it {
+					p.schedule(it)
+				}
+			})
+		} else {
+			it.timer.Reset(wait)
+		}
+		return
+	}
+	var m *outMsg
+	for _, pc := range u.conns {
+		if _, sent := pc.endingSent[it.id]; sent {
+			continue
+		}
+		if m == nil {
+			var err error
+			m, err = prepare(endingSoonMessage{Type: TypeEndingSoon, ItemID: it.id, ItemName: it.name, CurrentBid: it.currentBid,
+				EndsAt: it.endsAt.UTC(), ServerTime: now.UTC()}, 0, time.Time{})
+			if err != nil {
+				p.log.Error("encode notice", "type", TypeEndingSoon, "err", err)
+				return
+			}
+		}
+		pc.endingSent[it.id] = struct{}{}
+		p.send(pc, m)
+		p.metrics.notices.WithLabelValues(TypeEndingSoon).Inc()
+	}
+}
+
+// notify sends one notice to every channel of u. Caller holds p.mu.
+func (p *Personal) notify(u *personalUser, typ string, v any, ev models.Event) {
+	m, err := prepare(v, ev.Seq, ev.Timestamp)
+	if err != nil {
+		p.log.Error("encode notice", "type", typ, "err", err)
+		return
+	}
+	for _, pc := range u.conns {
+		p.send(pc, m)
+	}
+	p.metrics.notices.WithLabelValues(typ).Add(float64(len(u.conns)))
+}
+
+// send queues m for pc: held until ready, then pushed like an item
+// viewer's events, with the same queue bound and slow-viewer cut-off.
+// Caller holds p.mu.
+func (p *Personal) send(pc *personalConn, m *outMsg) {
+	if !pc.ready {
+		if len(pc.held) >= p.hub.cfg.SendQueueSize {
+			if pc.c != nil {
+				pc.c.slow()
+			}
+			return
+		}
+		pc.held = append(pc.held, m)
+		return
+	}
+	p.push(pc, []*outMsg{m})
+}
+
+func (p *Personal) push(pc *personalConn, ms []*outMsg) {
+	pc.c.push(ms, nil, p.sender)
+	p.sender.publish(p.hub.metrics)
+}
+
+// Personal messages. Every one carries "type" and "server_time", like the
+// item channel's; notices carry their event's seq and timestamp.
+type readyMessage struct {
+	Type       string    `json:"type"`
+	UserID     string    `json:"user_id"`
+	ServerTime time.Time `json:"server_time"`
+}
+
+type outbidMessage struct {
+	Type       string       `json:"type"`
+	ItemID     string       `json:"item_id"`
+	ItemName   string       `json:"item_name"`
+	CurrentBid models.Money `json:"current_bid"`
+	BidderID   string       `json:"bidder_id"`
+	Seq        uint64       `json:"seq"`
+	Timestamp  time.Time    `json:"timestamp"`
+	ServerTime time.Time    `json:"server_time"`
+}
+
+type finalMessage struct {
+	Type       string       `json:"type"`
+	ItemID     string       `json:"item_id"`
+	ItemName   string       `json:"item_name"`
+	FinalPrice models.Money `json:"final_price"`
+	WinnerID   string       `json:"winner_id"`
+	Seq        uint64       `json:"seq"`
+	Timestamp  time.Time    `json:"timestamp"`
+	ServerTime time.Time    `json:"server_time"`
+}
+
+type cancelledMessage struct {
+	Type       string    `json:"type"`
+	ItemID     string    `json:"item_id"`
+	ItemName   string    `json:"item_name"`
+	Seq        uint64    `json:"seq"`
+	Timestamp  time.Time `json:"timestamp"`
+	ServerTime time.Time `json:"server_time"`
+}
+
+type endingSoonMessage struct {
+	Type       string       `json:"type"`
+	ItemID     string       `json:"item_id"`
+	ItemName   string       `json:"item_name"`
+	CurrentBid models.Money `json:"current_bid"`
+	EndsAt     time.Time    `json:"ends_at"`
+	ServerTime time.Time    `json:"server_time"`
+}
+
+// PersonalMetrics are the personal channels' Prometheus metrics.
+type PersonalMetrics struct {
+	connections  prometheus.Gauge
+	notices      *prometheus.CounterVec
+	seedFailures prometheus.Counter
+	rejected     prometheus.Counter
+	items        prometheus.Gauge
+}
+
+// NewPersonalMetrics creates the metrics and registers them on reg.
+func NewPersonalMetrics(reg prometheus.Registerer) *PersonalMetrics {
+	m := &PersonalMetrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "broadcast_personal_connections", Help: "Open personal channels (WS /ws/users/{id}).",
+		}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "broadcast_personal_notices_total", Help: "Notices sent to personal channels, by type (one per channel).",
+		}, []string{"type"}),
+		seedFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broadcast_personal_seed_failures_total", Help: "Personal channels opened without the user's items because the gateway did not answer.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broadcast_personal_rejected_total", Help: "Personal channels refused because the user had WS_MAX_CONNS_PER_USER open.",
+		}),
+		items: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "broadcast_personal_items", Help: "Items tracked for connected users' notices.",
+		}),
+	}
+	for _, t := range []string{TypeOutbid, TypeAuctionWon, TypeAuctionLost, TypeEndingSoon, models.EventAuctionCancelled} {
+		m.notices.WithLabelValues(t)
+	}
+	reg.MustRegister(m.connections, m.notices, m.seedFailures, m.rejected, m.items)
+	return m
+}
