@@ -215,6 +215,17 @@ func TestComposeServicesConfig(t *testing.T) {
 		})
 	}
 
+	// A personal channel's token is the one the gateway accepts, and its
+	// items come from the gateway over the compose network.
+	gw, bc := f.Services["api-gateway"].Environment, f.Services["broadcast-service"].Environment
+	for _, k := range c.env["broadcast-service"] {
+		if strings.HasPrefix(k, "AUTH_") && fmt.Sprint(bc[k]) != fmt.Sprint(gw[k]) {
+			t.Errorf("broadcast-service %s = %v, api-gateway's %v: tokens must be checked alike", k, bc[k], gw[k])
+		}
+	}
+	if got, want := bc["GATEWAY_INTERNAL_URL"], "http://api-gateway:"+c.ports["api-gateway"][0]; got != want {
+		t.Errorf("broadcast-service GATEWAY_INTERNAL_URL = %v, want %q (localhost is the container itself)", got, want)
+	}
 	if got := f.Services["api-gateway"].Environment["AUTO_CREATE_ITEMS"]; got != "true" {
 		t.Errorf("api-gateway AUTO_CREATE_ITEMS = %v, want \"true\" for the quick start", got)
 	}

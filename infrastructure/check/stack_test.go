@@ -60,15 +60,20 @@ func TestECSEnvironmentRuns(t *testing.T) {
 	if len(env["api-gateway"]) < 5 {
 		t.Fatalf("only %v of the gateway's ECS environment evaluated", env["api-gateway"])
 	}
-	// Without a key set, the gateway's HS256 key is a secret (generated
-	// into Secrets Manager); a random one stands in for it. The literal
-	// evaluation keeps AUTH_JWKS_URL's key, empty, from the conditional
-	// merge that leaves it out on AWS; empty is unset to the gateway too.
-	if env["api-gateway"]["AUTH_JWKS_URL"] == "" {
-		if !slices.Contains(objectKeys(m.locals["gateway_secrets"]), "AUTH_JWT_SECRET") {
-			t.Fatal("the gateway task gets neither AUTH_JWKS_URL nor AUTH_JWT_SECRET")
+	// Without a key set, the HS256 key the gateway and the broadcast
+	// service (personal channels) share is a secret (generated into Secrets
+	// Manager); one random key stands in for it. The literal evaluation
+	// keeps AUTH_JWKS_URL's key, empty, from the conditional merge that
+	// leaves it out on AWS; empty is unset to the services too.
+	key := randomSecret(t) + randomSecret(t)
+	for svc, secrets := range map[string]string{"api-gateway": "gateway_secrets", "broadcast-service": "broadcast_secrets"} {
+		if env[svc]["AUTH_JWKS_URL"] != "" {
+			continue
 		}
-		env["api-gateway"]["AUTH_JWT_SECRET"] = randomSecret(t) + randomSecret(t)
+		if !slices.Contains(m.envKeys(t, secrets), "AUTH_JWT_SECRET") {
+			t.Fatalf("the %s task gets neither AUTH_JWKS_URL nor AUTH_JWT_SECRET", svc)
+		}
+		env[svc]["AUTH_JWT_SECRET"] = key
 	}
 	runStack(t, env)
 }
@@ -80,7 +85,8 @@ func TestECSEnvironmentRuns(t *testing.T) {
 // then stop cleanly on SIGTERM. NATS runs with the shipped users
 // (nats-users.conf), whose passwords are given to the services that name
 // them in NATS_USER. The listen address, log format, dependency addresses
-// and NATS_PASSWORD are overridden; every other value is used as given.
+// (the gateway's, GATEWAY_INTERNAL_URL, too) and NATS_PASSWORD are
+// overridden; every other value is used as given.
 func runStack(t *testing.T, env map[string]map[string]string) {
 	if testing.Short() {
 		t.Skip("builds and runs the services; skipped with -short")
@@ -112,6 +118,9 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 		err  error
 	}
 	var procs []*running
+	// The gateway starts first, so the broadcast service's calls to it
+	// (GATEWAY_INTERNAL_URL) can go to its address here.
+	var gatewayAddr string
 	for _, svc := range []string{"api-gateway", "archival-worker", "broadcast-service"} {
 		build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(bin, svc), "./cmd")
 		build.Dir = filepath.Join(root, svc)
@@ -143,6 +152,8 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 				vars[k] = redisAddr
 			case "NATS_URL":
 				vars[k] = natsURL
+			case "GATEWAY_INTERNAL_URL":
+				vars[k] = "http://" + gatewayAddr
 			// The test servers speak plain TCP and have no users: MemoryDB's
 			// TLS and ACL user are what cannot be reproduced here.
 			case "REDIS_TLS":
@@ -190,6 +201,9 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 			<-r.done
 		})
 		procs = append(procs, r)
+		if svc == "api-gateway" {
+			gatewayAddr = addr
+		}
 	}
 
 	for _, r := range procs {

@@ -258,6 +258,40 @@ func TestTerraformTfvarsExample(t *testing.T) {
 	}
 }
 
+// envParts is the named local's expression and those of the locals it
+// merges in (merge({...}, local.auth_environment)), recursively: together
+// they are what a task gets.
+func (m *tfModule) envParts(tb testing.TB, local string) []hclsyntax.Expression {
+	tb.Helper()
+	expr, ok := m.locals[local]
+	if !ok {
+		tb.Fatalf("no local.%s", local)
+	}
+	parts := []hclsyntax.Expression{expr}
+	if call, ok := expr.(*hclsyntax.FunctionCallExpr); ok && call.Name == "merge" {
+		for _, arg := range call.Args {
+			ref, ok := arg.(*hclsyntax.ScopeTraversalExpr)
+			if !ok || ref.Traversal.RootName() != "local" || len(ref.Traversal) != 2 {
+				continue
+			}
+			if a, ok := ref.Traversal[1].(hcl.TraverseAttr); ok {
+				parts = append(parts, m.envParts(tb, a.Name)...)
+			}
+		}
+	}
+	return parts
+}
+
+// envKeys is every name the named local may set, its merged locals' included.
+func (m *tfModule) envKeys(tb testing.TB, local string) []string {
+	tb.Helper()
+	var out []string
+	for _, e := range m.envParts(tb, local) {
+		out = append(out, objectKeys(e)...)
+	}
+	return out
+}
+
 // objectKeys collects the literal keys of every object constructor inside an
 // expression, including those inside merge(...) and conditionals.
 func objectKeys(e hclsyntax.Expression) []string {
@@ -294,11 +328,7 @@ func TestTerraformServiceEnvironment(t *testing.T) {
 	} {
 		var got []string
 		for _, l := range localsOf {
-			e, ok := m.locals[l]
-			if !ok {
-				t.Fatalf("no local.%s", l)
-			}
-			got = append(got, objectKeys(e)...)
+			got = append(got, m.envKeys(t, l)...)
 		}
 		for _, v := range c.env[svc] {
 			if !slices.Contains(got, v) {
@@ -340,14 +370,12 @@ func TestTerraformOutputsCarryNoSecret(t *testing.T) {
 }
 
 // literalEnv evaluates the entries of the named local's object constructors
-// that depend only on variables (at their defaults) and literals. Entries
-// built from resources or other locals (addresses, URLs) are left out.
+// (and those of the locals it merges in) that depend only on variables (at
+// their defaults) and literals. Entries built from resources or other
+// locals (addresses, URLs) are left out.
 func (m *tfModule) literalEnv(tb testing.TB, local string) map[string]string {
 	tb.Helper()
-	expr, ok := m.locals[local]
-	if !ok {
-		tb.Fatalf("no local.%s", local)
-	}
+	parts := m.envParts(tb, local)
 	defaults := map[string]cty.Value{}
 	for _, body := range m.files {
 		for _, b := range body.Blocks {
@@ -366,6 +394,15 @@ func (m *tfModule) literalEnv(tb testing.TB, local string) map[string]string {
 		Functions: map[string]function.Function{"tostring": toString},
 	}
 	out := map[string]string{}
+	for _, expr := range parts {
+		evalLiterals(expr, ctx, out)
+	}
+	return out
+}
+
+// evalLiterals adds to out the object constructors' entries in expr that
+// evaluate in ctx.
+func evalLiterals(expr hclsyntax.Expression, ctx *hcl.EvalContext, out map[string]string) {
 	_ = hclsyntax.VisitAll(expr, func(n hclsyntax.Node) hcl.Diagnostics {
 		oc, ok := n.(*hclsyntax.ObjectConsExpr)
 		if !ok {
@@ -383,7 +420,6 @@ func (m *tfModule) literalEnv(tb testing.TB, local string) map[string]string {
 		}
 		return nil
 	})
-	return out
 }
 
 // toString is Terraform's tostring for the primitive values our env uses.

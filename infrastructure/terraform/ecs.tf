@@ -83,6 +83,10 @@ locals {
 
   image = { for s in local.services : s => "${aws_ecr_repository.service[s].repository_url}:${var.image_tag}" }
 
+  # The gateway's tasks by their Cloud Map name, on the port the ALB
+  # forwards to: plain HTTP inside the VPC, as from the ALB.
+  gateway_internal_url = "http://${aws_service_discovery_service.gateway.name}.${local.namespace}:8080"
+
   # The environment each service reads (README "Environment Variables"),
   # and the secrets injected from Secrets Manager next to it.
   gateway_environment = merge({
@@ -121,32 +125,35 @@ locals {
     COALESCE            = "true"
     # Closed items leave MemoryDB 30 days after closing; RDS answers for them.
     CLOSED_ITEM_RETENTION = "720h"
-    # Tokens are always checked here, and nobody can mint one from the
-    # gateway: development tokens are for a local stack only.
-    AUTH_DISABLED        = "false"
-    AUTH_DEV_TOKENS      = "false"
-    AUTH_ROLES_CLAIM     = "roles"
-    AUTH_JWKS_REFRESH    = "15m"
-    MAX_AUCTION_DURATION = "720h"
-    LOG_LEVEL            = var.log_level
-    LOG_FORMAT           = "json"
+    MAX_AUCTION_DURATION  = "720h"
+    LOG_LEVEL             = var.log_level
+    LOG_FORMAT            = "json"
+  }, local.auth_environment)
+  gateway_secrets = merge({
+    PGPASSWORD     = local.db_password_from
+    REDIS_PASSWORD = aws_secretsmanager_secret.redis.arn
+    NATS_PASSWORD  = aws_secretsmanager_secret.nats["gateway"].arn
+  }, local.auth_secrets)
+
+  # How tokens are checked, the same for the gateway and the broadcast
+  # service's personal channels: a token the gateway accepts opens its
+  # user's channel. Always on, and nobody can mint a token here:
+  # development tokens are for a local stack only. Against the identity
+  # provider's key set, or with the HS256 key from Secrets Manager
+  # (auth_secrets).
+  auth_environment = merge({
+    AUTH_DISABLED     = "false"
+    AUTH_DEV_TOKENS   = "false"
+    AUTH_ROLES_CLAIM  = "roles"
+    AUTH_JWKS_REFRESH = "15m"
     },
-    # Tokens are checked against the identity provider's key set, or with
-    # the HS256 key from Secrets Manager (gateway_secrets).
     var.auth_jwks_url == "" ? {} : { AUTH_JWKS_URL = var.auth_jwks_url },
     var.auth_issuer == "" ? {} : { AUTH_ISSUER = var.auth_issuer },
     var.auth_audience == "" ? {} : { AUTH_AUDIENCE = var.auth_audience },
   )
-  gateway_secrets = merge(
-    {
-      PGPASSWORD     = local.db_password_from
-      REDIS_PASSWORD = aws_secretsmanager_secret.redis.arn
-      NATS_PASSWORD  = aws_secretsmanager_secret.nats["gateway"].arn
-    },
-    var.auth_jwks_url != "" ? {} : { AUTH_JWT_SECRET = local.auth_jwt_secret_arn },
-  )
+  auth_secrets = var.auth_jwks_url != "" ? {} : { AUTH_JWT_SECRET = local.auth_jwt_secret_arn }
 
-  broadcast_environment = {
+  broadcast_environment = merge({
     SERVER_ADDR     = ":8081"
     NATS_URL        = local.nats_url
     NATS_USER       = "broadcast"
@@ -159,13 +166,19 @@ locals {
     WS_MAX_CONNS_PER_IP    = "100"
     WS_MAX_CATCHUP_REPLAYS = "64"
     WS_CATCHUP_WAIT        = "10s"
-    # No development sign-in; the embedding site hands the page its token.
-    AUTH_DEV_TOKENS    = "false"
+    # No development sign-in (auth_environment); the embedding site hands
+    # the page its token.
     PAGE_EMBED_ORIGINS = ""
     # The page and the API share the ALB's origin.
-    GATEWAY_URL        = local.public_url
-    SEND_QUEUE_SIZE    = "256"
-    SOCKET_SEND_BUFFER = "0"
+    GATEWAY_URL = local.public_url
+    # The service's own calls (a personal channel's items) go straight to
+    # the gateway's tasks through Cloud Map, not out through NAT to the
+    # public ALB, whose allowed_ingress_cidrs need not include the NAT.
+    GATEWAY_INTERNAL_URL  = local.gateway_internal_url
+    ENDING_SOON_LEAD      = var.ending_soon_lead
+    WS_MAX_CONNS_PER_USER = tostring(var.max_conns_per_user)
+    SEND_QUEUE_SIZE       = "256"
+    SOCKET_SEND_BUFFER    = "0"
     # Pings keep idle viewer sockets well inside the ALB idle timeout.
     PING_INTERVAL    = "25s"
     PONG_TIMEOUT     = "60s"
@@ -174,10 +187,10 @@ locals {
     SHUTDOWN_TIMEOUT = "15s" # under the task's 30s stopTimeout
     LOG_LEVEL        = var.log_level
     LOG_FORMAT       = "json"
-  }
-  broadcast_secrets = {
+  }, local.auth_environment)
+  broadcast_secrets = merge({
     NATS_PASSWORD = aws_secretsmanager_secret.nats["broadcast"].arn
-  }
+  }, local.auth_secrets)
 
   archival_environment = {
     POSTGRES_URL        = local.postgres_url
@@ -302,6 +315,11 @@ resource "aws_ecs_service" "gateway" {
     container_port   = 8080
   }
 
+  # api-gateway.<namespace>: the broadcast tasks' way in (GATEWAY_INTERNAL_URL).
+  service_registries {
+    registry_arn = aws_service_discovery_service.gateway.arn
+  }
+
   deployment_circuit_breaker {
     enable   = true
     rollback = true
@@ -314,6 +332,26 @@ resource "aws_ecs_service" "gateway" {
 
   # ECS can only register tasks in a target group the ALB already routes to.
   depends_on = [aws_lb_listener_rule.api]
+}
+
+# api-gateway.<project>-<env>.internal: every healthy gateway task, for the
+# broadcast service's calls from inside the VPC.
+resource "aws_service_discovery_service" "gateway" {
+  name = "api-gateway"
+
+  dns_config {
+    namespace_id   = aws_service_discovery_private_dns_namespace.main.id
+    routing_policy = "MULTIVALUE"
+
+    dns_records {
+      type = "A"
+      ttl  = 10 # a replaced task drops out within seconds
+    }
+  }
+
+  health_check_custom_config {
+    failure_threshold = 1
+  }
 }
 
 resource "aws_ecs_service" "broadcast" {

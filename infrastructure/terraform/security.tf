@@ -74,9 +74,11 @@ locals {
     gateway_to_nats   = { from = "gateway", to = "nats", port = 4222 }
     gateway_to_rds    = { from = "gateway", to = "rds", port = 5432 }
     broadcast_to_nats = { from = "broadcast", to = "nats", port = 4222 }
-    archival_to_nats  = { from = "archival", to = "nats", port = 4222 }
-    archival_to_rds   = { from = "archival", to = "rds", port = 5432 }
-    nats_routes       = { from = "nats", to = "nats", port = 6222 }
+    # A personal channel's items, read from the gateway (GATEWAY_INTERNAL_URL).
+    broadcast_to_gateway = { from = "broadcast", to = "gateway", port = 8080 }
+    archival_to_nats     = { from = "archival", to = "nats", port = 4222 }
+    archival_to_rds      = { from = "archival", to = "rds", port = 5432 }
+    nats_routes          = { from = "nats", to = "nats", port = 6222 }
   }
 
   # Tasks reach ECR, CloudWatch Logs and Secrets Manager over HTTPS through NAT.

@@ -353,6 +353,28 @@ variable "max_connections" {
   }
 }
 
+variable "ending_soon_lead" {
+  description = "ENDING_SOON_LEAD: how long before an item's end its leader gets auction_ending_soon on the personal channel (Go duration, 0 disables)."
+  type        = string
+  default     = "5m"
+
+  validation {
+    condition     = can(regex("^([0-9]+(ns|us|ms|s|m|h))+$|^0$", var.ending_soon_lead))
+    error_message = "ending_soon_lead must be a Go duration such as 5m, or 0."
+  }
+}
+
+variable "max_conns_per_user" {
+  description = "WS_MAX_CONNS_PER_USER: personal channels (tabs) one user may hold on a broadcast task."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_conns_per_user >= 1
+    error_message = "max_conns_per_user must be at least 1."
+  }
+}
+
 variable "batch_size" {
   description = "BATCH_SIZE: most messages the archival worker writes per PostgreSQL transaction."
   type        = number

@@ -94,6 +94,11 @@ override_resource {
 }
 
 override_resource {
+  target = aws_service_discovery_service.gateway
+  values = { arn = "arn:aws:servicediscovery:eu-west-1:123456789012:service/srv-gateway" }
+}
+
+override_resource {
   target = aws_secretsmanager_secret.redis
   values = { arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:bidding-dev-redis-gateway-AbCdEf" }
 }
@@ -218,7 +223,7 @@ run "task_definitions" {
   # The variables each service reads (README "Environment Variables").
   variables {
     gateway_env   = ["SERVER_ADDR", "REDIS_ADDR", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_TLS", "REDIS_TLS_CA_FILE", "REDIS_DB", "REDIS_CLUSTER", "REDIS_STRATEGY", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "NATS_STREAM_REPLICAS", "POSTGRES_URL", "AUTO_CREATE_ITEMS", "AUTH_JWT_SECRET", "RATE_LIMIT_PER_USER", "RATE_LIMIT_PER_IP", "CORS_ALLOWED_ORIGINS", "SOFT_CLOSE", "SOFT_CLOSE_MAX_EXTENSIONS", "IDEMPOTENCY_KEYS_PER_USER", "DEFAULT_AUCTION_DURATION", "TRUST_PROXY_HEADERS", "PREFILTER", "COALESCE", "CLOSED_ITEM_RETENTION", "AUTH_DISABLED", "AUTH_DEV_TOKENS", "AUTH_ROLES_CLAIM", "AUTH_JWKS_REFRESH", "MAX_AUCTION_DURATION", "LOG_LEVEL", "LOG_FORMAT"]
-    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "WS_MAX_CONNS_PER_IP", "WS_TRUST_FORWARDED_FOR", "WS_MAX_CATCHUP_REPLAYS", "WS_CATCHUP_WAIT", "AUTH_DEV_TOKENS", "PAGE_EMBED_ORIGINS", "GATEWAY_URL", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
+    broadcast_env = ["SERVER_ADDR", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "ALLOWED_ORIGINS", "MAX_CONNECTIONS", "WS_MAX_CONNS_PER_IP", "WS_TRUST_FORWARDED_FOR", "WS_MAX_CATCHUP_REPLAYS", "WS_CATCHUP_WAIT", "AUTH_DEV_TOKENS", "AUTH_JWT_SECRET", "AUTH_DISABLED", "AUTH_ROLES_CLAIM", "AUTH_JWKS_REFRESH", "PAGE_EMBED_ORIGINS", "GATEWAY_URL", "GATEWAY_INTERNAL_URL", "ENDING_SOON_LEAD", "WS_MAX_CONNS_PER_USER", "SEND_QUEUE_SIZE", "SOCKET_SEND_BUFFER", "PING_INTERVAL", "PONG_TIMEOUT", "WRITE_TIMEOUT", "GAP_TIMEOUT", "SHUTDOWN_TIMEOUT", "LOG_LEVEL", "LOG_FORMAT"]
     archival_env  = ["POSTGRES_URL", "NATS_URL", "NATS_USER", "NATS_PASSWORD", "HTTP_ADDR", "BATCH_SIZE", "BATCH_WAIT", "ACK_WAIT", "WRITERS", "ARCHIVE_PURGE_AFTER", "LOG_LEVEL", "LOG_FORMAT"]
   }
 
@@ -289,6 +294,23 @@ run "task_definitions" {
       contains(jsondecode(aws_iam_role_policy.execution_secrets.policy).Statement[0].Resource, aws_secretsmanager_secret.jwt[0].arn)
     )
     error_message = "without an authentication setting, dev gets a generated HS256 key from Secrets Manager, so the gateway starts with authentication on"
+  }
+
+  assert {
+    condition = (
+      [for s in jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].secrets : s.valueFrom if s.name == "AUTH_JWT_SECRET"] == [aws_secretsmanager_secret.jwt[0].arn] &&
+      [for e in jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment : e if startswith(e.name, "AUTH_")] == [for e in jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].environment : e if startswith(e.name, "AUTH_")]
+    )
+    error_message = "the broadcast service must check personal channels' tokens as the gateway does: the same AUTH_ settings and HS256 key"
+  }
+
+  assert {
+    condition = (
+      [for e in jsondecode(aws_ecs_task_definition.service["broadcast-service"].container_definitions)[0].environment : e.value if e.name == "GATEWAY_INTERNAL_URL"] == ["http://api-gateway.bidding-dev.internal:8080"] &&
+      one(aws_ecs_service.gateway.service_registries).registry_arn == aws_service_discovery_service.gateway.arn &&
+      aws_service_discovery_service.gateway.dns_config[0].namespace_id == aws_service_discovery_private_dns_namespace.main.id
+    )
+    error_message = "the broadcast service must reach the gateway's tasks by their Cloud Map name (GATEWAY_INTERNAL_URL)"
   }
 }
 
@@ -495,6 +517,11 @@ run "data_stores_only_reachable_from_services" {
   }
 
   assert {
+    condition     = toset([for r in aws_vpc_security_group_ingress_rule.internal : "${r.referenced_security_group_id}:${r.from_port}" if r.security_group_id == aws_security_group.gateway.id]) == toset(["${aws_security_group.alb.id}:8080", "${aws_security_group.broadcast.id}:8080"]) && contains([for r in aws_vpc_security_group_egress_rule.internal : "${r.referenced_security_group_id}:${r.from_port}" if r.security_group_id == aws_security_group.broadcast.id], "${aws_security_group.gateway.id}:8080")
+    error_message = "the gateway must accept the ALB and the broadcast service (personal channels' items) only, and the broadcast service must be let out to it"
+  }
+
+  assert {
     condition     = alltrue([for r in aws_vpc_security_group_ingress_rule.public : r.security_group_id == aws_security_group.alb.id])
     error_message = "only the ALB may accept traffic from CIDR ranges"
   }
@@ -638,6 +665,13 @@ run "prod_plans_with_certificate_and_jwks" {
       !contains(jsondecode(aws_ecs_task_definition.service["api-gateway"].container_definitions)[0].secrets[*].name, "AUTH_JWT_SECRET")
     )
     error_message = "with a key set the gateway gets AUTH_JWKS_URL, AUTH_ISSUER and AUTH_AUDIENCE, and no HS256 key"
+  }
+
+  assert {
+    condition = alltrue([for svc in ["api-gateway", "broadcast-service"] :
+      [for e in jsondecode(aws_ecs_task_definition.service[svc].container_definitions)[0].environment : "${e.name}=${e.value}" if contains(["AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE"], e.name)] == ["AUTH_AUDIENCE=${var.auth_audience}", "AUTH_ISSUER=${var.auth_issuer}", "AUTH_JWKS_URL=${var.auth_jwks_url}"] &&
+    !contains(jsondecode(aws_ecs_task_definition.service[svc].container_definitions)[0].secrets[*].name, "AUTH_JWT_SECRET")])
+    error_message = "with a key set the broadcast service checks personal channels' tokens against it as the gateway does"
   }
 
   assert {
