@@ -1,8 +1,15 @@
 package check
 
 import (
+	"bufio"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -138,7 +145,7 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 		// the ECS environment, whose addresses come from AWS resources, runs too.
 		for _, k := range c.env[svc] {
 			switch k {
-			case "SERVER_ADDR", "HTTP_ADDR", "POSTGRES_URL", "REDIS_ADDR", "NATS_URL":
+			case "SERVER_ADDR", "HTTP_ADDR", "POSTGRES_URL", "REDIS_ADDR", "NATS_URL", "GATEWAY_INTERNAL_URL":
 				vars[k] = ""
 			}
 		}
@@ -216,6 +223,9 @@ func runStack(t *testing.T, env map[string]map[string]string) {
 	}
 
 	checkNATSParts(t, natsURL, natsPasswords["archiver"], env["api-gateway"]["NATS_STREAM_REPLICAS"])
+	if key := env["broadcast-service"]["AUTH_JWT_SECRET"]; key != "" {
+		checkPersonalChannel(t, gatewayAddr, procs[len(procs)-1].addr, key)
+	}
 
 	// docker-compose stop and ECS both send SIGTERM, then kill after 30s.
 	for _, r := range procs {
@@ -352,4 +362,110 @@ func (l *lineLog) Write(p []byte) (int, error) {
 		l.t.Logf("%s: %s", l.prefix, l.buf[:i])
 		l.buf = l.buf[i+1:]
 	}
+}
+
+// checkPersonalChannel proves the two services check tokens alike: a token
+// signed with the broadcast service's HS256 key reads the user's items from
+// the gateway, and opens the user's personal channel, whose first message
+// is ready; without a token the channel is refused.
+func checkPersonalChannel(t *testing.T, gatewayAddr, broadcastAddr, key string) {
+	t.Helper()
+	now := time.Now().Unix()
+	claims, err := json.Marshal(map[string]any{"sub": "alice", "iat": now, "exp": now + 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","typ":"JWT"}`)) + "." + base64.RawURLEncoding.EncodeToString(claims)
+	mac := hmac.New(sha256.New, []byte(key))
+	mac.Write([]byte(signed))
+	token := signed + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+
+	req, err := http.NewRequest(http.MethodGet, "http://"+gatewayAddr+"/api/v1/users/alice/items?role=bidding", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("gateway: the user's items with the token: %s, want 200", resp.Status)
+	}
+
+	if status, _ := openPersonalChannel(t, broadcastAddr, ""); status != http.StatusUnauthorized {
+		t.Errorf("broadcast-service: personal channel without a token: %d, want 401", status)
+	}
+	status, first := openPersonalChannel(t, broadcastAddr, token)
+	if status != http.StatusSwitchingProtocols {
+		t.Fatalf("broadcast-service: personal channel with the gateway's token: %d, want 101", status)
+	}
+	var msg struct {
+		Type   string `json:"type"`
+		UserID string `json:"user_id"`
+	}
+	if err := json.Unmarshal(first, &msg); err != nil || msg.Type != "ready" || msg.UserID != "alice" {
+		t.Errorf("personal channel's first message %s (%v), want ready for alice", first, err)
+	}
+}
+
+// openPersonalChannel asks for alice's personal channel with token (none
+// when empty) and returns the answer's status and, after an upgrade, the
+// first text message. The handshake and the one unmasked frame a server
+// sends are written out here: this module has no WebSocket client.
+func openPersonalChannel(t *testing.T, addr, token string) (int, []byte) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	target := "http://" + addr + "/ws/users/alice"
+	if token != "" {
+		target += "?access_token=" + token
+	}
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return resp.StatusCode, nil
+	}
+	var head [2]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		t.Fatalf("personal channel: no first message: %v", err)
+	}
+	if head[0] != 0x81 || head[1]&0x80 != 0 {
+		t.Fatalf("personal channel: first frame header %x, want one unmasked text frame", head)
+	}
+	n := uint64(head[1] & 0x7f)
+	switch n {
+	case 126:
+		var ext [2]byte
+		if _, err := io.ReadFull(br, ext[:]); err != nil {
+			t.Fatal(err)
+		}
+		n = uint64(binary.BigEndian.Uint16(ext[:]))
+	case 127:
+		t.Fatal("personal channel: first message over 64 KiB")
+	}
+	payload := make([]byte, n)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, payload
 }
