@@ -175,9 +175,12 @@ func (s *Store) placeLua(ctx context.Context, reqs []service.BidRequest) ([]serv
 // scriptDeadline is the moment, on Redis's clock in unix ms, after which
 // a write refuses to apply. The client gives up ReadTimeout after sending,
 // or at ctx's deadline if that comes first, both later than now; the tenth
-// of ReadTimeout kept back covers the error of the measured clock offset and
-// the reply's way back. A go-redis retry of a timed-out call arrives after
-// the deadline, so it cannot apply anything a second time either.
+// of ReadTimeout kept back covers the error of the measured clock offset.
+// A write that reaches a stalled Redis late, or a go-redis retry of a
+// timed-out call, arrives after the deadline and changes nothing. A script
+// that started in time may still answer after the client gave up, so a
+// timed-out write is answered as of unknown outcome (classifyWrite), which
+// a retry with the same Idempotency-Key settles.
 func (s *Store) scriptDeadline(ctx context.Context) int64 {
 	if s.cfg.ReadTimeout <= 0 {
 		return 0

@@ -2,6 +2,9 @@ package redis
 
 import (
 	"errors"
+	"io"
+	"net"
+	"os"
 	"testing"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
@@ -30,6 +33,30 @@ func TestClassify(t *testing.T) {
 	} {
 		if got := errors.Is(classify(tt.err), service.ErrUnavailable); got != tt.unavailable {
 			t.Errorf("classify(%q) unavailable = %v, want %v", tt.err, got, tt.unavailable)
+		}
+	}
+}
+
+// A write whose reply did not come may have been applied: only a write that
+// never left (its dial failed) is plainly unavailable. A read timeout is of
+// unknown outcome too, since a script that passed its deadline check can
+// still answer late.
+func TestClassifyWrite(t *testing.T) {
+	t.Parallel()
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tt := range []struct {
+		err     error
+		unknown bool
+	}{
+		{timeout, true},
+		{io.EOF, true},
+		{&net.OpError{Op: "write", Net: "tcp", Err: errors.New("broken pipe")}, true},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, false},
+		{&net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, false},
+	} {
+		got := classifyWrite(tt.err)
+		if errors.Is(got, service.ErrOutcomeUnknown) != tt.unknown || !errors.Is(got, service.ErrUnavailable) {
+			t.Errorf("classifyWrite(%v) = %v, want unavailable, of unknown outcome %v", tt.err, got, tt.unknown)
 		}
 	}
 }

@@ -603,9 +603,11 @@ func classifyWrite(err error) error {
 	var op *net.OpError
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.ECONNRESET),
-		errors.As(err, &op) && op.Op != "dial" && !op.Timeout():
-		// A timeout is not among these: every writing script carries a
-		// deadline after which it changes nothing.
+		errors.As(err, &op) && op.Op != "dial":
+		// A timeout is among these: the write's deadline stops a script
+		// that starts after it, but one that started in time may answer
+		// after the client gave up, when Redis was descheduled or its
+		// fsync was slow between the decision and the reply.
 		return fmt.Errorf("%w: %w", service.ErrOutcomeUnknown, err)
 	}
 	return classify(err)

@@ -295,10 +295,11 @@ func TestScriptDeadlineFollowsRedisClock(t *testing.T) {
 }
 
 // TestLateWriteNeverApplies freezes Redis just before a bid's write goes
-// out: the store gives up (the gateway answers 503), and when Redis wakes
-// and finally runs the write, it must refuse it, so that a bid answered 503
-// is never applied. lua checks its deadline in the script; optimistic's
-// EXEC is aborted by its expired guard key.
+// out: the store gives up (the gateway answers 503 "may have been
+// accepted"), and when Redis wakes and finally runs the write, it must
+// refuse it, so that the bidder's retry with the same Idempotency-Key
+// learns it was not applied. lua checks its deadline in the script;
+// optimistic's EXEC is aborted by its expired guard key.
 func TestLateWriteNeverApplies(t *testing.T) {
 	for _, strategy := range strategies {
 		t.Run(strategy, func(t *testing.T) {
@@ -330,8 +331,8 @@ func TestLateWriteNeverApplies(t *testing.T) {
 			if !frozen.Load() {
 				t.Fatal("the bid never reached its write")
 			}
-			if !errors.Is(err, service.ErrUnavailable) {
-				t.Fatalf("PlaceBids with Redis frozen: error %v, want ErrUnavailable", err)
+			if !errors.Is(err, service.ErrOutcomeUnknown) {
+				t.Fatalf("PlaceBids with Redis frozen: error %v, want ErrOutcomeUnknown (the write was sent)", err)
 			}
 			// Redis runs the write it received while frozen; then the
 			// item must be as before.
