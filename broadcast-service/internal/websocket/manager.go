@@ -286,6 +286,8 @@ func (h *Hub) acquire(ctx context.Context, itemID string) (*feed, error) {
 				delete(s.feeds, itemID) // the next viewer tries afresh
 			}
 			s.mu.Unlock()
+		} else {
+			go h.recheck(f)
 		}
 	}
 	select {
@@ -338,6 +340,34 @@ func (h *Hub) init(ctx context.Context, f *feed) error {
 	f.pending, f.initializing = nil, false
 	h.metrics.subscriptions.Inc()
 	return nil
+}
+
+// recheckAfter is how long after a feed's start its snapshot is read again.
+// On a NATS cluster the new subscription's interest reaches the other
+// servers a moment after it is taken, and a stored event becomes readable a
+// moment after its publish was routed: an event published in that moment
+// reaches neither the subscription nor the snapshot. Within the item's
+// stream it is a hole the next event reveals, but the item's last event
+// has no next one, and its viewers would wait for it for ever.
+const recheckAfter = time.Second
+
+// recheck catches f up with the stream once, recheckAfter after it started,
+// unless the feed has ended or the service is shutting down by then.
+func (h *Hub) recheck(f *feed) {
+	t := time.NewTimer(recheckAfter)
+	defer t.Stop()
+	select {
+	case <-h.closing:
+		return
+	case <-t.C:
+	}
+	s := h.shard(f.id)
+	s.mu.Lock()
+	current := s.feeds[f.id] == f
+	s.mu.Unlock()
+	if current {
+		h.catchUp(context.Background(), f)
+	}
 }
 
 func (h *Hub) release(f *feed) {
