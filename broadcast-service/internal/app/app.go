@@ -100,7 +100,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	a.personal = websocket.NewPersonal(hub, websocket.PersonalConfig{
 		EndingSoonLead:  cfg.EndingSoonLead,
 		MaxConnsPerUser: cfg.MaxConnsPerUser,
-	}, seeder{gateway.New(cfg.gatewayInternal())}, websocket.NewPersonalMetrics(reg), log.With("component", "personal"))
+	}, gatewayReader{gateway.New(cfg.gatewayInternal())}, websocket.NewPersonalMetrics(reg), log.With("component", "personal"))
 	if cfg.Auth.Disabled {
 		log.Warn("AUTH_DISABLED=true: anyone may open any user's personal channel (/ws/users/{id}). Local development only.")
 	}
@@ -162,11 +162,12 @@ func (a *App) Run(ctx context.Context) error {
 	return err
 }
 
-// seeder adapts the gateway's answer to what the personal channels need.
-type seeder struct{ gw *gateway.Client }
+// gatewayReader adapts the gateway's answers to what the personal channels
+// need.
+type gatewayReader struct{ *gateway.Client }
 
-func (s seeder) Bidding(ctx context.Context, userID, token string) ([]websocket.SeedItem, error) {
-	items, err := s.gw.Bidding(ctx, userID, token)
+func (g gatewayReader) Bidding(ctx context.Context, userID, token string) ([]websocket.SeedItem, error) {
+	items, err := g.Client.Bidding(ctx, userID, token)
 	out := make([]websocket.SeedItem, 0, len(items))
 	for _, it := range items {
 		var ends *time.Time

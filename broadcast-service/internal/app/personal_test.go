@@ -159,16 +159,25 @@ func TestPersonalOutbid(t *testing.T) {
 }
 
 // fakeGateway serves GET /api/v1/users/{id}/items?role=bidding in pages
-// of one item, checking the token it was sent.
+// of one item, checking the token it was sent, and GET /api/v1/items/{id}
+// with an item's name.
 type fakeGateway struct {
 	t     *testing.T
 	mu    sync.Mutex
 	items map[string][]map[string]any // user -> items
 	token map[string]string           // user -> the token it must get
 	calls int
+	names map[string]string // item -> name
+	// nameGate, when not nil, holds every answer with a name until it
+	// is closed.
+	nameGate chan struct{}
 }
 
 func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, ok := strings.CutPrefix(r.URL.Path, "/api/v1/items/"); ok {
+		g.serveItem(w, id)
+		return
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.calls++
@@ -195,6 +204,20 @@ func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		page["next_cursor"] = fmt.Sprintf("c%d", i+1)
 	}
 	_ = json.NewEncoder(w).Encode(page)
+}
+
+func (g *fakeGateway) serveItem(w http.ResponseWriter, id string) {
+	g.mu.Lock()
+	name, gate := g.names[id], g.nameGate
+	g.mu.Unlock()
+	if name == "" {
+		http.Error(w, `{"error":"item not found"}`, http.StatusNotFound)
+		return
+	}
+	if gate != nil {
+		<-gate
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"id": id, "name": name, "status": "active", "current_bid": 100.00})
 }
 
 func seedItem(id, name string, seq uint64, leading bool, ends time.Time) map[string]any {
@@ -253,6 +276,77 @@ func TestPersonalWonLostWithSeed(t *testing.T) {
 	quiet.close("", 0)
 	if m := readNotice(t, carol); m.Type != "auction_lost" || m.ItemID != "wl_quiet" || m.WinnerID == nil || *m.WinnerID != "" {
 		t.Fatalf("carol's notice %+v, want auction_lost of wl_quiet with winner_id \"\"", m)
+	}
+}
+
+// An item first seen in a bid event is named from the gateway; its outbid
+// notices wait for the name, and come before the item's closing notice.
+func TestPersonalItemNames(t *testing.T) {
+	n := testenv.NATS(t)
+	named := newItem(t, n, "nm_item")
+	unknown := newItem(t, n, "nm_unknown")
+	closing := newItem(t, n, "nm_closing")
+	witness := newItem(t, n, "nm_witness")
+	gate := make(chan struct{})
+	gw := &fakeGateway{t: t, items: map[string][]map[string]any{},
+		names: map[string]string{"nm_item": "Globe", "nm_closing": "Kettle"}, nameGate: gate}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() {
+		select {
+		case <-gate:
+		default:
+			close(gate)
+		}
+	})
+	in := startServer(t, n.URL(), func(c *app.Config) { c.GatewayInternalURL = srv.URL })
+	alice := openChannel(t, in.addr, "alice", "")
+	carol := openChannel(t, in.addr, "carol", "")
+
+	// Her first bid on the item starts the name's read; bob outbids her
+	// while it is held at the gateway. Carol's notice on another item,
+	// later in the stream, shows that bob's bid has been applied.
+	named.bid("alice", 10000, false, nil)
+	bob := named.bid("bob", 11000, false, nil)
+	witness.bid("carol", 10000, false, nil)
+	witness.bid("dave", 10500, false, nil)
+	if m := readNotice(t, carol); m.Type != "outbid" || m.ItemID != "nm_witness" {
+		t.Fatalf("carol's notice %+v, want outbid on nm_witness", m)
+	}
+	close(gate)
+	if m := readNotice(t, alice); m.Type != "outbid" || m.ItemID != "nm_item" || m.ItemName != "Globe" || m.Seq != bob.Seq {
+		t.Fatalf("notice %+v, want outbid on nm_item named Globe, seq %d", m, bob.Seq)
+	}
+	named.bid("alice", 12000, false, nil)
+	named.bid("bob", 13000, false, nil)
+	if m := readNotice(t, alice); m.Type != "outbid" || m.ItemName != "Globe" {
+		t.Fatalf("notice %+v, want the next outbid on Globe", m)
+	}
+
+	// An item the gateway does not know: the notice comes without a name.
+	// (The witness was not known either: the gateway's 404 is not held.)
+	unknown.bid("alice", 10000, false, nil)
+	unknown.bid("bob", 11000, false, nil)
+	if m := readNotice(t, alice); m.Type != "outbid" || m.ItemID != "nm_unknown" || m.ItemName != "" {
+		t.Fatalf("notice %+v, want outbid on nm_unknown without a name", m)
+	}
+	testenv.WaitFor(t, 10*time.Second, "the failed names counted", func() error {
+		return in.metricIs(t, "broadcast_personal_name_failures_total", 2)
+	})
+
+	// The item closes while its name is held: the outbid comes first,
+	// named from the closing event, then the result.
+	gw.mu.Lock()
+	gw.nameGate = make(chan struct{})
+	gw.mu.Unlock()
+	t.Cleanup(func() { close(gw.nameGate) })
+	closing.bid("alice", 10000, false, nil)
+	closing.bid("bob", 11000, false, nil)
+	closed := closing.close("bob", 11000)
+	for _, want := range []string{"outbid", "auction_lost"} {
+		if m := readNotice(t, alice); m.Type != want || m.ItemID != "nm_closing" || m.ItemName != closed.Name {
+			t.Fatalf("notice %+v, want %s of nm_closing named %q", m, want, closed.Name)
+		}
 	}
 }
 

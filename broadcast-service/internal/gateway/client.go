@@ -1,6 +1,6 @@
 // Package gateway reads from the API gateway what the broadcast service
 // needs of it: the items a user bids on, when their personal channel
-// opens.
+// opens, and the name of an item its notices speak of.
 package gateway
 
 import (
@@ -65,9 +65,12 @@ func (c *Client) Bidding(ctx context.Context, userID, token string) ([]Item, err
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		p, err := c.get(ctx, "/api/v1/users/"+url.PathEscape(userID)+"/items?"+q.Encode(), token)
-		if err != nil {
+		var p page
+		if err := c.get(ctx, "/api/v1/users/"+url.PathEscape(userID)+"/items?"+q.Encode(), token, &p); err != nil {
 			return items, err
+		}
+		if p.Items == nil {
+			return items, errors.New(`gateway: a user's items answer has no "items"`)
 		}
 		items = append(items, p.Items...)
 		if p.NextCursor == "" {
@@ -78,31 +81,41 @@ func (c *Client) Bidding(ctx context.Context, userID, token string) ([]Item, err
 	return items, nil
 }
 
-func (c *Client) get(ctx context.Context, path, token string) (page, error) {
+// ItemName returns an item's name from its public page (GET
+// /api/v1/items/{id}, no token).
+func (c *Client) ItemName(ctx context.Context, itemID string) (string, error) {
+	var it Item
+	if err := c.get(ctx, "/api/v1/items/"+url.PathEscape(itemID), "", &it); err != nil {
+		return "", err
+	}
+	if it.ID != itemID || it.Name == "" {
+		return "", fmt.Errorf("gateway: item %s answered as %q named %q", itemID, it.ID, it.Name)
+	}
+	return it.Name, nil
+}
+
+// get decodes the gateway's 200 answer to path into out.
+func (c *Client) get(ctx context.Context, path, token string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
-		return page{}, fmt.Errorf("gateway request: %w", err)
+		return fmt.Errorf("gateway request: %w", err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return page{}, fmt.Errorf("gateway %s: %w", path, err)
+		return fmt.Errorf("gateway %s: %w", path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return page{}, fmt.Errorf("gateway %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
+		return fmt.Errorf("gateway %s: %s: %s", path, resp.Status, strings.TrimSpace(string(body)))
 	}
-	var p page
-	// A user's ten pages of items are well under this; more is not a
-	// gateway answer.
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(&p); err != nil {
-		return page{}, fmt.Errorf("gateway %s: decode: %w", path, err)
+	// A page of a user's items is well under this; more is not a gateway
+	// answer.
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 8<<20)).Decode(out); err != nil {
+		return fmt.Errorf("gateway %s: decode: %w", path, err)
 	}
-	if p.Items == nil {
-		return page{}, errors.New("gateway " + path + `: answer has no "items"`)
-	}
-	return p, nil
+	return nil
 }

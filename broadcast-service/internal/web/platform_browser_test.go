@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	gws "github.com/gorilla/websocket"
 
 	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/shared/testenv"
@@ -163,6 +164,9 @@ func TestBrowserPlatform(t *testing.T) {
 	seller := p.token(t, "sam", "seller")
 	bob := p.token(t, "bob")
 	carol := p.token(t, "carol")
+	// Alice's channel, open before she bids: her notices name items the
+	// service learns of from her bids, through the gateway.
+	aliceChannel := p.personalChannel(t, "alice")
 
 	// Three auctions to look at, ending one after the other, and enough
 	// others behind them for a second page of the list.
@@ -329,6 +333,47 @@ func TestBrowserPlatform(t *testing.T) {
 		waitNotice(t, bctx, "outbid", "Vintage Watch")
 		waitRow(t, bctx, "bidding", "watch", ".state", "Outbid")
 	})
+
+	t.Run("notices named by the service", func(t *testing.T) {
+		for _, want := range []string{"Brass Telescope $51.00", "Brass Telescope $61.00", "Vintage Watch $16.00"} {
+			var m struct {
+				Type       string      `json:"type"`
+				ItemName   string      `json:"item_name"`
+				CurrentBid json.Number `json:"current_bid"`
+			}
+			if err := aliceChannel.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			if err := aliceChannel.ReadJSON(&m); err != nil {
+				t.Fatalf("alice's channel, waiting for outbid on %s: %v", want, err)
+			}
+			if got := fmt.Sprintf("%s $%s", m.ItemName, m.CurrentBid); m.Type != "outbid" || got != want {
+				t.Errorf("alice's notice: %s %s, want outbid on %s", m.Type, got, want)
+			}
+		}
+	})
+}
+
+// personalChannel opens user's personal channel with their token and
+// reads its "ready".
+func (p *platform) personalChannel(t *testing.T, user string) *gws.Conn {
+	t.Helper()
+	u := strings.Replace(p.page, "http://", "ws://", 1) + "/ws/users/" + user + "?access_token=" + p.token(t, user)
+	c, _, err := gws.DefaultDialer.Dial(u, nil)
+	if err != nil {
+		t.Fatalf("open %s's channel: %v", user, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	var ready struct {
+		Type string `json:"type"`
+	}
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadJSON(&ready); err != nil || ready.Type != "ready" {
+		t.Fatalf("%s's channel: first message %+v, %v; want ready", user, ready, err)
+	}
+	return c
 }
 
 // rowText is the text of sel (or its attribute attr) in item's row of the

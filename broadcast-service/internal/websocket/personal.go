@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -57,11 +58,24 @@ type SeedItem struct {
 	Leading         bool
 }
 
-// Seeder reads the items a user bids on (not final yet), with the user's
-// own token.
-type Seeder interface {
+// Gateway is what the personal channels read from the API gateway: the
+// items a user bids on (not final yet), with the user's own token, and an
+// item's name, which bid events do not carry.
+type Gateway interface {
 	Bidding(ctx context.Context, userID, token string) ([]SeedItem, error)
+	ItemName(ctx context.Context, itemID string) (string, error)
 }
+
+// maxNameLookups bounds the gateway reads of item names in flight, so a
+// burst of new items costs the gateway a few requests at a time. An
+// outbid notice waits for its item's name at most nameTimeout (the
+// gateway answers from Redis); nameRetryAfter spaces the reads of one
+// item's name while the gateway fails.
+const (
+	maxNameLookups = 8
+	nameTimeout    = time.Second
+	nameRetryAfter = 10 * time.Second
+)
 
 // Personal routes notices to the personal channels of this instance. It
 // sees every item's events (OnEvent, in stream order) and keeps state only
@@ -71,7 +85,7 @@ type Seeder interface {
 type Personal struct {
 	hub     *Hub
 	cfg     PersonalConfig
-	seeder  Seeder
+	gateway Gateway
 	log     *slog.Logger
 	metrics *PersonalMetrics
 	// following is closed once events are followed: before that, a
@@ -90,6 +104,8 @@ type Personal struct {
 	seeding int
 	finals  map[string]models.Event
 	sender  *sender // writes under mu
+	// lookups holds a slot per item name read from the gateway.
+	lookups chan struct{}
 }
 
 type personalUser struct {
@@ -118,14 +134,20 @@ type trackedItem struct {
 	endsAt     *time.Time
 	bidders    map[string]struct{} // connected users who bid on it
 	timer      *time.Timer         // the next ending-soon check
+	naming     bool                // its name is being read from the gateway
+	nameRetry  time.Time           // after a failed read, when to read it again
+	// heldOutbids are the bid events whose outbid notices wait for the
+	// name being read.
+	heldOutbids []models.Event
 }
 
 // NewPersonal returns the personal channels of hub's instance.
-func NewPersonal(hub *Hub, cfg PersonalConfig, seeder Seeder, metrics *PersonalMetrics, log *slog.Logger) *Personal {
+func NewPersonal(hub *Hub, cfg PersonalConfig, gateway Gateway, metrics *PersonalMetrics, log *slog.Logger) *Personal {
 	cfg.MaxConnsPerUser = config.Positive(cfg.MaxConnsPerUser, DefaultMaxConnsPerUser)
 	cfg.SeedTimeout = config.Positive(cfg.SeedTimeout, 5*time.Second)
-	return &Personal{hub: hub, cfg: cfg, seeder: seeder, log: log, metrics: metrics, following: make(chan struct{}),
-		users: make(map[string]*personalUser), items: make(map[string]*trackedItem), finals: make(map[string]models.Event), sender: newSender()}
+	return &Personal{hub: hub, cfg: cfg, gateway: gateway, log: log, metrics: metrics, following: make(chan struct{}),
+		users: make(map[string]*personalUser), items: make(map[string]*trackedItem), finals: make(map[string]models.Event), sender: newSender(),
+		lookups: make(chan struct{}, maxNameLookups)}
 }
 
 // Following tells the channels that events flow: the follower calls it
@@ -180,12 +202,12 @@ func (p *Personal) register(userID string) (*personalConn, error) {
 // seed reads the user's items; a gateway that cannot answer costs the
 // notices of bids placed before the channel opened, not the channel.
 func (p *Personal) seed(ctx context.Context, userID, token string) []SeedItem {
-	if p.seeder == nil {
+	if p.gateway == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SeedTimeout)
 	defer cancel()
-	items, err := p.seeder.Bidding(ctx, userID, token)
+	items, err := p.gateway.Bidding(ctx, userID, token)
 	if err != nil {
 		p.metrics.seedFailures.Inc()
 		p.log.Warn("reading the user's items from the gateway; notices follow live events only", "user_id", userID, "err", err)
@@ -321,6 +343,42 @@ func (p *Personal) addBidder(it *trackedItem, userID string, u *personalUser) {
 	u.items[it.id] = struct{}{}
 }
 
+// name reads the name of an item a connected user bid on from the gateway,
+// once, in the background. The item's outbid notices wait for it, at most
+// nameTimeout; other notices do not (final events carry the name). A
+// failed read is tried again at an event of the item after nameRetryAfter.
+// Caller holds p.mu.
+func (p *Personal) name(it *trackedItem) {
+	if it.name != "" || it.naming || p.gateway == nil || p.closed || time.Now().Before(it.nameRetry) {
+		return
+	}
+	it.naming = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), nameTimeout)
+		defer cancel()
+		var name string
+		var err error
+		select {
+		case p.lookups <- struct{}{}:
+			name, err = p.gateway.ItemName(ctx, it.id)
+			<-p.lookups
+		case <-ctx.Done():
+			err = fmt.Errorf("waiting for one of %d lookups in flight: %w", maxNameLookups, ctx.Err())
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		it.naming = false
+		if err != nil {
+			it.nameRetry = time.Now().Add(nameRetryAfter)
+			p.metrics.nameFailures.Inc()
+			p.log.Warn("reading an item's name from the gateway; its notices go without it", "item_id", it.id, "err", err)
+		} else if it.name == "" {
+			it.name = name
+		}
+		p.flushOutbids(it)
+	}()
+}
+
 // OnEvent applies one event, in stream order, and sends the notices it
 // causes to this instance's channels.
 func (p *Personal) OnEvent(ev models.Event) {
@@ -355,12 +413,38 @@ func (p *Personal) onBid(ev models.Event) {
 	}
 	// The contract's outbid rule: an event the leader's automatic bid
 	// answers at once never cost them the lead.
-	if ev.PreviousBidderID != "" && ev.PreviousBidderID != ev.UserID && !ev.AutoAnswered && prev != nil {
+	outbid := ev.PreviousBidderID != "" && ev.PreviousBidderID != ev.UserID && !ev.AutoAnswered && prev != nil
+	if outbid {
 		p.addBidder(it, ev.PreviousBidderID, prev)
-		p.notify(prev, TypeOutbid, outbidMessage{Type: TypeOutbid, ItemID: ev.ItemID, ItemName: it.name, CurrentBid: ev.Amount,
-			BidderID: ev.UserID, Seq: ev.Seq, Timestamp: ev.Timestamp, ServerTime: time.Now().UTC()}, ev)
+	}
+	if len(it.bidders) > 0 {
+		p.name(it)
+	}
+	switch {
+	case outbid && it.naming:
+		it.heldOutbids = append(it.heldOutbids, ev)
+	case outbid:
+		p.outbid(prev, it, ev)
 	}
 	p.schedule(it)
+}
+
+// outbid tells u that ev took the lead from them. Caller holds p.mu.
+func (p *Personal) outbid(u *personalUser, it *trackedItem, ev models.Event) {
+	p.notify(u, TypeOutbid, outbidMessage{Type: TypeOutbid, ItemID: ev.ItemID, ItemName: it.name, CurrentBid: ev.Amount,
+		BidderID: ev.UserID, Seq: ev.Seq, Timestamp: ev.Timestamp, ServerTime: time.Now().UTC()}, ev)
+}
+
+// flushOutbids sends the outbid notices held for the item's name, in
+// order, to the users still connected. Caller holds p.mu.
+func (p *Personal) flushOutbids(it *trackedItem) {
+	held := it.heldOutbids
+	it.heldOutbids = nil
+	for _, ev := range held {
+		if u := p.users[ev.PreviousBidderID]; u != nil {
+			p.outbid(u, it, ev)
+		}
+	}
 }
 
 // onFinal tells every connected bidder of a closed item whether they won,
@@ -378,6 +462,7 @@ func (p *Personal) onFinal(ev models.Event) {
 		if it.name == "" {
 			it.name = ev.Name
 		}
+		p.flushOutbids(it) // before the final notice, in the item's order
 	}
 	if ev.Type == models.EventAuctionClosed && ev.WinnerID != "" {
 		recipients[ev.WinnerID] = struct{}{} // even if this instance missed the bid
@@ -573,6 +658,7 @@ type PersonalMetrics struct {
 	connections  prometheus.Gauge
 	notices      *prometheus.CounterVec
 	seedFailures prometheus.Counter
+	nameFailures prometheus.Counter
 	rejected     prometheus.Counter
 	items        prometheus.Gauge
 }
@@ -589,6 +675,9 @@ func NewPersonalMetrics(reg prometheus.Registerer) *PersonalMetrics {
 		seedFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_personal_seed_failures_total", Help: "Personal channels opened without the user's items because the gateway did not answer.",
 		}),
+		nameFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "broadcast_personal_name_failures_total", Help: "Item names the gateway did not answer; those items' notices go without item_name until it does.",
+		}),
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "broadcast_personal_rejected_total", Help: "Personal channels refused because the user had WS_MAX_CONNS_PER_USER open.",
 		}),
@@ -599,6 +688,6 @@ func NewPersonalMetrics(reg prometheus.Registerer) *PersonalMetrics {
 	for _, t := range []string{TypeOutbid, TypeAuctionWon, TypeAuctionLost, TypeEndingSoon, models.EventAuctionCancelled} {
 		m.notices.WithLabelValues(t)
 	}
-	reg.MustRegister(m.connections, m.notices, m.seedFailures, m.rejected, m.items)
+	reg.MustRegister(m.connections, m.notices, m.seedFailures, m.nameFailures, m.rejected, m.items)
 	return m
 }
