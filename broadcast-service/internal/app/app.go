@@ -166,8 +166,8 @@ func (a *App) Run(ctx context.Context) error {
 // need.
 type gatewayReader struct{ *gateway.Client }
 
-func (g gatewayReader) Bidding(ctx context.Context, userID, token string) ([]websocket.SeedItem, error) {
-	items, err := g.Client.Bidding(ctx, userID, token)
+func (g gatewayReader) Bidding(ctx context.Context, userID, token, clientIP string) ([]websocket.SeedItem, error) {
+	items, err := g.Client.Bidding(ctx, userID, token, clientIP)
 	out := make([]websocket.SeedItem, 0, len(items))
 	for _, it := range items {
 		var ends *time.Time

@@ -56,8 +56,12 @@ const (
 )
 
 // Bidding returns the items userID bids on that are not final, reading the
-// gateway with the user's token (none with authentication off).
-func (c *Client) Bidding(ctx context.Context, userID, token string) ([]Item, error) {
+// gateway with the user's token (none with authentication off). clientIP,
+// when given, is the user's address: sent as X-Forwarded-For, so that a
+// gateway that trusts it (TRUST_PROXY_HEADERS) counts the read against the
+// user's address rather than this service's, which every user's reconnect
+// after a deploy would exhaust.
+func (c *Client) Bidding(ctx context.Context, userID, token, clientIP string) ([]Item, error) {
 	var items []Item
 	cursor := ""
 	for range maxPages {
@@ -66,7 +70,7 @@ func (c *Client) Bidding(ctx context.Context, userID, token string) ([]Item, err
 			q.Set("cursor", cursor)
 		}
 		var p page
-		if err := c.get(ctx, "/api/v1/users/"+url.PathEscape(userID)+"/items?"+q.Encode(), token, &p); err != nil {
+		if err := c.get(ctx, "/api/v1/users/"+url.PathEscape(userID)+"/items?"+q.Encode(), token, clientIP, &p); err != nil {
 			return items, err
 		}
 		if p.Items == nil {
@@ -85,7 +89,7 @@ func (c *Client) Bidding(ctx context.Context, userID, token string) ([]Item, err
 // /api/v1/items/{id}, no token).
 func (c *Client) ItemName(ctx context.Context, itemID string) (string, error) {
 	var it Item
-	if err := c.get(ctx, "/api/v1/items/"+url.PathEscape(itemID), "", &it); err != nil {
+	if err := c.get(ctx, "/api/v1/items/"+url.PathEscape(itemID), "", "", &it); err != nil {
 		return "", err
 	}
 	if it.ID != itemID || it.Name == "" {
@@ -95,13 +99,16 @@ func (c *Client) ItemName(ctx context.Context, itemID string) (string, error) {
 }
 
 // get decodes the gateway's 200 answer to path into out.
-func (c *Client) get(ctx context.Context, path, token string, out any) error {
+func (c *Client) get(ctx context.Context, path, token, clientIP string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
 	if err != nil {
 		return fmt.Errorf("gateway request: %w", err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if clientIP != "" {
+		req.Header.Set("X-Forwarded-For", clientIP)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -39,7 +39,9 @@ type platform struct {
 // bytes the gateway requires.
 const testSecret = "page-test-secret-0123456789abcdef"
 
-func startPlatform(t *testing.T) *platform {
+// startPlatform starts it; tune adjusts this service's configuration and
+// gatewayEnv the gateway's environment, after the defaults.
+func startPlatform(t *testing.T, tune func(*app.Config), gatewayEnv ...string) *platform {
 	t.Helper()
 	root := repoRoot(t)
 	gatewayBin := buildService(t, root, "api-gateway")
@@ -55,12 +57,15 @@ func startPlatform(t *testing.T) *platform {
 		c.DevSignIn = true
 		// Personal channels check the gateway's tokens.
 		c.Auth.Disabled, c.Auth.Secret, c.Auth.DevTokens = false, testSecret, true
+		if tune != nil {
+			tune(c)
+		}
 	})
 	t.Cleanup(stop)
-	runService(t, gatewayBin, gatewayAddr,
-		"SERVER_ADDR="+gatewayAddr, "REDIS_ADDR="+rd.Addr(), "NATS_URL="+n.URL(), "POSTGRES_URL="+pg,
-		"AUTH_JWT_SECRET="+testSecret, "AUTH_DEV_TOKENS=true", "CORS_ALLOWED_ORIGINS=http://"+pageAddr,
-		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0")
+	runService(t, gatewayBin, gatewayAddr, append([]string{
+		"SERVER_ADDR=" + gatewayAddr, "REDIS_ADDR=" + rd.Addr(), "NATS_URL=" + n.URL(), "POSTGRES_URL=" + pg,
+		"AUTH_JWT_SECRET=" + testSecret, "AUTH_DEV_TOKENS=true", "CORS_ALLOWED_ORIGINS=http://" + pageAddr,
+		"RATE_LIMIT_PER_USER=0", "RATE_LIMIT_PER_IP=0"}, gatewayEnv...)...)
 	// The gateway creates the event stream the worker reads, so it starts
 	// first.
 	workerAddr := freeAddr(t)
@@ -160,13 +165,13 @@ func (p *platform) waitArchived(t *testing.T, item string, n int) {
 // run in order in one browser, as one user would go through them.
 func TestBrowserPlatform(t *testing.T) {
 	bctx := browser.Open(t, 5*time.Minute)
-	p := startPlatform(t)
+	p := startPlatform(t, nil)
 	seller := p.token(t, "sam", "seller")
 	bob := p.token(t, "bob")
 	carol := p.token(t, "carol")
 	// Alice's channel, open before she bids: her notices name items the
 	// service learns of from her bids, through the gateway.
-	aliceChannel := p.personalChannel(t, "alice")
+	aliceChannel := p.personalChannel(t, "alice", p.token(t, "alice"), nil)
 
 	// Three auctions to look at, ending one after the other, and enough
 	// others behind them for a second page of the list.
@@ -354,12 +359,12 @@ func TestBrowserPlatform(t *testing.T) {
 	})
 }
 
-// personalChannel opens user's personal channel with their token and
-// reads its "ready".
-func (p *platform) personalChannel(t *testing.T, user string) *gws.Conn {
+// personalChannel opens user's personal channel with token and header
+// and reads its "ready".
+func (p *platform) personalChannel(t *testing.T, user, token string, header http.Header) *gws.Conn {
 	t.Helper()
-	u := strings.Replace(p.page, "http://", "ws://", 1) + "/ws/users/" + user + "?access_token=" + p.token(t, user)
-	c, _, err := gws.DefaultDialer.Dial(u, nil)
+	u := strings.Replace(p.page, "http://", "ws://", 1) + "/ws/users/" + user + "?access_token=" + token
+	c, _, err := gws.DefaultDialer.Dial(u, header)
 	if err != nil {
 		t.Fatalf("open %s's channel: %v", user, err)
 	}

@@ -26,13 +26,21 @@ const (
 	reasonAddrFull     = "per_ip"
 )
 
-// clientAddr is the address a viewer's connections are counted against: the
-// TCP peer's, or with trustXFF the rightmost X-Forwarded-For entry. That is
-// the one the load balancer appended; everything left of it came from the
-// client, which can write any address it likes there. IPv6 clients are
-// counted per /64, the block one subscriber is given, since a client can
-// pick any address inside it.
+// clientAddr is the address a viewer's connections are counted against:
+// clientIP's, with IPv6 clients counted per /64, the block one subscriber
+// is given, since a client can pick any address inside it.
 func clientAddr(r *http.Request, trustXFF bool) string {
+	if a, ok := clientIP(r, trustXFF); ok {
+		return addrKey(a)
+	}
+	return r.RemoteAddr
+}
+
+// clientIP is the client's address: the TCP peer's, or with trustXFF the
+// rightmost X-Forwarded-For entry. That is the one the load balancer
+// appended; everything left of it came from the client, which can write
+// any address it likes there.
+func clientIP(r *http.Request, trustXFF bool) (netip.Addr, bool) {
 	if trustXFF {
 		if vs := r.Header.Values("X-Forwarded-For"); len(vs) > 0 {
 			last := vs[len(vs)-1]
@@ -40,15 +48,15 @@ func clientAddr(r *http.Request, trustXFF bool) string {
 				last = last[i+1:]
 			}
 			if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
-				return addrKey(a)
+				return a, true
 			}
 			// Not an address: no load balancer wrote this. Count the peer.
 		}
 	}
 	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		return addrKey(ap.Addr())
+		return ap.Addr(), true
 	}
-	return r.RemoteAddr
+	return netip.Addr{}, false
 }
 
 func addrKey(a netip.Addr) string {

@@ -59,10 +59,11 @@ type SeedItem struct {
 }
 
 // Gateway is what the personal channels read from the API gateway: the
-// items a user bids on (not final yet), with the user's own token, and an
-// item's name, which bid events do not carry.
+// items a user bids on (not final yet), with the user's own token and on
+// behalf of their address (clientIP, for the gateway's per-address limit),
+// and an item's name, which bid events do not carry.
 type Gateway interface {
-	Bidding(ctx context.Context, userID, token string) ([]SeedItem, error)
+	Bidding(ctx context.Context, userID, token, clientIP string) ([]SeedItem, error)
 	ItemName(ctx context.Context, itemID string) (string, error)
 }
 
@@ -201,13 +202,13 @@ func (p *Personal) register(userID string) (*personalConn, error) {
 
 // seed reads the user's items; a gateway that cannot answer costs the
 // notices of bids placed before the channel opened, not the channel.
-func (p *Personal) seed(ctx context.Context, userID, token string) []SeedItem {
+func (p *Personal) seed(ctx context.Context, userID, token, clientIP string) []SeedItem {
 	if p.gateway == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.SeedTimeout)
 	defer cancel()
-	items, err := p.gateway.Bidding(ctx, userID, token)
+	items, err := p.gateway.Bidding(ctx, userID, token, clientIP)
 	if err != nil {
 		p.metrics.seedFailures.Inc()
 		p.log.Warn("reading the user's items from the gateway; notices follow live events only", "user_id", userID, "err", err)

@@ -133,15 +133,24 @@ func (h *PersonalHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.readLoop()
 			c.stop(0, "")
 		}()
-		h.start(pc, c, userID, tok)
+		h.start(pc, c, userID, tok, forwardedFor(r, hub.cfg.TrustForwardedFor))
 		<-readerDone
 		<-writerDone
 	}()
 }
 
+// forwardedFor is the user's address as the gateway should count their
+// seed's request against it (X-Forwarded-For), or "".
+func forwardedFor(r *http.Request, trustXFF bool) string {
+	if a, ok := clientIP(r, trustXFF); ok {
+		return a.Unmap().WithZone("").String()
+	}
+	return ""
+}
+
 // start waits for the events to be followed, seeds the user's items and
 // makes the channel ready; a client gone meanwhile ends it.
-func (h *PersonalHandler) start(pc *personalConn, c *client, userID, tok string) {
+func (h *PersonalHandler) start(pc *personalConn, c *client, userID, tok, clientIP string) {
 	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
 	defer cancel()
 	go func() {
@@ -160,6 +169,6 @@ func (h *PersonalHandler) start(pc *personalConn, c *client, userID, tok string)
 		}
 		return
 	}
-	items := h.p.seed(ctx, userID, tok)
+	items := h.p.seed(ctx, userID, tok, clientIP)
 	h.p.activate(pc, c, items)
 }
