@@ -100,6 +100,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	a.personal = websocket.NewPersonal(hub, websocket.PersonalConfig{
 		EndingSoonLead:  cfg.EndingSoonLead,
 		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		NameTimeout:     cfg.NameTimeout,
 	}, gatewayReader{gateway.New(cfg.gatewayInternal())}, websocket.NewPersonalMetrics(reg), log.With("component", "personal"))
 	if cfg.Auth.Disabled {
 		log.Warn("AUTH_DISABLED=true: anyone may open any user's personal channel (/ws/users/{id}). Local development only.")

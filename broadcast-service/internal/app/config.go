@@ -65,7 +65,12 @@ type Config struct {
 	GapTimeout time.Duration
 	// ReconnectWait is the pause between NATS reconnect attempts. It is
 	// not read from the environment; tests shorten and lengthen it.
-	ReconnectWait   time.Duration
+	ReconnectWait time.Duration
+	// NameTimeout bounds how long an outbid notice waits for its item's
+	// name from the gateway (websocket.DefaultNameTimeout when zero). Not
+	// read from the environment; tests that hold the gateway's answer
+	// lengthen it.
+	NameTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	Log             config.Log
 }

@@ -299,7 +299,10 @@ func TestPersonalItemNames(t *testing.T) {
 			close(gate)
 		}
 	})
-	in := startServer(t, n.URL(), func(c *app.Config) { c.GatewayInternalURL = srv.URL })
+	in := startServer(t, n.URL(), func(c *app.Config) {
+		c.GatewayInternalURL = srv.URL
+		c.NameTimeout = time.Minute // the gate, not the clock, decides when the name comes
+	})
 	alice := openChannel(t, in.addr, "alice", "")
 	carol := openChannel(t, in.addr, "carol", "")
 

@@ -57,6 +57,9 @@ func startPlatform(t *testing.T, tune func(*app.Config), gatewayEnv ...string) *
 		c.DevSignIn = true
 		// Personal channels check the gateway's tokens.
 		c.Auth.Disabled, c.Auth.Secret, c.Auth.DevTokens = false, testSecret, true
+		// Notices are checked for the gateway's item names, not for how
+		// soon a busy machine's gateway gives them.
+		c.NameTimeout = 30 * time.Second
 		if tune != nil {
 			tune(c)
 		}

@@ -43,7 +43,14 @@ type PersonalConfig struct {
 	// SeedTimeout bounds the read of a connecting user's items from the
 	// gateway; the channel works from live events without it.
 	SeedTimeout time.Duration
+	// NameTimeout bounds how long an item's outbid notices wait for its
+	// name from the gateway.
+	NameTimeout time.Duration
 }
+
+// DefaultNameTimeout: the gateway answers an item from Redis in well
+// under a millisecond, and a notice is worth more on time than named.
+const DefaultNameTimeout = time.Second
 
 // SeedItem is one item a user bids on, as the gateway knows it when the
 // user connects.
@@ -68,13 +75,11 @@ type Gateway interface {
 }
 
 // maxNameLookups bounds the gateway reads of item names in flight, so a
-// burst of new items costs the gateway a few requests at a time. An
-// outbid notice waits for its item's name at most nameTimeout (the
-// gateway answers from Redis); nameRetryAfter spaces the reads of one
-// item's name while the gateway fails.
+// burst of new items costs the gateway a few requests at a time;
+// nameRetryAfter spaces the reads of one item's name while the gateway
+// fails.
 const (
 	maxNameLookups = 8
-	nameTimeout    = time.Second
 	nameRetryAfter = 10 * time.Second
 )
 
@@ -146,6 +151,7 @@ type trackedItem struct {
 func NewPersonal(hub *Hub, cfg PersonalConfig, gateway Gateway, metrics *PersonalMetrics, log *slog.Logger) *Personal {
 	cfg.MaxConnsPerUser = config.Positive(cfg.MaxConnsPerUser, DefaultMaxConnsPerUser)
 	cfg.SeedTimeout = config.Positive(cfg.SeedTimeout, 5*time.Second)
+	cfg.NameTimeout = config.Positive(cfg.NameTimeout, DefaultNameTimeout)
 	return &Personal{hub: hub, cfg: cfg, gateway: gateway, log: log, metrics: metrics, following: make(chan struct{}),
 		users: make(map[string]*personalUser), items: make(map[string]*trackedItem), finals: make(map[string]models.Event), sender: newSender(),
 		lookups: make(chan struct{}, maxNameLookups)}
@@ -346,7 +352,7 @@ func (p *Personal) addBidder(it *trackedItem, userID string, u *personalUser) {
 
 // name reads the name of an item a connected user bid on from the gateway,
 // once, in the background. The item's outbid notices wait for it, at most
-// nameTimeout; other notices do not (final events carry the name). A
+// NameTimeout; other notices do not (final events carry the name). A
 // failed read is tried again at an event of the item after nameRetryAfter.
 // Caller holds p.mu.
 func (p *Personal) name(it *trackedItem) {
@@ -355,7 +361,7 @@ func (p *Personal) name(it *trackedItem) {
 	}
 	it.naming = true
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), nameTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.NameTimeout)
 		defer cancel()
 		var name string
 		var err error
