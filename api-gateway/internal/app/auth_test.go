@@ -7,22 +7,17 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/bidding-platform/shared/auth/authtest"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -35,77 +30,6 @@ const (
 	testIssuer   = "https://idp.test/"
 	testAudience = "bidding-api"
 )
-
-// jwksServer is an identity provider's key set whose keys a test can change.
-type jwksServer struct {
-	*httptest.Server
-	mu   sync.Mutex
-	keys map[string]any // kid -> public key
-}
-
-func newJWKS(t *testing.T, keys map[string]any) *jwksServer {
-	t.Helper()
-	s := &jwksServer{keys: keys}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		var set struct {
-			Keys []map[string]string `json:"keys"`
-		}
-		for kid, k := range s.keys {
-			set.Keys = append(set.Keys, jwk(kid, k))
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(set)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *jwksServer) set(kid string, key any) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if key == nil {
-		delete(s.keys, kid)
-		return
-	}
-	s.keys[kid] = key
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-// jwk is a public key as RFC 7517 writes it.
-func jwk(kid string, key any) map[string]string {
-	switch k := key.(type) {
-	case *ecdsa.PublicKey:
-		return map[string]string{"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-			"x": b64(k.X.FillBytes(make([]byte, 32))), "y": b64(k.Y.FillBytes(make([]byte, 32)))}
-	case *rsa.PublicKey:
-		return map[string]string{"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-			"n": b64(k.N.Bytes()), "e": b64(big.NewInt(int64(k.E)).Bytes())}
-	case ed25519.PublicKey:
-		return map[string]string{"kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA", "use": "sig", "x": b64(k)}
-	}
-	panic(fmt.Sprintf("jwk of %T", key))
-}
-
-func ecKey(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func rsaKey(t *testing.T) *rsa.PrivateKey {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func pemOf(t *testing.T, pub crypto.PublicKey) []byte {
 	t.Helper()
@@ -127,20 +51,6 @@ func claims(sub string, roles []string, change func(jwt.MapClaims)) jwt.MapClaim
 		change(c)
 	}
 	return c
-}
-
-// sign signs c with method and key, naming kid when it is not empty.
-func sign(t *testing.T, method jwt.SigningMethod, key any, kid string, c jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(method, c)
-	if kid != "" {
-		tok.Header["kid"] = kid
-	}
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatalf("sign %s: %v", method.Alg(), err)
-	}
-	return s
 }
 
 // tamper replaces the payload of tok with that of other, keeping tok's
@@ -221,7 +131,7 @@ func tokenRows(t *testing.T, mode string, valid func(jwt.MapClaims) string, bid 
 	row := func(name, tok string, status int, msg string) attack {
 		return attack{name: mode + "/" + name, method: "POST", path: path, body: body, headers: bearerOf(tok), status: status, msg: msg}
 	}
-	none := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims("bob", nil, nil))
+	none := authtest.Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, "", claims("bob", nil, nil))
 	return []attack{
 		{name: mode + "/no token", method: "POST", path: path, body: body, status: 401, msg: "authentication required"},
 		{name: mode + "/basic auth", method: "POST", path: path, body: body, headers: []string{"Authorization", "Basic Ym9iOng="}, status: 401, msg: "authentication required"},
@@ -296,7 +206,9 @@ func TestAttacksWithSharedSecret(t *testing.T) {
 	withAuth(&cfg)
 	cfg.Auth.Issuer, cfg.Auth.Audience = testIssuer, testAudience
 	g := startGateway(t, cfg)
-	valid := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", c) }
+	valid := func(c jwt.MapClaims) string {
+		return authtest.Sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", c)
+	}
 	as := func(sub string, roles ...string) []string { return bearerOf(valid(claims(sub, roles, nil))) }
 	setupItems(t, g, "hs_", as)
 	bid := func(user string) (string, string) {
@@ -306,11 +218,11 @@ func TestAttacksWithSharedSecret(t *testing.T) {
 	path, body := bid("bob")
 	rows = append(rows,
 		attack{name: "hs256/forged with another secret", method: "POST", path: path, body: body,
-			headers: bearerOf(sign(t, jwt.SigningMethodHS256, []byte("another-secret-of-enough-length-000000"), "", claims("bob", nil, nil))), status: 401, msg: "signature"},
+			headers: bearerOf(authtest.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-of-enough-length-000000"), "", claims("bob", nil, nil))), status: 401, msg: "signature"},
 		attack{name: "hs256/HS512 with the right secret", method: "POST", path: path, body: body,
-			headers: bearerOf(sign(t, jwt.SigningMethodHS512, []byte(testSecret), "", claims("bob", nil, nil))), status: 401, msg: "invalid token"},
+			headers: bearerOf(authtest.Sign(t, jwt.SigningMethodHS512, []byte(testSecret), "", claims("bob", nil, nil))), status: 401, msg: "invalid token"},
 		attack{name: "hs256/RS256 token", method: "POST", path: path, body: body,
-			headers: bearerOf(sign(t, jwt.SigningMethodRS256, rsaKey(t), "", claims("bob", nil, nil))), status: 401, msg: "invalid token"},
+			headers: bearerOf(authtest.Sign(t, jwt.SigningMethodRS256, authtest.RSAKey(t), "", claims("bob", nil, nil))), status: 401, msg: "invalid token"},
 	)
 	rows = append(rows, itemRows(t, "hs", as)...)
 	admin := as("root", "admin")
@@ -365,23 +277,23 @@ func TestAttacksWithSharedSecret(t *testing.T) {
 
 func TestAttacksWithIdentityProviderKeys(t *testing.T) {
 	t.Parallel()
-	es, rs, stranger := ecKey(t), rsaKey(t), ecKey(t)
+	es, rs, stranger := authtest.ECKey(t), authtest.RSAKey(t), authtest.ECKey(t)
 	_, edPriv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	idp := newJWKS(t, map[string]any{"es-1": &es.PublicKey, "rs-1": &rs.PublicKey, "ed-1": edPriv.Public()})
+	idp := authtest.NewJWKS(t, map[string]any{"es-1": &es.PublicKey, "rs-1": &rs.PublicKey, "ed-1": edPriv.Public()})
 	r, n := testenv.Redis(t), testenv.NATS(t)
 	cfg := testConfig([]string{r.Addr()}, false, n.URL())
 	cfg.Auth.Disabled, cfg.Auth.JWKSURL = false, idp.URL
 	cfg.Auth.Issuer, cfg.Auth.Audience = testIssuer, testAudience
 	g := startGateway(t, cfg)
-	valid := func(c jwt.MapClaims) string { return sign(t, jwt.SigningMethodES256, es, "es-1", c) }
+	valid := func(c jwt.MapClaims) string { return authtest.Sign(t, jwt.SigningMethodES256, es, "es-1", c) }
 	as := func(sub string, roles ...string) []string { return bearerOf(valid(claims(sub, roles, nil))) }
 	// Each key type, by its kid, is accepted for what it is.
 	for _, tok := range []string{valid(claims("sam", []string{"seller"}, nil)),
-		sign(t, jwt.SigningMethodRS256, rs, "rs-1", claims("sam", []string{"seller"}, nil)),
-		sign(t, jwt.SigningMethodEdDSA, edPriv, "ed-1", claims("sam", []string{"seller"}, nil))} {
+		authtest.Sign(t, jwt.SigningMethodRS256, rs, "rs-1", claims("sam", []string{"seller"}, nil)),
+		authtest.Sign(t, jwt.SigningMethodEdDSA, edPriv, "ed-1", claims("sam", []string{"seller"}, nil))} {
 		testenv.WaitFor(t, 20*time.Second, "a token of the identity provider accepted", func() error {
 			if a := do(t, "POST", g.url+"/api/v1/items/nosuch/bid", `{"user_id":"sam","amount":1}`, bearerOf(tok)...); a.Status != 404 {
 				return fmt.Errorf("%d %s", a.Status, a.Body)
@@ -400,16 +312,16 @@ func TestAttacksWithIdentityProviderKeys(t *testing.T) {
 		return attack{name: "jwks/" + name, method: "POST", path: path, body: body, headers: bearerOf(tok), status: 401, msg: msg}
 	}
 	rows = append(rows,
-		row("HS256 signed with the EC key's PEM", sign(t, jwt.SigningMethodHS256, pemOf(t, &es.PublicKey), "es-1", c), "invalid token"),
-		row("HS256 signed with the RSA key's PEM", sign(t, jwt.SigningMethodHS256, pemOf(t, &rs.PublicKey), "rs-1", c), "invalid token"),
-		row("HS256 signed with the RSA modulus", sign(t, jwt.SigningMethodHS256, rs.PublicKey.N.Bytes(), "rs-1", c), "invalid token"),
-		row("RS256 naming the EC key", sign(t, jwt.SigningMethodRS256, rs, "es-1", c), "cannot be verified"),
-		row("ES256 naming the RSA key", sign(t, jwt.SigningMethodES256, es, "rs-1", c), "cannot be verified"),
-		row("EdDSA naming the EC key", sign(t, jwt.SigningMethodEdDSA, edPriv, "es-1", c), "cannot be verified"),
-		row("ES256 by another key under a known kid", sign(t, jwt.SigningMethodES256, stranger, "es-1", c), "signature"),
-		row("unknown kid", sign(t, jwt.SigningMethodES256, stranger, "es-9", c), "cannot be verified"),
-		row("no kid, another key", sign(t, jwt.SigningMethodES256, stranger, "", c), "invalid token"),
-		row("ES384", sign(t, jwt.SigningMethodES384, mustP384(t), "es-1", c), "invalid token"),
+		row("HS256 signed with the EC key's PEM", authtest.Sign(t, jwt.SigningMethodHS256, pemOf(t, &es.PublicKey), "es-1", c), "invalid token"),
+		row("HS256 signed with the RSA key's PEM", authtest.Sign(t, jwt.SigningMethodHS256, pemOf(t, &rs.PublicKey), "rs-1", c), "invalid token"),
+		row("HS256 signed with the RSA modulus", authtest.Sign(t, jwt.SigningMethodHS256, rs.PublicKey.N.Bytes(), "rs-1", c), "invalid token"),
+		row("RS256 naming the EC key", authtest.Sign(t, jwt.SigningMethodRS256, rs, "es-1", c), "cannot be verified"),
+		row("ES256 naming the RSA key", authtest.Sign(t, jwt.SigningMethodES256, es, "rs-1", c), "cannot be verified"),
+		row("EdDSA naming the EC key", authtest.Sign(t, jwt.SigningMethodEdDSA, edPriv, "es-1", c), "cannot be verified"),
+		row("ES256 by another key under a known kid", authtest.Sign(t, jwt.SigningMethodES256, stranger, "es-1", c), "signature"),
+		row("unknown kid", authtest.Sign(t, jwt.SigningMethodES256, stranger, "es-9", c), "cannot be verified"),
+		row("no kid, another key", authtest.Sign(t, jwt.SigningMethodES256, stranger, "", c), "invalid token"),
+		row("ES384", authtest.Sign(t, jwt.SigningMethodES384, mustP384(t), "es-1", c), "invalid token"),
 	)
 	rows = append(rows, itemRows(t, "jw", as)...)
 	runAttacks(t, g, as("root", "admin"), []string{"jw_lot", "jw_fresh"}, rows)
@@ -429,8 +341,8 @@ func mustP384(t *testing.T) *ecdsa.PrivateKey {
 // key set, and one it removes stops working.
 func TestIdentityProviderKeyRotation(t *testing.T) {
 	t.Parallel()
-	old, next, rsNext := ecKey(t), ecKey(t), rsaKey(t)
-	idp := newJWKS(t, map[string]any{"es-1": &old.PublicKey})
+	old, next, rsNext := authtest.ECKey(t), authtest.ECKey(t), authtest.RSAKey(t)
+	idp := authtest.NewJWKS(t, map[string]any{"es-1": &old.PublicKey})
 	r, n := testenv.Redis(t), testenv.NATS(t)
 	cfg := testConfig([]string{r.Addr()}, false, n.URL())
 	cfg.Auth.Disabled, cfg.Auth.JWKSURL, cfg.Auth.JWKSRefresh = false, idp.URL, time.Second
@@ -448,18 +360,18 @@ func TestIdentityProviderKeyRotation(t *testing.T) {
 		})
 	}
 	c := claims("bob", nil, func(c jwt.MapClaims) { delete(c, "iss"); delete(c, "aud") })
-	oldTok := sign(t, jwt.SigningMethodES256, old, "es-1", c)
-	nextTok := sign(t, jwt.SigningMethodES256, next, "es-2", c)
-	rsTok := sign(t, jwt.SigningMethodRS256, rsNext, "rs-2", c)
+	oldTok := authtest.Sign(t, jwt.SigningMethodES256, old, "es-1", c)
+	nextTok := authtest.Sign(t, jwt.SigningMethodES256, next, "es-2", c)
+	rsTok := authtest.Sign(t, jwt.SigningMethodRS256, rsNext, "rs-2", c)
 	waitStatus("the first key accepted", oldTok, 404)
 	if got := status(nextTok); got != 401 {
 		t.Fatalf("a key not yet published: %d, want 401", got)
 	}
-	idp.set("es-2", &next.PublicKey)
-	idp.set("rs-2", &rsNext.PublicKey)
+	idp.Set("es-2", &next.PublicKey)
+	idp.Set("rs-2", &rsNext.PublicKey)
 	waitStatus("the new EC key picked up", nextTok, 404)
 	waitStatus("the new RSA key picked up", rsTok, 404)
-	idp.set("es-1", nil)
+	idp.Set("es-1", nil)
 	waitStatus("the removed key refused", oldTok, 401)
 	if got := status(nextTok); got != 404 {
 		t.Errorf("the new key after the old one left: %d, want 404", got)

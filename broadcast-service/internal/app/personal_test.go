@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	gws "github.com/gorilla/websocket"
 
 	"github.com/bidding-platform/broadcast-service/internal/app"
 	"github.com/bidding-platform/shared/auth"
+	"github.com/bidding-platform/shared/auth/authtest"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/testenv"
@@ -468,6 +470,57 @@ func TestPersonalAuth(t *testing.T) {
 		t.Errorf("item channel without a token: %v", err)
 	} else {
 		c.Close()
+	}
+}
+
+// With an identity provider's key set (AUTH_JWKS_URL), a personal channel
+// takes the provider's tokens, as the gateway does, and refuses the rest.
+func TestPersonalAuthJWKS(t *testing.T) {
+	n := testenv.NATS(t)
+	newItem(t, n, "jwks_item") // the stream
+	key, stranger := authtest.ECKey(t), authtest.ECKey(t)
+	idp := authtest.NewJWKS(t, map[string]any{"es-1": &key.PublicKey})
+	in := startServer(t, n.URL(), func(c *app.Config) {
+		c.Auth.Disabled, c.Auth.JWKSURL = false, idp.URL
+		c.Auth.Issuer, c.Auth.Audience = "https://idp.test/", "bidding-api"
+	})
+	claims := func(sub string, change func(jwt.MapClaims)) jwt.MapClaims {
+		c := jwt.MapClaims{"sub": sub, "iss": "https://idp.test/", "aud": "bidding-api",
+			"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+		if change != nil {
+			change(c)
+		}
+		return c
+	}
+	valid := func(c jwt.MapClaims) string { return authtest.Sign(t, jwt.SigningMethodES256, key, "es-1", c) }
+
+	for _, tc := range []struct {
+		name, token string
+		want        int
+	}{
+		{"the provider's token", valid(claims("alice", nil)), http.StatusSwitchingProtocols},
+		{"another user's", valid(claims("bob", nil)), http.StatusForbidden},
+		{"a key the provider does not list", authtest.Sign(t, jwt.SigningMethodES256, stranger, "es-1", claims("alice", nil)), http.StatusUnauthorized},
+		{"an unknown kid", authtest.Sign(t, jwt.SigningMethodES256, stranger, "es-9", claims("alice", nil)), http.StatusUnauthorized},
+		{"another issuer", valid(claims("alice", func(c jwt.MapClaims) { c["iss"] = "https://evil.test/" })), http.StatusUnauthorized},
+		{"another audience", valid(claims("alice", func(c jwt.MapClaims) { c["aud"] = "other-api" })), http.StatusUnauthorized},
+		{"expired", valid(claims("alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() })), http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, resp, err := dialUser(in.addr, "alice", tc.token, false)
+			if resp == nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if c != nil {
+				defer c.Close()
+				if m := readNotice(t, c); m.Type != "ready" || m.UserID != "alice" {
+					t.Errorf("first message %+v, want ready for alice", m)
+				}
+			}
+		})
 	}
 }
 
