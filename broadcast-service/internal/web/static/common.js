@@ -269,13 +269,15 @@
         return { title: 'Auction ended', text: name + (m.winner_id ? ' went to ' + m.winner_id + ' for ' + A.fmt(m.final_price) : ' closed without a winner') + '.' };
       case 'auction_ending_soon':
         return { title: 'Ending soon', text: name + ': you lead at ' + A.fmt(m.current_bid) + '.' };
+      case 'auction_cancelled':
+        return { title: 'Auction cancelled', text: name + ' was cancelled: your bids on it no longer count.' };
     }
     return null;
   }
 
-  // The channel names only items its user's bidding list held when it
-  // connected; an item bid on since comes without a name, which the
-  // gateway has. Names never change, so each is asked for once.
+  // The channel names items from the gateway, but a notice comes without a
+  // name when the gateway did not answer it in time; the page asks once
+  // more. Names never change, so each is asked for once.
   var itemNames = {};
   function withItemName(m) {
     if (m.item_name || !m.item_id || !A.validID(m.item_id)) return Promise.resolve(m);

@@ -107,6 +107,7 @@
     order.push(it.id);
     $('auctions').appendChild(r.li);
     update(r, it);
+    showCountdown(r); // now, not at the next tick
     if (order.length <= maxLive) follow(r);
     else r.live = false;
   }
@@ -128,19 +129,20 @@
     }).then(function () { more.disabled = false; });
   }
 
+  function showCountdown(r) {
+    var el = r.li.querySelector('.countdown-sm');
+    if (r.status === 'closed' || r.status === 'cancelled') {
+      el.textContent = r.status === 'closed' ? 'Closed' : 'Cancelled';
+      r.li.classList.add('ended');
+      return;
+    }
+    var c = A.countdown(r.endsAt);
+    el.textContent = c.text;
+    el.classList.toggle('soon', c.soon);
+  }
+
   function tick() {
-    order.forEach(function (id) {
-      var r = rows[id];
-      var el = r.li.querySelector('.countdown-sm');
-      if (r.status === 'closed' || r.status === 'cancelled') {
-        el.textContent = r.status === 'closed' ? 'Closed' : 'Cancelled';
-        r.li.classList.add('ended');
-        return;
-      }
-      var c = A.countdown(r.endsAt);
-      el.textContent = c.text;
-      el.classList.toggle('soon', c.soon);
-    });
+    order.forEach(function (id) { showCountdown(rows[id]); });
   }
 
   setInterval(function () {

@@ -102,7 +102,7 @@
     var gen = ++loads;
     document.title = u + ' · My bids';
     status('Loading the bids of ' + u + '…');
-    Promise.all(sections.map(function (s) { return s.load(true, gen); })).then(function () {
+    return Promise.all(sections.map(function (s) { return s.load(true, gen); })).then(function () {
       if (gen === loads) status('');
     }).catch(function (err) {
       if (gen === loads) status(err.message || 'Could not reach the gateway at ' + A.gateway + '.', 'bad');
@@ -115,11 +115,31 @@
     show(a ? a.user : $('user-id').value.trim());
   });
 
-  // A notice means a list changed: an outbid, a win, a loss.
+  // archived says whether the lists already show the end a final notice
+  // tells of: they come from the archive, which may write it a moment after
+  // the notice came. An item whose bids are not on the first page counts
+  // as shown.
+  function archived(m) {
+    if (['auction_won', 'auction_lost', 'auction_cancelled'].indexOf(m.type) < 0) return true;
+    var row = document.querySelector('#my-bids li[data-item-id="' + CSS.escape(m.item_id || '') + '"] .state');
+    return !row || ['state-won', 'state-lost'].some(function (c) { return row.classList.contains(c); });
+  }
+
+  // A notice means a list changed: an outbid, a win, a loss. The lists are
+  // read again, and again a second later while the archive has not caught
+  // up with a final notice, five times at most.
   var refresh = null;
-  A.onNotice(function () {
+  function reload(m, tries) {
+    if (!user) return;
+    var shown = show(user);
+    if (!shown) return;
+    shown.then(function () {
+      if (tries > 1 && !archived(m)) refresh = setTimeout(function () { reload(m, tries - 1); }, 1000);
+    });
+  }
+  A.onNotice(function (m) {
     clearTimeout(refresh);
-    refresh = setTimeout(function () { if (user) show(user); }, 300);
+    refresh = setTimeout(function () { reload(m, 5); }, 300);
   });
 
   A.onAuth(function (a) {
