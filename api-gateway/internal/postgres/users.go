@@ -146,8 +146,12 @@ func (s *Store) WonItems(ctx context.Context, userID string, after *service.Item
 	return out, nil
 }
 
-// SoldItems walks items_seller_starts down from the position, final and
-// complete items only: the store answers for the others.
+// SoldItems walks items_seller_starts_bytewise down from the position,
+// final and complete items only: the store answers for the others. Ids
+// compare byte-wise (COLLATE "C"), as the service merges these rows with
+// the store's and as the cursor was made: in a database's own collation,
+// such as en_US.UTF-8, "Lot2" and "lot1" swap places and pages skip or
+// repeat items of one start time.
 func (s *Store) SoldItems(ctx context.Context, sellerID string, after *service.ItemKey, n int) ([]service.ArchivedItem, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
@@ -156,10 +160,10 @@ func (s *Store) SoldItems(ctx context.Context, sellerID string, after *service.I
 			AND i.starting_cents IS NOT NULL AND i.min_increment_cents IS NOT NULL AND i.starts_at IS NOT NULL `
 	args := []any{sellerID, n}
 	if after != nil {
-		q += `AND (i.starts_at, i.item_id) < ($3, $4) `
+		q += `AND (i.starts_at, i.item_id COLLATE "C") < ($3, $4) `
 		args = append(args, after.At, after.ID)
 	}
-	rows, err := s.pool.Query(ctx, q+`ORDER BY i.starts_at DESC, i.item_id DESC LIMIT $2`, args...)
+	rows, err := s.pool.Query(ctx, q+`ORDER BY i.starts_at DESC, i.item_id COLLATE "C" DESC LIMIT $2`, args...)
 	if err != nil {
 		return emptyOr[service.ArchivedItem](fmt.Errorf("query items of seller %s: %w", sellerID, err))
 	}
