@@ -101,6 +101,7 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 		EndingSoonLead:  cfg.EndingSoonLead,
 		MaxConnsPerUser: cfg.MaxConnsPerUser,
 		NameTimeout:     cfg.NameTimeout,
+		SeedTimeout:     cfg.SeedTimeout,
 	}, gatewayReader{gateway.New(cfg.gatewayInternal())}, websocket.NewPersonalMetrics(reg), log.With("component", "personal"))
 	if cfg.Auth.Disabled {
 		log.Warn("AUTH_DISABLED=true: anyone may open any user's personal channel (/ws/users/{id}). Local development only.")

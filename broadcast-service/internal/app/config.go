@@ -67,10 +67,12 @@ type Config struct {
 	// not read from the environment; tests shorten and lengthen it.
 	ReconnectWait time.Duration
 	// NameTimeout bounds how long an outbid notice waits for its item's
-	// name from the gateway (websocket.DefaultNameTimeout when zero). Not
-	// read from the environment; tests that hold the gateway's answer
-	// lengthen it.
+	// name from the gateway (websocket.DefaultNameTimeout when zero), and
+	// SeedTimeout the read of a connecting user's items
+	// (websocket.DefaultSeedTimeout). Not read from the environment; tests
+	// that hold the gateway's answers lengthen them.
 	NameTimeout     time.Duration
+	SeedTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	Log             config.Log
 }

@@ -15,6 +15,7 @@ import (
 	gws "github.com/gorilla/websocket"
 
 	"github.com/bidding-platform/broadcast-service/internal/app"
+	"github.com/bidding-platform/broadcast-service/internal/websocket"
 	"github.com/bidding-platform/shared/auth"
 	"github.com/bidding-platform/shared/auth/authtest"
 	"github.com/bidding-platform/shared/config"
@@ -171,14 +172,21 @@ type fakeGateway struct {
 	calls int
 	names map[string]string // item -> name
 	// nameGate, when not nil, holds every answer with a name until it
-	// is closed.
+	// is closed; seedGate holds the users' items in the same way.
 	nameGate chan struct{}
+	seedGate chan struct{}
 }
 
 func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, ok := strings.CutPrefix(r.URL.Path, "/api/v1/items/"); ok {
 		g.serveItem(w, id)
 		return
+	}
+	g.mu.Lock()
+	gate := g.seedGate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -351,6 +359,164 @@ func TestPersonalItemNames(t *testing.T) {
 	for _, want := range []string{"outbid", "auction_lost"} {
 		if m := readNotice(t, alice); m.Type != want || m.ItemID != "nm_closing" || m.ItemName != closed.Name {
 			t.Fatalf("notice %+v, want %s of nm_closing named %q", m, want, closed.Name)
+		}
+	}
+}
+
+// holdSeeds makes gw hold its answers of users' items until the returned
+// function is called (or the test ends). The server must wait for them
+// (longSeeds).
+// longSeeds lets a server wait for held seeds as long as a test runs.
+func longSeeds(c *app.Config) { c.SeedTimeout = 10 * time.Minute }
+
+func holdSeeds(t *testing.T, gw *fakeGateway) (release func()) {
+	gate := make(chan struct{})
+	gw.mu.Lock()
+	gw.seedGate = gate
+	gw.mu.Unlock()
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	return release
+}
+
+// A final event that comes while a channel's seed is read is told once on
+// that channel, though the seed, read before it, still shows the item open.
+func TestPersonalFinalWhileSeeding(t *testing.T) {
+	n := testenv.NATS(t)
+	it := newItem(t, n, "fs_item")
+	other := newItem(t, n, "fs_other")
+	bid := it.bid("alice", 10000, false, nil)
+	gw := &fakeGateway{t: t, items: map[string][]map[string]any{
+		"alice": {seedItem("fs_item", "Lamp", bid.Seq, true, time.Now().Add(time.Hour))},
+	}}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	in := startServer(t, n.URL(), func(c *app.Config) {
+		c.GatewayInternalURL = srv.URL
+		longSeeds(c)
+	})
+	tab1 := openChannel(t, in.addr, "alice", "")
+
+	release := holdSeeds(t, gw)
+	tab2, _, err := dialUser(in.addr, "alice", "", false) // registered; its seed is held
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tab2.Close()
+	it.close("alice", 10000)
+	if m := readNotice(t, tab1); m.Type != "auction_won" {
+		t.Fatalf("first tab: %+v, want auction_won", m)
+	}
+	release()
+	for _, want := range []string{"ready", "auction_won"} {
+		if m := readNotice(t, tab2); m.Type != want {
+			t.Fatalf("second tab: %+v, want %s", m, want)
+		}
+	}
+	other.bid("alice", 10000, false, nil)
+	other.bid("bob", 11000, false, nil)
+	if m := readNotice(t, tab2); m.Type != "outbid" || m.ItemID != "fs_other" {
+		t.Fatalf("second tab: %+v, want the outbid on fs_other (the win told once)", m)
+	}
+}
+
+// More notices than a channel's queue holds, while its seed is read: the
+// channel is closed as slow rather than made ready with a gap.
+func TestPersonalOverflowWhileSeeding(t *testing.T) {
+	n := testenv.NATS(t)
+	witness := newItem(t, n, "ov_witness")
+	gw := &fakeGateway{t: t, items: map[string][]map[string]any{}}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	const queue = 4
+	in := startServer(t, n.URL(), func(c *app.Config) {
+		c.GatewayInternalURL = srv.URL
+		c.SendQueueSize = queue
+		longSeeds(c)
+	})
+	carol := openChannel(t, in.addr, "carol", "")
+	release := holdSeeds(t, gw)
+	alice, _, err := dialUser(in.addr, "alice", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	for i := range queue + 1 {
+		item := newItem(t, n, fmt.Sprintf("ov_item_%d", i))
+		item.bid("alice", 10000, false, nil)
+		item.bid("bob", 11000, false, nil)
+	}
+	witness.bid("carol", 10000, false, nil)
+	witness.bid("dave", 11000, false, nil)
+	if m := readNotice(t, carol); m.Type != "outbid" || m.ItemID != "ov_witness" {
+		t.Fatalf("carol: %+v, want outbid on ov_witness", m)
+	}
+	release()
+	if err := alice.SetReadDeadline(time.Now().Add(15 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, data, err := alice.ReadMessage()
+	if !gws.IsCloseError(err, websocket.CloseSlowViewer) {
+		t.Fatalf("alice's channel: message %s, error %v; want closed %d before ready", data, err, websocket.CloseSlowViewer)
+	}
+}
+
+// Items nobody connected bid on are tracked only for the seeds of
+// channels registered before their events: a channel that registers later,
+// and keeps seeding, does not keep them.
+func TestPersonalForgetsItemsWhileOthersSeed(t *testing.T) {
+	n := testenv.NATS(t)
+	it := newItem(t, n, "fg_item")
+	gw := &fakeGateway{t: t, items: map[string][]map[string]any{}}
+	srv := httptest.NewServer(gw)
+	t.Cleanup(srv.Close)
+	in := startServer(t, n.URL(), func(c *app.Config) {
+		c.GatewayInternalURL = srv.URL
+		longSeeds(c)
+	})
+	holdSeeds(t, gw)
+	bob, _, err := dialUser(in.addr, "bob", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	it.bid("xavier", 10000, false, nil)
+	it.bid("yvonne", 11000, false, nil)
+	testenv.WaitFor(t, 10*time.Second, "the item tracked for bob's seed", func() error {
+		return in.metricIs(t, "broadcast_personal_items", 1)
+	})
+	carol, _, err := dialUser(in.addr, "carol", "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer carol.Close()
+	bob.Close()
+	// The channel is counted out after it unregistered, and with it
+	// what only its seed needed was let go.
+	testenv.WaitFor(t, 10*time.Second, "bob's channel gone", func() error {
+		return in.metricIs(t, "broadcast_personal_connections", 1)
+	})
+	if got := in.metric(t, "broadcast_personal_items"); got != 0 {
+		t.Errorf("%v items tracked, want 0: carol, still seeding, registered after the item's events", got)
+	}
+}
+
+// A bid the leader's automatic bid answers at once never makes its bidder
+// the leader: they are told they were outbid, never that they lead an
+// auction ending soon.
+func TestPersonalAnsweredBidIsNoLead(t *testing.T) {
+	n := testenv.NATS(t)
+	it := newItem(t, n, "an_item")
+	in := startServer(t, n.URL(), func(c *app.Config) { c.EndingSoonLead = time.Minute })
+	bob := openChannel(t, in.addr, "bob", "")
+	ends := time.Now().Add(30 * time.Second).UTC()
+	it.bid("alice", 10000, false, &ends)
+	it.bid("bob", 11000, true, &ends)    // answered ...
+	it.bid("alice", 12000, false, &ends) // ... by her maximum
+	it.close("alice", 12000)
+	for _, want := range []string{"outbid", "auction_lost"} {
+		if m := readNotice(t, bob); m.Type != want {
+			t.Fatalf("bob: %+v, want %s (and no ending-soon: he never led)", m, want)
 		}
 	}
 }

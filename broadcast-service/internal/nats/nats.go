@@ -420,7 +420,8 @@ func (c *Client) PublishViewers(itemID string, data []byte) error {
 
 // Follow delivers every item's events stored from now on to fn, in stream
 // order, until ctx ends; started runs once the consumer reads. It is one
-// ordered consumer on the whole stream, deliver-new: the consumer is
+// ordered consumer on the whole stream, from the event after the newest
+// stored when it starts: the consumer is
 // ephemeral and in memory, and when a message goes missing or NATS
 // reconnects the library recreates it from the last stream sequence seen,
 // so a NATS blip delays events but loses none. Until the stream exists (the
@@ -456,7 +457,16 @@ func (c *Client) follow(ctx context.Context, fn func(models.Event)) (jetstream.C
 	if err != nil {
 		return nil, err
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverNewPolicy})
+	// From the sequence after the newest event now, not "deliver new": the
+	// library recreates the consumer after a reconnect with the policy it
+	// was given until it has delivered a message, and "new" would then
+	// skip what was published meanwhile.
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream.Name, err)
+	}
+	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: info.State.LastSeq + 1})
 	if err != nil {
 		return nil, fmt.Errorf("ordered consumer on %s: %w", stream.Name, err)
 	}

@@ -48,6 +48,10 @@ type PersonalConfig struct {
 	NameTimeout time.Duration
 }
 
+// DefaultSeedTimeout bounds the read of a connecting user's items: the
+// channel is not ready before it.
+const DefaultSeedTimeout = 5 * time.Second
+
 // DefaultNameTimeout: the gateway answers an item from Redis in well
 // under a millisecond, and a notice is worth more on time than named.
 const DefaultNameTimeout = time.Second
@@ -103,15 +107,27 @@ type Personal struct {
 	closed bool
 	users  map[string]*personalUser
 	items  map[string]*trackedItem
-	// seeding counts channels between registration and ready. While
+	// applied counts the events applied, to order them against channels'
+	// registrations.
+	applied uint64
+	// seeding holds the channels between registration and ready. While
 	// any is, every item seen in events is tracked, so that a seed read
 	// before a newer event does not overwrite it, and final events are
-	// kept in finals for the items their seeds may still bring.
-	seeding int
-	finals  map[string]models.Event
+	// kept in finals for the items their seeds may still bring; both are
+	// let go once no channel registered before them is seeding.
+	seeding map[*personalConn]struct{}
+	finals  map[string]*finalSeen
 	sender  *sender // writes under mu
 	// lookups holds a slot per item name read from the gateway.
 	lookups chan struct{}
+}
+
+// finalSeen is an item's final event kept for the channels seeding, and
+// who was told of it.
+type finalSeen struct {
+	ev      models.Event
+	applied uint64
+	told    map[string]struct{}
 }
 
 type personalUser struct {
@@ -126,6 +142,11 @@ type personalConn struct {
 	c     *client
 	ready bool
 	held  []*outMsg
+	// registered is Personal.applied when the channel registered.
+	registered uint64
+	// overflowed: notices came faster than held could keep them before
+	// ready, so the channel is closed as slow rather than have a gap.
+	overflowed bool
 	// endingSent: items this channel was told end soon, once each.
 	endingSent map[string]struct{}
 }
@@ -134,6 +155,7 @@ type personalConn struct {
 type trackedItem struct {
 	id         string
 	name       string
+	applied    uint64 // Personal.applied at its last event
 	seq        uint64
 	leader     string
 	currentBid models.Money
@@ -150,10 +172,11 @@ type trackedItem struct {
 // NewPersonal returns the personal channels of hub's instance.
 func NewPersonal(hub *Hub, cfg PersonalConfig, gateway Gateway, metrics *PersonalMetrics, log *slog.Logger) *Personal {
 	cfg.MaxConnsPerUser = config.Positive(cfg.MaxConnsPerUser, DefaultMaxConnsPerUser)
-	cfg.SeedTimeout = config.Positive(cfg.SeedTimeout, 5*time.Second)
+	cfg.SeedTimeout = config.Positive(cfg.SeedTimeout, DefaultSeedTimeout)
 	cfg.NameTimeout = config.Positive(cfg.NameTimeout, DefaultNameTimeout)
 	return &Personal{hub: hub, cfg: cfg, gateway: gateway, log: log, metrics: metrics, following: make(chan struct{}),
-		users: make(map[string]*personalUser), items: make(map[string]*trackedItem), finals: make(map[string]models.Event), sender: newSender(),
+		users: make(map[string]*personalUser), items: make(map[string]*trackedItem), seeding: make(map[*personalConn]struct{}),
+		finals: make(map[string]*finalSeen), sender: newSender(),
 		lookups: make(chan struct{}, maxNameLookups)}
 }
 
@@ -200,9 +223,9 @@ func (p *Personal) register(userID string) (*personalConn, error) {
 		p.metrics.rejected.Inc()
 		return nil, ErrUserFull
 	}
-	pc := &personalConn{user: userID, endingSent: make(map[string]struct{})}
+	pc := &personalConn{user: userID, endingSent: make(map[string]struct{}), registered: p.applied}
 	u.conns = append(u.conns, pc)
-	p.seeding++
+	p.seeding[pc] = struct{}{}
 	return pc, nil
 }
 
@@ -212,9 +235,12 @@ func (p *Personal) seed(ctx context.Context, userID, token, clientIP string) []S
 	if p.gateway == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.SeedTimeout)
+	seedCtx, cancel := context.WithTimeout(ctx, p.cfg.SeedTimeout)
 	defer cancel()
-	items, err := p.gateway.Bidding(ctx, userID, token, clientIP)
+	items, err := p.gateway.Bidding(seedCtx, userID, token, clientIP)
+	if err != nil && ctx.Err() != nil {
+		return nil // the client left: nobody to seed
+	}
 	if err != nil {
 		p.metrics.seedFailures.Inc()
 		p.log.Warn("reading the user's items from the gateway; notices follow live events only", "user_id", userID, "err", err)
@@ -233,16 +259,22 @@ func (p *Personal) activate(pc *personalConn, c *client, items []SeedItem) {
 		c.stop(closeGoingAway, "server shutting down")
 		return
 	}
+	if pc.overflowed {
+		c.slow()
+		return
+	}
 	u := p.users[pc.user]
 	for _, s := range items {
 		if s.Status == models.StatusClosed || s.Status == models.StatusCancelled {
 			continue
 		}
-		if ev, ok := p.finals[s.ID]; ok && ev.Seq >= s.Seq {
-			// It ended after the gateway answered; the other channels
-			// were told if they knew of the user's bid.
-			if m := p.finalNotice(ev, pc.user); m != nil {
-				pc.held = append(pc.held, m)
+		if f, ok := p.finals[s.ID]; ok && f.ev.Seq >= s.Seq {
+			// It ended after the gateway answered. If the user was
+			// told after this channel registered, it holds the notice.
+			if _, told := f.told[pc.user]; !told || f.applied <= pc.registered {
+				if m := p.finalNotice(f.ev, pc.user); m != nil {
+					pc.held = append(pc.held, m)
+				}
 			}
 			continue
 		}
@@ -259,8 +291,8 @@ func (p *Personal) activate(pc *personalConn, c *client, items []SeedItem) {
 		}
 		p.addBidder(it, pc.user, u)
 	}
-	p.seeding--
-	p.pruneIfSeeded()
+	delete(p.seeding, pc)
+	p.prune()
 	ready, err := prepare(readyMessage{Type: TypeReady, UserID: pc.user, ServerTime: time.Now().UTC()}, 0, time.Time{})
 	if err != nil {
 		p.log.Error("encode ready message", "err", err)
@@ -280,9 +312,7 @@ func (p *Personal) activate(pc *personalConn, c *client, items []SeedItem) {
 func (p *Personal) unregister(pc *personalConn) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if !pc.ready {
-		p.seeding--
-	}
+	delete(p.seeding, pc)
 	u := p.users[pc.user]
 	if u == nil {
 		return
@@ -301,19 +331,27 @@ func (p *Personal) unregister(pc *personalConn) {
 			}
 		}
 	}
-	p.pruneIfSeeded()
+	p.prune()
 }
 
-// pruneIfSeeded forgets, once no channel is seeding, the items no
-// connected user bid on and the final events kept for seeds. Caller holds
-// p.mu.
-func (p *Personal) pruneIfSeeded() {
-	if p.seeding > 0 {
-		return
+// prune forgets the items no connected user bid on and the final events
+// kept for seeds, unless a channel registered before their last event is
+// still seeding: a seed is read after its channel registered, so it
+// already shows every event applied before. Caller holds p.mu.
+func (p *Personal) prune() {
+	// Events are numbered from 1; a channel registered when n were
+	// applied needs those after n.
+	needAfter := p.applied
+	for pc := range p.seeding {
+		needAfter = min(needAfter, pc.registered)
 	}
-	clear(p.finals)
+	for id, f := range p.finals {
+		if f.applied <= needAfter {
+			delete(p.finals, id)
+		}
+	}
 	for _, it := range p.items {
-		if len(it.bidders) == 0 {
+		if len(it.bidders) == 0 && it.applied <= needAfter {
 			p.untrack(it)
 		}
 	}
@@ -335,6 +373,7 @@ func (p *Personal) untrack(it *trackedItem) {
 	}
 	delete(p.items, it.id)
 	p.metrics.items.Dec()
+	it.heldOutbids = nil // their users left with the item's last bidder
 	if it.timer != nil {
 		it.timer.Stop()
 	}
@@ -375,6 +414,9 @@ func (p *Personal) name(it *trackedItem) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		it.naming = false
+		if p.items[it.id] != it {
+			return // forgotten meanwhile
+		}
 		if err != nil {
 			it.nameRetry = time.Now().Add(nameRetryAfter)
 			p.metrics.nameFailures.Inc()
@@ -391,6 +433,7 @@ func (p *Personal) name(it *trackedItem) {
 func (p *Personal) OnEvent(ev models.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.applied++
 	switch ev.Type {
 	case models.EventBid:
 		p.onBid(ev)
@@ -403,13 +446,19 @@ func (p *Personal) onBid(ev models.Event) {
 	bidder, prev := p.users[ev.UserID], p.users[ev.PreviousBidderID]
 	it := p.items[ev.ItemID]
 	if it == nil {
-		if bidder == nil && prev == nil && p.seeding == 0 {
+		if bidder == nil && prev == nil && len(p.seeding) == 0 {
 			return // nobody here cares
 		}
 		it = p.track(ev.ItemID)
 	}
+	it.applied = p.applied
 	if ev.Seq > it.seq {
-		it.seq, it.leader, it.currentBid = ev.Seq, ev.UserID, ev.Amount
+		it.seq, it.currentBid = ev.Seq, ev.Amount
+		// An answered bid never takes the lead: the leader's automatic
+		// bid in the next event keeps it.
+		if !ev.AutoAnswered {
+			it.leader = ev.UserID
+		}
 		if ev.EndsAt != nil {
 			t := *ev.EndsAt
 			it.endsAt = &t
@@ -433,7 +482,9 @@ func (p *Personal) onBid(ev models.Event) {
 	case outbid:
 		p.outbid(prev, it, ev)
 	}
-	p.schedule(it)
+	if !ev.AutoAnswered { // its current bid is not the leader's yet
+		p.schedule(it)
+	}
 }
 
 // outbid tells u that ev took the lead from them. Caller holds p.mu.
@@ -457,8 +508,10 @@ func (p *Personal) flushOutbids(it *trackedItem) {
 // onFinal tells every connected bidder of a closed item whether they won,
 // and those of a cancelled item that it was cancelled, then forgets it.
 func (p *Personal) onFinal(ev models.Event) {
-	if p.seeding > 0 {
-		p.finals[ev.ItemID] = ev
+	var seen *finalSeen
+	if len(p.seeding) > 0 {
+		seen = &finalSeen{ev: ev, applied: p.applied, told: make(map[string]struct{})}
+		p.finals[ev.ItemID] = seen
 	}
 	recipients := map[string]struct{}{}
 	it := p.items[ev.ItemID]
@@ -485,6 +538,9 @@ func (p *Personal) onFinal(ev models.Event) {
 		m := p.finalNotice(ev, uid)
 		if m == nil {
 			continue
+		}
+		if seen != nil {
+			seen.told[uid] = struct{}{}
 		}
 		for _, pc := range u.conns {
 			p.send(pc, m)
@@ -595,10 +651,9 @@ func (p *Personal) notify(u *personalUser, typ string, v any, ev models.Event) {
 // Caller holds p.mu.
 func (p *Personal) send(pc *personalConn, m *outMsg) {
 	if !pc.ready {
-		if len(pc.held) >= p.hub.cfg.SendQueueSize {
-			if pc.c != nil {
-				pc.c.slow()
-			}
+		// One place in the queue is kept for "ready".
+		if len(pc.held) >= p.hub.cfg.SendQueueSize-1 {
+			pc.overflowed = true
 			return
 		}
 		pc.held = append(pc.held, m)
