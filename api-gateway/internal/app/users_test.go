@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,8 +11,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bidding-platform/shared/config"
+	"github.com/bidding-platform/shared/schema"
+	"github.com/bidding-platform/shared/testenv"
 )
 
 // archiveBid stores a bid as the archival worker would.
@@ -207,5 +211,89 @@ func TestUserListsWithoutAuth(t *testing.T) {
 	a := do(t, "GET", g.url+"/api/v1/users/dave/items?role=bidding", "")
 	if a.Status != 200 || !strings.Contains(string(a.Body), `"leading":true`) || !strings.Contains(string(a.Body), `"id":"lot"`) {
 		t.Errorf("bidding without auth = %d %s, want lot, leading", a.Status, a.Body)
+	}
+}
+
+// redisState is every key under prefix with its serialized value.
+func redisState(t *testing.T, r *goredis.Client, prefix string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	state := map[string]string{}
+	iter := r.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		v, err := r.Dump(ctx, iter.Val()).Result()
+		if err != nil {
+			t.Fatalf("dump %s: %v", iter.Val(), err)
+		}
+		state[iter.Val()] = v
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return state
+}
+
+// A selling read that cannot reach PostgreSQL answers 503 and leaves Redis
+// as it was: the seller's index keeps even an entry a successful read
+// drops (its item gone from Redis long ago), and no item is written.
+func TestSellingWithoutPostgreSQLChangesNothing(t *testing.T) {
+	t.Parallel()
+	pg := testenv.Postgres(t)
+	url := pg.CreateDB(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = schema.Migrate(ctx, conn)
+	conn.Close(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.PostgresURL, c.AutoCreate = config.Secret(url), false; withAuth(c) })
+	g, r := e.gw, e.redis.Client()
+	seller := g.as(t, testSeller, "seller")
+	g.createItem(t, "lot_a", "1.00", "1.00")
+	g.createItem(t, "lot_b", "1.00", "1.00")
+	index := g.cfg.RedisKeyPrefix + "seller:" + testSeller + ":items"
+	gone := goredis.Z{Score: float64(time.Now().Add(-time.Hour).UnixMilli()), Member: "lot_gone"}
+	if err := r.ZAdd(ctx, index, gone).Err(); err != nil {
+		t.Fatal(err)
+	}
+	before := redisState(t, r, g.cfg.RedisKeyPrefix)
+	if n, err := r.ZCard(ctx, index).Result(); err != nil || n != 3 {
+		t.Fatalf("seller index %s holds %d entries (%v), want lot_a, lot_b and lot_gone", index, n, err)
+	}
+
+	pg.Stop()
+	selling := g.url + "/api/v1/users/" + testSeller + "/items?role=selling"
+	if a := do(t, "GET", selling, "", seller...); a.Status != 503 || !strings.Contains(a.str("message"), "PostgreSQL") {
+		t.Errorf("selling without PostgreSQL = %d %s, want 503", a.Status, a.Body)
+	}
+	after := redisState(t, r, g.cfg.RedisKeyPrefix)
+	for k, v := range before {
+		if w, ok := after[k]; !ok {
+			t.Errorf("%s deleted by a read that answered 503", k)
+		} else if w != v {
+			t.Errorf("%s changed by a read that answered 503", k)
+		}
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			t.Errorf("%s written by a read that answered 503", k)
+		}
+	}
+
+	// With PostgreSQL back the same read lists the lots and drops the
+	// entry, which is what the 503 must not have done.
+	pg.Start()
+	testenv.WaitFor(t, 10*time.Second, "selling with PostgreSQL back", func() error {
+		if a := do(t, "GET", selling, "", seller...); a.Status != 200 || !strings.Contains(string(a.Body), `"id":"lot_b"`) {
+			return fmt.Errorf("selling = %d %s", a.Status, a.Body)
+		}
+		return nil
+	})
+	if err := r.ZScore(ctx, index, "lot_gone").Err(); !errors.Is(err, goredis.Nil) {
+		t.Errorf("lot_gone still indexed after a selling read that succeeded (ZSCORE err %v)", err)
 	}
 }

@@ -313,15 +313,20 @@ func (s *Service) won(ctx context.Context, userID string, after *ItemKey, limit 
 // selling lists the items sellerID created: the live ones from the store's
 // index of the seller's items, the ones the store has let go from the
 // archive, merged by start time without repeats (an item both hold is the
-// same item with the same start, and shown as the store has it).
+// same item with the same start, and shown as the store has it). The
+// archive is read first: the live walk drops index entries on the word
+// that the archive lists their items, and restores items into the store,
+// neither of which a read that ends in 503 may do. An item the store lets
+// go between the two reads closed CLOSED_ITEM_RETENTION (at least a
+// minute) before, so the archive had it final for the first read.
 func (s *Service) selling(ctx context.Context, sellerID string, after *ItemKey, limit int) ([]listed, bool, error) {
-	live, err := s.liveSold(ctx, sellerID, after, limit+1)
-	if err != nil {
-		return nil, false, err
-	}
 	rows, err := s.cfg.Users.SoldItems(ctx, sellerID, after, limit+1)
 	if err != nil {
 		return nil, false, archiveError(err)
+	}
+	live, err := s.liveSold(ctx, sellerID, after, limit+1)
+	if err != nil {
+		return nil, false, err
 	}
 	seen := make(map[string]bool, len(live))
 	all := live
