@@ -69,9 +69,10 @@ func newApp(ctx context.Context, cfg Config, log *slog.Logger, verifier *auth.Ve
 	// NATS may connect (and call OnReconnect) before the hub exists.
 	var hubRef atomic.Pointer[websocket.Hub]
 	nc, err := nats.Connect(ctx, cfg.NATSURL, nats.Options{
-		Name:          Service,
-		Auth:          cfg.NATSAuth,
-		ReconnectWait: cfg.ReconnectWait,
+		Name:                Service,
+		Auth:                cfg.NATSAuth,
+		ReconnectWait:       cfg.ReconnectWait,
+		StreamCheckInterval: cfg.StreamCheckInterval,
 		OnReconnect: func() {
 			if h := hubRef.Load(); h != nil {
 				h.Resync()

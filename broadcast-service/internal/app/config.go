@@ -71,10 +71,14 @@ type Config struct {
 	// SeedTimeout the read of a connecting user's items
 	// (websocket.DefaultSeedTimeout). Not read from the environment; tests
 	// that hold the gateway's answers lengthen them.
-	NameTimeout     time.Duration
-	SeedTimeout     time.Duration
-	ShutdownTimeout time.Duration
-	Log             config.Log
+	NameTimeout time.Duration
+	SeedTimeout time.Duration
+	// StreamCheckInterval is how often the personal channels' consumer
+	// checks that the event stream was not created anew (5 s when zero).
+	// Not read from the environment; tests shorten it.
+	StreamCheckInterval time.Duration
+	ShutdownTimeout     time.Duration
+	Log                 config.Log
 }
 
 // DefaultConfig is what the service runs with when nothing is set: the

@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/bidding-platform/shared/auth/authtest"
 	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
+	"github.com/bidding-platform/shared/stream"
 	"github.com/bidding-platform/shared/testenv"
 )
 
@@ -687,6 +689,38 @@ func TestPersonalAuthJWKS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A stream created anew (NATS lost its storage; the gateway makes it
+// again) numbers its events from 1: the channels follow it from there,
+// not from the old stream's next number.
+func TestPersonalStreamCreatedAnew(t *testing.T) {
+	n := testenv.NATS(t)
+	js := natsJS(t, n)
+	it := newItem(t, n, "sa_item")
+	in := startServer(t, n.URL(), func(c *app.Config) { c.StreamCheckInterval = 100 * time.Millisecond })
+	alice := openChannel(t, in.addr, "alice", "")
+	for range 3 {
+		it.bid("alice", int64(10000+1000*it.seq), false, nil)
+		it.bid("bob", int64(10500+1000*it.seq), false, nil)
+		if m := readNotice(t, alice); m.Type != "outbid" {
+			t.Fatalf("before: %+v, want outbid", m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := js.DeleteStream(ctx, stream.Name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Ensure(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	again := newItem(t, n, "sa_again")
+	again.bid("alice", 10000, false, nil)
+	last := again.bid("carol", 11000, false, nil)
+	if m := readNotice(t, alice); m.Type != "outbid" || m.ItemID != "sa_again" || m.Seq != last.Seq {
+		t.Fatalf("after: %+v, want outbid on sa_again (the new stream's second event)", m)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	gonats "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/bidding-platform/shared/config"
 	"github.com/bidding-platform/shared/models"
 	"github.com/bidding-platform/shared/natsconn"
 	"github.com/bidding-platform/shared/stream"
@@ -34,6 +35,10 @@ type Options struct {
 	// OnReconnect runs after every (re)connection, once subscriptions are
 	// restored, so callers can catch up on what was published meanwhile.
 	OnReconnect func()
+	// StreamCheckInterval is how often Follow checks that the stream was
+	// not created anew (default 5 s): a new stream's events wait at most
+	// that long.
+	StreamCheckInterval time.Duration
 }
 
 // Client is the service's one NATS connection.
@@ -46,7 +51,8 @@ type Client struct {
 	// invalid remembers stored messages already reported as invalid, so
 	// that history reads meeting one again (a hole retried until
 	// GAP_TIMEOUT, every resuming viewer) do not log it again.
-	invalid map[storedMsg]struct{}
+	invalid     map[storedMsg]struct{}
+	streamCheck time.Duration
 }
 
 type storedMsg struct {
@@ -62,7 +68,7 @@ const maxInvalid = 1024
 // retrying in the background, so the service can start before NATS does;
 // Ready reports when it is usable.
 func Connect(ctx context.Context, url string, opts Options, log *slog.Logger) (*Client, error) {
-	c := &Client{log: log, invalid: make(map[storedMsg]struct{})}
+	c := &Client{log: log, invalid: make(map[storedMsg]struct{}), streamCheck: config.Positive(opts.StreamCheckInterval, 5*time.Second)}
 	nc, err := natsconn.Connect(ctx, natsconn.Config{
 		URL:           url,
 		Name:          opts.Name,
@@ -421,21 +427,30 @@ func (c *Client) PublishViewers(itemID string, data []byte) error {
 // Follow delivers every item's events stored from now on to fn, in stream
 // order, until ctx ends; started runs once the consumer reads. It is one
 // ordered consumer on the whole stream, from the event after the newest
-// stored when it starts: the consumer is
-// ephemeral and in memory, and when a message goes missing or NATS
-// reconnects the library recreates it from the last stream sequence seen,
-// so a NATS blip delays events but loses none. Until the stream exists (the
+// stored when it starts: the consumer is ephemeral and in memory, and when
+// a message goes missing or NATS reconnects the library recreates it from
+// the last stream sequence seen, so a NATS blip delays events but loses
+// none. A stream created anew (NATS lost its storage and the gateway made
+// it again) numbers its events from 1, below that sequence, so Follow
+// checks every Options.StreamCheckInterval that the stream is the one it follows,
+// and follows a new one from its first event. Until the stream exists (the
 // gateway creates it) Follow retries. Invalid messages are logged and
 // passed over.
 func (c *Client) Follow(ctx context.Context, fn func(models.Event), started func()) error {
 	retry := 500 * time.Millisecond
+	fromFirst := false
 	for {
-		cc, err := c.follow(ctx, fn)
+		cc, created, err := c.follow(ctx, fn, fromFirst)
 		if err == nil {
 			started()
-			<-ctx.Done()
+			recreated := c.waitRecreated(ctx, created)
 			cc.Stop()
-			return nil
+			if !recreated {
+				return nil
+			}
+			c.log.Warn("the event stream was created anew; following it from its first event", "stream", stream.Name)
+			fromFirst, retry = true, 500*time.Millisecond
+			continue
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -452,23 +467,54 @@ func (c *Client) Follow(ctx context.Context, fn func(models.Event), started func
 	}
 }
 
-func (c *Client) follow(ctx context.Context, fn func(models.Event)) (jetstream.ConsumeContext, error) {
+// waitRecreated waits until ctx ends (false) or the stream is found created
+// at another time than created (true). A check that fails (NATS away, the
+// stream not made again yet) is tried at the next tick.
+func (c *Client) waitRecreated(ctx context.Context, created time.Time) bool {
+	t := time.NewTicker(c.streamCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		s, err := c.bids(ctx)
+		if err != nil {
+			continue
+		}
+		infoCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		info, err := s.Info(infoCtx)
+		cancel()
+		if err == nil && !info.Created.Equal(created) {
+			return true
+		}
+	}
+}
+
+// follow starts the consumer, from the stream's first event with
+// fromFirst, and returns when the stream was created.
+func (c *Client) follow(ctx context.Context, fn func(models.Event), fromFirst bool) (jetstream.ConsumeContext, time.Time, error) {
 	s, err := c.bids(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
-	// From the sequence after the newest event now, not "deliver new": the
-	// library recreates the consumer after a reconnect with the policy it
-	// was given until it has delivered a message, and "new" would then
-	// skip what was published meanwhile.
+	// From a sequence, not "deliver new": the library recreates the
+	// consumer after a reconnect with the policy it was given until it has
+	// delivered a message, and "new" would then skip what was published
+	// meanwhile.
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", stream.Name, err)
+		return nil, time.Time{}, fmt.Errorf("stream %s: %w", stream.Name, err)
+	}
+	start := info.State.LastSeq + 1
+	if fromFirst {
+		start = max(info.State.FirstSeq, 1)
 	}
 	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: info.State.LastSeq + 1})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start})
 	if err != nil {
-		return nil, fmt.Errorf("ordered consumer on %s: %w", stream.Name, err)
+		return nil, time.Time{}, fmt.Errorf("ordered consumer on %s: %w", stream.Name, err)
 	}
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		ev, err := stream.Decode(m.Subject(), m.Data())
@@ -481,7 +527,7 @@ func (c *Client) follow(ctx context.Context, fn func(models.Event)) (jetstream.C
 		c.log.Warn("following every item's events", "err", err)
 	}))
 	if err != nil {
-		return nil, fmt.Errorf("consume %s: %w", stream.Name, err)
+		return nil, time.Time{}, fmt.Errorf("consume %s: %w", stream.Name, err)
 	}
-	return cc, nil
+	return cc, info.Created, nil
 }
