@@ -214,21 +214,16 @@ func TestUserListsWithoutAuth(t *testing.T) {
 	}
 }
 
-// redisState is every key under prefix with its serialized value.
-func redisState(t *testing.T, r *goredis.Client, prefix string) map[string]string {
+// redisState is each of keys serialized, "" for a key that does not exist.
+func redisState(t *testing.T, r *goredis.Client, keys ...string) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	state := map[string]string{}
-	iter := r.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		v, err := r.Dump(ctx, iter.Val()).Result()
-		if err != nil {
-			t.Fatalf("dump %s: %v", iter.Val(), err)
+	state := make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, err := r.Dump(context.Background(), k).Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			t.Fatalf("dump %s: %v", k, err)
 		}
-		state[iter.Val()] = v
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatal(err)
+		state[k] = v
 	}
 	return state
 }
@@ -260,7 +255,13 @@ func TestSellingWithoutPostgreSQLChangesNothing(t *testing.T) {
 	if err := r.ZAdd(ctx, index, gone).Err(); err != nil {
 		t.Fatal(err)
 	}
-	before := redisState(t, r, g.cfg.RedisKeyPrefix)
+	// The outbox keys are left out: the relay deletes them once JetStream
+	// has the events, whatever the read does.
+	keys := []string{index}
+	for _, id := range []string{"lot_a", "lot_b", "lot_gone"} {
+		keys = append(keys, g.cfg.RedisKeyPrefix+"item:{"+id+"}")
+	}
+	before := redisState(t, r, keys...)
 	if n, err := r.ZCard(ctx, index).Result(); err != nil || n != 3 {
 		t.Fatalf("seller index %s holds %d entries (%v), want lot_a, lot_b and lot_gone", index, n, err)
 	}
@@ -270,17 +271,10 @@ func TestSellingWithoutPostgreSQLChangesNothing(t *testing.T) {
 	if a := do(t, "GET", selling, "", seller...); a.Status != 503 || !strings.Contains(a.str("message"), "PostgreSQL") {
 		t.Errorf("selling without PostgreSQL = %d %s, want 503", a.Status, a.Body)
 	}
-	after := redisState(t, r, g.cfg.RedisKeyPrefix)
-	for k, v := range before {
-		if w, ok := after[k]; !ok {
-			t.Errorf("%s deleted by a read that answered 503", k)
-		} else if w != v {
-			t.Errorf("%s changed by a read that answered 503", k)
-		}
-	}
-	for k := range after {
-		if _, ok := before[k]; !ok {
-			t.Errorf("%s written by a read that answered 503", k)
+	after := redisState(t, r, keys...)
+	for _, k := range keys {
+		if before[k] != after[k] {
+			t.Errorf("%s changed by a read that answered 503 (existed before: %v, after: %v)", k, before[k] != "", after[k] != "")
 		}
 	}
 
@@ -296,4 +290,83 @@ func TestSellingWithoutPostgreSQLChangesNothing(t *testing.T) {
 	if err := r.ZScore(ctx, index, "lot_gone").Err(); !errors.Is(err, goredis.Nil) {
 		t.Errorf("lot_gone still indexed after a selling read that succeeded (ZSCORE err %v)", err)
 	}
+}
+
+// Items Redis has let go are read from the archive in one query, not
+// restored from the event log one by one: a user's lists write nothing
+// into Redis for them, and answer with NATS down. An item neither Redis nor
+// the archive holds as final, which only the log could answer for, is left
+// out of the item lists and its bids are shown without the item.
+func TestUserListsReadLetGoItemsFromTheArchive(t *testing.T) {
+	t.Parallel()
+	url, conn := archiveDB(t)
+	ctx := context.Background()
+	e := newEnv(t, func(c *Config) {
+		c.PostgresURL, c.AutoCreate = config.Secret(url), false
+		withAuth(c)
+		// The closer's first tick sweeps every item the log records back
+		// into Redis, which would race the deletion below.
+		c.CloseEvery = time.Hour
+	})
+	g, r := e.gw, e.redis.Client()
+	alice := g.as(t, "alice")
+	g.createItem(t, "lot_live", "1.00", "1.00")
+	g.createItem(t, "lot_gone", "1.00", "1.00")
+	for _, id := range []string{"lot_live", "lot_gone"} {
+		if a := g.bid(t, id, "alice", "2.00"); a.Status != 200 {
+			t.Fatalf("bid on %s = %d %s", id, a.Status, a.Body)
+		}
+	}
+	if a := do(t, "POST", g.url+"/api/v1/items/lot_gone/cancel", "", g.as(t, "root", "admin")...); a.Status != 200 {
+		t.Fatalf("cancel lot_gone = %d %s", a.Status, a.Body)
+	}
+	// The log holds lot_gone whole, so checking it would restore it.
+	waitEvents(t, e.nats.JetStream(), "lot_gone", 2)
+
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	archiveBid(t, conn, "e1", "lot_gone", "alice", 200, 1, t0)
+	archiveBid(t, conn, "e2", "lot_live", "alice", 200, 1, t0.Add(time.Second))
+	archiveBid(t, conn, "e3", "lot_lost", "alice", 300, 1, t0.Add(2*time.Second))
+	_, err := conn.Exec(ctx, `INSERT INTO items (item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at,
+			closed_at, name, starting_cents, min_increment_cents, reserve_cents, starts_at, seller_id)
+		VALUES ('lot_gone', 2, 'cancelled', 200, 'alice', 1, $1, $2, 'Lot lot_gone', 100, 100, 0, $3, $4)`,
+		t0.Add(24*time.Hour), t0.Add(time.Minute), t0.Add(-time.Minute), testSeller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Redis lets it go, as CLOSED_ITEM_RETENTION after its end would.
+	gone := g.cfg.RedisKeyPrefix + "item:{lot_gone}"
+	if err := r.Del(ctx, gone).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	check := func(when string) {
+		t.Helper()
+		a := do(t, "GET", g.url+"/api/v1/users/alice/bids", "", alice...)
+		if a.Status != 200 {
+			t.Fatalf("bids %s = %d %s, want 200", when, a.Status, a.Body)
+		}
+		var got []string
+		for _, b := range a.JSON["bids"].([]any) {
+			m := b.(map[string]any)
+			got = append(got, fmt.Sprintf("%s %s %q %q leading=%v", m["event_id"], m["item_id"], m["item_name"], m["item_status"], m["leading"]))
+		}
+		want := []string{
+			`e3 lot_lost "" "" leading=false`,
+			`e2 lot_live "Lot lot_live" "active" leading=true`,
+			`e1 lot_gone "Lot lot_gone" "cancelled" leading=false`,
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("bids %s:\n got %q\nwant %q", when, got, want)
+		}
+		if got := list(t, g.url+"/api/v1/users/alice/items?role=bidding&limit=1", "items", "id", alice...); !slices.Equal(got, []string{"lot_live"}) {
+			t.Errorf("bidding %s = %q, want lot_live alone", when, got)
+		}
+		if n, err := r.Exists(ctx, gone).Result(); err != nil || n != 0 {
+			t.Errorf("%s: %s exists (%d, %v): a list restored the item the archive holds", when, gone, n, err)
+		}
+	}
+	check("with NATS up")
+	e.nats.Kill()
+	check("with NATS down")
 }
