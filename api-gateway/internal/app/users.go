@@ -40,3 +40,11 @@ func (h *lazyHistory) SoldItems(ctx context.Context, sellerID string, after *ser
 	}
 	return db.SoldItems(ctx, sellerID, after, n)
 }
+
+func (h *lazyHistory) ArchivedItems(ctx context.Context, ids []string) (map[string]models.Item, error) {
+	db, err := h.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return db.ArchivedItems(ctx, ids)
+}

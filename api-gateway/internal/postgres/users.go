@@ -182,6 +182,34 @@ func (s *Store) SoldItems(ctx context.Context, sellerID string, after *service.I
 	return out, nil
 }
 
+// ArchivedItems reads the final, complete items among ids by primary key in
+// one query.
+func (s *Store) ArchivedItems(ctx context.Context, ids []string) (map[string]models.Item, error) {
+	out := make(map[string]models.Item, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	rows, err := s.pool.Query(ctx, `SELECT `+archivedColumns+` FROM items
+		WHERE item_id = ANY($1) AND status IN ('closed', 'cancelled') AND `+archivedWhole, ids)
+	if err == nil {
+		var finals []service.FinalItem
+		finals, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (service.FinalItem, error) { return scanArchived(r) })
+		for _, f := range finals {
+			out[f.Item.ID] = f.Item
+		}
+	}
+	switch {
+	case isUndefinedTable(err), isUndefinedColumn(err):
+		// An archive not created or migrated yet holds nothing.
+		return map[string]models.Item{}, nil
+	case err != nil:
+		return nil, fmt.Errorf("read %d archived items: %w", len(ids), err)
+	}
+	return out, nil
+}
+
 // emptyOr is no rows for an archive the worker has not created (or not
 // migrated) yet, which has archived nothing, and err otherwise.
 func emptyOr[T any](err error) ([]T, error) {

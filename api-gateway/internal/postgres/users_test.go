@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bidding-platform/api-gateway/internal/service"
+	"github.com/bidding-platform/shared/models"
 )
 
 // A seller's archived items of one start time come in byte order of their
@@ -103,5 +104,44 @@ func TestSoldItemsOrderIDsByteWise(t *testing.T) {
 	p := strings.Join(plan, "\n")
 	if !strings.Contains(p, "items_seller_starts_bytewise") || strings.Contains(p, "Sort") {
 		t.Errorf("the selling query does not walk items_seller_starts_bytewise in order:\n%s", p)
+	}
+}
+
+// ArchivedItems answers for many ids at once with the final, complete ones.
+func TestArchivedItems(t *testing.T) {
+	t.Parallel()
+	s, conn := setup(t)
+	ctx := context.Background()
+	starts, ends := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	_, err := conn.Exec(ctx, `INSERT INTO items
+		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
+		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
+		VALUES ('sold', 4, 'closed', 2500, 'user_2', 3, $1, 'user_2', $1, 'Brass Telescope', 1000, 250, 2000, $2),
+		       ('withdrawn', 1, 'cancelled', 0, '', 0, $1, NULL, $2, 'Oak Desk', 1000, 250, 0, $2),
+		       ('open', 2, 'active', 1500, 'user_1', 1, $1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		       ('old', 3, 'closed', 900, 'user_1', 2, $1, 'user_1', $1, NULL, NULL, NULL, NULL, NULL)`, ends, starts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ArchivedItems(ctx, []string{"sold", "withdrawn", "open", "old", "unknown"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, 0, len(got))
+	for id, it := range got {
+		if it.ID != id {
+			t.Errorf("ArchivedItems[%s] holds item %s", id, it.ID)
+		}
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	if want := []string{"sold", "withdrawn"}; !slices.Equal(ids, want) {
+		t.Errorf("ArchivedItems = %q, want %q", ids, want)
+	}
+	if it := got["withdrawn"]; it.Status != models.StatusCancelled || it.Name != "Oak Desk" || it.StartsAt != starts {
+		t.Errorf("ArchivedItems[withdrawn] = %+v, want the cancelled Oak Desk", it)
+	}
+	if got, err := s.ArchivedItems(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("ArchivedItems(nil) = %v, %v; want none", got, err)
 	}
 }
