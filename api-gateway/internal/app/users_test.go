@@ -370,3 +370,38 @@ func TestUserListsReadLetGoItemsFromTheArchive(t *testing.T) {
 	e.nats.Kill()
 	check("with NATS down")
 }
+
+// A bidding page looks at no more than 10 archive rows per item asked for:
+// behind a run of items the archive still holds as active but Redis has
+// ended, it comes back short with a cursor, and the walk goes on from
+// there without skipping or repeating anything.
+func TestBiddingPageScansBoundedRows(t *testing.T) {
+	t.Parallel()
+	url, conn := archiveDB(t)
+	g := newEnv(t, func(c *Config) { c.PostgresURL, c.AutoCreate = config.Secret(url), false; withAuth(c) }).gw
+	alice, admin := g.as(t, "alice"), g.as(t, "root", "admin")
+	t0 := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	g.createItem(t, "lot_open", "1.00", "1.00")
+	archiveBid(t, conn, "e_open", "lot_open", "alice", 200, 1, t0)
+	const ended = 15
+	for i := range ended {
+		id := fmt.Sprintf("lot_%02d", i)
+		g.createItem(t, id, "1.00", "1.00")
+		if a := do(t, "POST", g.url+"/api/v1/items/"+id+"/cancel", "", admin...); a.Status != 200 {
+			t.Fatalf("cancel %s = %d %s", id, a.Status, a.Body)
+		}
+		// Newer than the open lot's bid, so the walk meets them first.
+		archiveBid(t, conn, "e_"+id, id, "alice", 200, 1, t0.Add(time.Duration(i+1)*time.Second))
+	}
+
+	first := do(t, "GET", g.url+"/api/v1/users/alice/items?role=bidding&limit=1", "", alice...)
+	if items, _ := first.JSON["items"].([]any); first.Status != 200 || len(items) != 0 || first.str("next_cursor") == "" {
+		t.Errorf("first page = %d %s, want no items and a cursor: its 10 rows are all ended", first.Status, first.Body)
+	}
+	if got := list(t, g.url+"/api/v1/users/alice/items?role=bidding&limit=1", "items", "id", alice...); !slices.Equal(got, []string{"lot_open"}) {
+		t.Errorf("bidding walked by one = %q, want lot_open", got)
+	}
+	if got := list(t, g.url+"/api/v1/users/alice/items?role=bidding&limit=20", "items", "id", alice...); !slices.Equal(got, []string{"lot_open"}) {
+		t.Errorf("bidding by 20 = %q, want lot_open", got)
+	}
+}

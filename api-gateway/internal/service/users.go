@@ -22,6 +22,11 @@ import (
 const (
 	DefaultUserLimit = 20
 	MaxUserLimit     = 100
+	// biddingScanFactor bounds how many archive rows one page of the
+	// bidding list looks at, per item asked for: a user whose archive
+	// holds many items as active that Redis has closed gets a short page
+	// with a cursor instead of a request that reads until it times out.
+	biddingScanFactor = 10
 )
 
 // Role picks one of a user's item lists.
@@ -210,15 +215,15 @@ func (s *Service) UserItems(ctx context.Context, userID string, role Role, limit
 	}
 	var (
 		rows []listed
-		more bool
+		next *ItemKey
 	)
 	switch role {
 	case RoleBidding:
-		rows, more, err = s.bidding(ctx, userID, after, limit)
+		rows, next, err = s.bidding(ctx, userID, after, limit)
 	case RoleWon:
-		rows, more, err = s.won(ctx, userID, after, limit)
+		rows, next, err = s.won(ctx, userID, after, limit)
 	case RoleSelling:
-		rows, more, err = s.selling(ctx, userID, after, limit)
+		rows, next, err = s.selling(ctx, userID, after, limit)
 	}
 	if err != nil {
 		return UserItemPage{}, err
@@ -232,8 +237,8 @@ func (s *Service) UserItems(ctx context.Context, userID string, role Role, limit
 		}
 		page.Items = append(page.Items, ui)
 	}
-	if more && len(rows) > 0 {
-		page.NextCursor = encodeUserCursor(string(role), userID, rows[len(rows)-1].key)
+	if next != nil {
+		page.NextCursor = encodeUserCursor(string(role), userID, *next)
 	}
 	return page, nil
 }
@@ -248,14 +253,19 @@ type listed struct {
 // bidding lists the open items userID bid on. The archive names them by the
 // user's latest bid; the store says whether they are still open, since an
 // item that closed moments ago may not be archived as closed yet. Such
-// items are skipped and the archive asked for more, so a page is short
-// only at the end of the list.
-func (s *Service) bidding(ctx context.Context, userID string, after *ItemKey, limit int) ([]listed, bool, error) {
+// items are skipped and the archive asked for more, up to
+// biddingScanFactor rows per item asked for; the cursor is then where the
+// walk stopped, so a short page continues where it left off.
+func (s *Service) bidding(ctx context.Context, userID string, after *ItemKey, limit int) ([]listed, *ItemKey, error) {
 	var out []listed
-	for {
-		rows, err := s.cfg.Users.BiddingItems(ctx, userID, after, limit+1)
+	for budget := biddingScanFactor * limit; ; {
+		// One row more than the page holds says whether another page
+		// exists.
+		n := min(limit+1, budget)
+		budget -= n
+		rows, err := s.cfg.Users.BiddingItems(ctx, userID, after, n)
 		if err != nil {
-			return nil, false, archiveError(err)
+			return nil, nil, archiveError(err)
 		}
 		ids := make([]string, len(rows))
 		for i, r := range rows {
@@ -263,7 +273,7 @@ func (s *Service) bidding(ctx context.Context, userID string, after *ItemKey, li
 		}
 		items, err := s.currentItems(ctx, ids)
 		if err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
 		for _, r := range rows {
 			it, ok := items[r.Item.ID]
@@ -271,22 +281,25 @@ func (s *Service) bidding(ctx context.Context, userID string, after *ItemKey, li
 				continue
 			}
 			if len(out) == limit {
-				return out, true, nil
+				return out, &out[limit-1].key, nil
 			}
 			out = append(out, listed{key: r.Key, item: it, yourBid: r.YourBid})
 		}
-		if len(rows) <= limit {
-			return out, false, nil
+		switch {
+		case len(rows) < n:
+			return out, nil, nil
+		case budget == 0:
+			return out, &rows[len(rows)-1].Key, nil
 		}
 		after = &rows[len(rows)-1].Key
 	}
 }
 
 // won lists the items the archive holds as won by userID.
-func (s *Service) won(ctx context.Context, userID string, after *ItemKey, limit int) ([]listed, bool, error) {
+func (s *Service) won(ctx context.Context, userID string, after *ItemKey, limit int) ([]listed, *ItemKey, error) {
 	rows, err := s.cfg.Users.WonItems(ctx, userID, after, limit+1)
 	if err != nil {
-		return nil, false, archiveError(err)
+		return nil, nil, archiveError(err)
 	}
 	more := len(rows) > limit
 	rows = rows[:min(len(rows), limit)]
@@ -300,7 +313,7 @@ func (s *Service) won(ctx context.Context, userID string, after *ItemKey, limit 
 	}
 	items, err := s.currentItems(ctx, partial)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	out := make([]listed, 0, len(rows))
 	for _, r := range rows {
@@ -310,7 +323,10 @@ func (s *Service) won(ctx context.Context, userID string, after *ItemKey, limit 
 		}
 		out = append(out, listed{key: r.Key, item: it, yourBid: r.YourBid})
 	}
-	return out, more, nil
+	if !more {
+		return out, nil, nil
+	}
+	return out, &out[len(out)-1].key, nil
 }
 
 // selling lists the items sellerID created: the live ones from the store's
@@ -322,14 +338,14 @@ func (s *Service) won(ctx context.Context, userID string, after *ItemKey, limit 
 // neither of which a read that ends in 503 may do. An item the store lets
 // go between the two reads closed CLOSED_ITEM_RETENTION (at least a
 // minute) before, so the archive had it final for the first read.
-func (s *Service) selling(ctx context.Context, sellerID string, after *ItemKey, limit int) ([]listed, bool, error) {
+func (s *Service) selling(ctx context.Context, sellerID string, after *ItemKey, limit int) ([]listed, *ItemKey, error) {
 	rows, err := s.cfg.Users.SoldItems(ctx, sellerID, after, limit+1)
 	if err != nil {
-		return nil, false, archiveError(err)
+		return nil, nil, archiveError(err)
 	}
 	live, err := s.liveSold(ctx, sellerID, after, limit+1)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	seen := make(map[string]bool, len(live))
 	all := live
@@ -345,9 +361,9 @@ func (s *Service) selling(ctx context.Context, sellerID string, after *ItemKey, 
 	// limit+1 of the merge are the union's.
 	sortKeys(all)
 	if len(all) > limit {
-		return all[:limit], true, nil
+		return all[:limit], &all[limit-1].key, nil
 	}
-	return all, false, nil
+	return all, nil, nil
 }
 
 // liveSold returns up to n items of the seller's index after the position,
