@@ -231,6 +231,25 @@ func TestHistoryBeforeTheArchiveExistsIsEmpty(t *testing.T) {
 	}
 }
 
+// archivedFixture stores items as the archival worker does: one closed with
+// its description, one cancelled with it, one still open and one closed by
+// a gateway that sent no description. It returns their start and end.
+func archivedFixture(t *testing.T, conn *pgx.Conn) (starts, ends time.Time) {
+	t.Helper()
+	starts, ends = time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
+	_, err := conn.Exec(context.Background(), `INSERT INTO items
+		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
+		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
+		VALUES ('sold', 4, 'closed', 2500, 'user_2', 3, $1, 'user_2', $1, 'Brass Telescope', 1000, 250, 2000, $2),
+		       ('withdrawn', 1, 'cancelled', 0, '', 0, $1, NULL, $2, 'Oak Desk', 1000, 250, 0, $2),
+		       ('open', 2, 'active', 1500, 'user_1', 1, $1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+		       ('old', 3, 'closed', 900, 'user_1', 2, $1, 'user_1', $1, NULL, NULL, NULL, NULL, NULL)`, ends, starts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return starts, ends
+}
+
 // TestArchivedItem reads closed items as the archival worker stores them:
 // one with its description is found whole; one still open, one closed by
 // a gateway that sent no description, and an unknown id are not.
@@ -238,16 +257,7 @@ func TestArchivedItem(t *testing.T) {
 	t.Parallel()
 	s, conn := setup(t)
 	ctx := context.Background()
-	starts, ends := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
-	_, err := conn.Exec(ctx, `INSERT INTO items
-		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
-		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
-		VALUES ('sold', 4, 'closed', 2500, 'user_2', 3, $1, 'user_2', $1, 'Brass Telescope', 1000, 250, 2000, $2),
-		       ('open', 2, 'active', 1500, 'user_1', 1, $1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-		       ('old', 3, 'closed', 900, 'user_1', 2, $1, 'user_1', $1, NULL, NULL, NULL, NULL, NULL)`, ends, starts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	starts, ends := archivedFixture(t, conn)
 	it, found, err := s.ArchivedItem(ctx, "sold")
 	want := models.Item{ID: "sold", Name: "Brass Telescope", Status: models.StatusClosed, StartingPrice: 1000, MinIncrement: 250,
 		ReservePrice: 2000, StartsAt: starts, EndsAt: ends, CurrentBid: 2500, HighestBidderID: "user_2", BidCount: 3, Seq: 4}

@@ -112,17 +112,7 @@ func TestArchivedItems(t *testing.T) {
 	t.Parallel()
 	s, conn := setup(t)
 	ctx := context.Background()
-	starts, ends := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC), time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
-	_, err := conn.Exec(ctx, `INSERT INTO items
-		(item_id, seq, status, current_cents, highest_bidder_id, bid_count, ends_at, winner_id, closed_at,
-		 name, starting_cents, min_increment_cents, reserve_cents, starts_at)
-		VALUES ('sold', 4, 'closed', 2500, 'user_2', 3, $1, 'user_2', $1, 'Brass Telescope', 1000, 250, 2000, $2),
-		       ('withdrawn', 1, 'cancelled', 0, '', 0, $1, NULL, $2, 'Oak Desk', 1000, 250, 0, $2),
-		       ('open', 2, 'active', 1500, 'user_1', 1, $1, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-		       ('old', 3, 'closed', 900, 'user_1', 2, $1, 'user_1', $1, NULL, NULL, NULL, NULL, NULL)`, ends, starts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	starts, _ := archivedFixture(t, conn)
 	got, err := s.ArchivedItems(ctx, []string{"sold", "withdrawn", "open", "old", "unknown"})
 	if err != nil {
 		t.Fatal(err)
