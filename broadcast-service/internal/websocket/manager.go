@@ -172,6 +172,9 @@ type feed struct {
 	publishedAt time.Time
 	shown       int
 	announce    bool
+	// quiet reads the item's newest stored event once the feed has been
+	// quiet for quietAfter (see there).
+	quiet *time.Timer
 }
 
 // NewHub returns a hub reading events from src.
@@ -286,8 +289,6 @@ func (h *Hub) acquire(ctx context.Context, itemID string) (*feed, error) {
 				delete(s.feeds, itemID) // the next viewer tries afresh
 			}
 			s.mu.Unlock()
-		} else {
-			go h.recheck(f)
 		}
 	}
 	select {
@@ -337,29 +338,29 @@ func (h *Hub) init(ctx context.Context, f *feed) error {
 		h.apply(f, p)
 	}
 	h.flush(f)
+	f.quiet = time.AfterFunc(quietAfter, func() { h.quietCheck(f) })
 	f.pending, f.initializing = nil, false
 	h.metrics.subscriptions.Inc()
 	return nil
 }
 
-// recheckAfter is how long after a feed's start its snapshot is read again.
-// On a NATS cluster the new subscription's interest reaches the other
-// servers a moment after it is taken, and a stored event becomes readable a
-// moment after its publish was routed: an event published in that moment
-// reaches neither the subscription nor the snapshot. Within the item's
-// stream it is a hole the next event reveals, but the item's last event
-// has no next one, and its viewers would wait for it for ever.
-const recheckAfter = time.Second
+// quietAfter is how long after a feed's start, and after each of its live
+// events, the item's newest stored event is read once more. A live event can
+// be lost: on a NATS cluster a new subscription's interest reaches the
+// other servers a moment after it is taken, and routes between servers
+// drop what they carry when a server goes away. Within the item's stream
+// a lost event is a hole the next event reveals, but the item's last event
+// has no next one, and its viewers would wait for it for ever. A busy item
+// never goes quiet that long, so this costs one read per lull.
+const quietAfter = time.Second
 
-// recheck catches f up with the stream once, recheckAfter after it started,
-// unless the feed has ended or the service is shutting down by then.
-func (h *Hub) recheck(f *feed) {
-	t := time.NewTimer(recheckAfter)
-	defer t.Stop()
+// quietCheck catches f up with the stream, unless the feed has ended or the
+// service is shutting down; a read that fails is tried again (catchUp).
+func (h *Hub) quietCheck(f *feed) {
 	select {
 	case <-h.closing:
 		return
-	case <-t.C:
+	case <-f.ready: // the timer starts at the end of init, just before
 	}
 	s := h.shard(f.id)
 	s.mu.Lock()
@@ -379,6 +380,13 @@ func (h *Hub) release(f *feed) {
 		delete(s.feeds, f.id)
 	}
 	s.mu.Unlock()
+	if last {
+		f.mu.Lock()
+		if f.quiet != nil {
+			f.quiet.Stop()
+		}
+		f.mu.Unlock()
+	}
 	if last && f.err == nil && f.unsub != nil {
 		if err := f.unsub(); err != nil {
 			h.log.Debug("unsubscribe", "item_id", f.id, "err", err)
@@ -417,6 +425,7 @@ func (h *Hub) onMessage(f *feed, data []byte, more bool) {
 	}
 	if ok {
 		h.apply(f, ev)
+		f.quiet.Reset(quietAfter)
 	}
 	if !more || len(f.out) >= maxEventBatch {
 		h.flush(f)
@@ -535,7 +544,10 @@ func (h *Hub) catchUp(ctx context.Context, f *feed) {
 	defer cancel()
 	ev, ok, err := h.src.Last(ctx, f.id)
 	if err != nil {
-		h.log.Warn("catch up", "item_id", f.id, "err", err)
+		h.log.Warn("catch up; trying again", "item_id", f.id, "err", err)
+		f.mu.Lock()
+		f.quiet.Reset(quietAfter)
+		f.mu.Unlock()
 		return
 	}
 	if !ok {
