@@ -56,10 +56,15 @@ func (r *run) faults() []fault {
 	gatewaysReady := func() error { return waitReadyOnce(st.gateways...) }
 	natsHealed := func() error {
 		// Every node healthy and agreeing on a leader, the stream led
-		// again, and every service connected.
+		// again, every service connected, and the events accepted
+		// meanwhile published: until then NATS has not recovered, and
+		// the next fault would be a second one at once.
 		st.nats.WaitReady()
 		st.nats.StreamLeader(stream.Name)
-		return waitReadyOnce(append(append([]*service{st.archiver}, st.broadcasts...), st.gateways...)...)
+		if err := waitReadyOnce(append(append([]*service{st.archiver}, st.broadcasts...), st.gateways...)...); err != nil {
+			return err
+		}
+		return r.outboxesEmpty()
 	}
 	killNode := func(pick func() *testenv.NATSNode) func(ctx context.Context) error {
 		return func(ctx context.Context) error {
