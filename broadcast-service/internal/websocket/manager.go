@@ -425,7 +425,9 @@ func (h *Hub) onMessage(f *feed, data []byte, more bool) {
 	}
 	if ok {
 		h.apply(f, ev)
-		f.quiet.Reset(quietAfter)
+	}
+	if !more {
+		f.quiet.Reset(quietAfter) // the lull starts after the last event waiting
 	}
 	if !more || len(f.out) >= maxEventBatch {
 		h.flush(f)
